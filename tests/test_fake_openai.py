@@ -141,3 +141,28 @@ async def test_unconsumed_step_fails_on_exit() -> None:
     with pytest.raises(AssertionError, match="unconsumed step: Reply"):
         async with ScriptedLLM() as llm:
             llm.reply("never requested")
+
+
+async def test_failing_responder_fails_assert_done() -> None:
+    """A responder that raises gets the client a 500 and fails `assert_done`."""
+
+    def broken(body: dict[str, Any]) -> Reply:
+        raise KeyError("no such field")
+
+    llm = ScriptedLLM()
+    await llm.start()
+    try:
+        llm.respond(broken)
+        async with openai.AsyncOpenAI(base_url=llm.base_url, api_key="test", max_retries=0) as sdk:
+            with pytest.raises(openai.InternalServerError, match="responder failed"):
+                await sdk.chat.completions.create(model=MODEL, messages=HELLO)
+    finally:
+        await llm.stop()
+    with pytest.raises(AssertionError, match="no such field"):
+        llm.assert_done()
+
+
+async def test_wait_for_requests_times_out_as_failure(llm: ScriptedLLM) -> None:
+    """Waiting for a request that never comes fails with the count seen so far."""
+    with pytest.raises(AssertionError, match=r"expected 1 requests within 0\.05s, got 0"):
+        await llm.wait_for_requests(1, timeout=0.05)

@@ -163,8 +163,12 @@ class ScriptedLLM:
     # A bounded wait is the point of this helper, so the timeout is part of its signature.
     async def wait_for_requests(self, n: int, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Wait until at least `n` requests have been received."""
-        async with asyncio.timeout(timeout), self._received:
-            await self._received.wait_for(lambda: len(self.requests) >= n)
+        try:
+            async with asyncio.timeout(timeout), self._received:
+                await self._received.wait_for(lambda: len(self.requests) >= n)
+        except TimeoutError:
+            got = len(self.requests)
+            raise AssertionError(f"expected {n} requests within {timeout}s, got {got}") from None
 
     def assert_done(self) -> None:
         """Raise AssertionError on unexpected requests, failures or unconsumed steps."""
@@ -216,7 +220,7 @@ class ScriptedLLM:
     async def _serve(self, step: Step, body: dict[str, Any]) -> web.Response:
         match step:
             case Reply(text=text, usage=usage):
-                message = {"role": "assistant", "content": text, "refusal": None}
+                message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
                 return web.json_response(_completion(body, message, "stop", usage))
             case ToolCalls():
                 message = {"role": "assistant", "content": None, "tool_calls": self._calls(step)}
