@@ -24,6 +24,8 @@ from bot.errors import ActionNotFoundError, ArgumentError
 ACTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 PARAMETER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
+"""What an HTTP header value may hold: no line breaks or other control characters."""
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 ENV_REFERENCE = re.compile(r"\$\{([^}]*)\}")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -21,6 +21,7 @@ from bot.actions import (
     ENV_NAME,
     ENV_REFERENCE,
     HEADER_NAME,
+    HEADER_VALUE,
     PLACEHOLDER,
     RESERVED_HEADERS,
     Action,
@@ -194,6 +195,10 @@ class _Checker:
                 self.add(index, config.name, message, field)
             if not missing:
                 value = ENV_REFERENCE.sub(lambda m: self.environ[m.group(1)], template)
+                if not HEADER_VALUE.fullmatch(value):
+                    # The value is a secret: say what is wrong without quoting it.
+                    message = "has a line break, control or non-ASCII character in its value"
+                    self.add(index, config.name, message, field)
                 resolved[name] = SecretStr(value)
         return resolved
 
