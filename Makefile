@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
+	@test -f .env || { cp .env.example .env; echo "Created .env from .env.example: set your LLM settings there."; }
+	@test -f actions.toml || { cp actions.example.toml actions.toml; echo "Created actions.toml from actions.example.toml."; }
 	$(BIN)/actionbot run
 
 test: $(STAMP)

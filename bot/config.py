@@ -24,6 +24,7 @@ DEFAULT_MAX_REDIRECTS = 3
 
 DEFAULT_MAX_TOOL_ROUNDS = 5
 DEFAULT_LLM_TIMEOUT = 60.0
+DEFAULT_LLM_MAX_RETRIES = 2
 DEFAULT_HISTORY_MESSAGES = 40
 DEFAULT_HISTORY_CHARS = 24000
 DEFAULT_HISTORY_DAYS = 30
@@ -73,6 +74,9 @@ class Settings(BaseSettings):
     )
     llm_timeout: float = Field(
         DEFAULT_LLM_TIMEOUT, gt=0, validation_alias=_env("ACTIONBOT_LLM_TIMEOUT")
+    )
+    llm_max_retries: int = Field(
+        DEFAULT_LLM_MAX_RETRIES, ge=0, validation_alias=_env("ACTIONBOT_LLM_MAX_RETRIES")
     )
     history_messages: int = Field(
         DEFAULT_HISTORY_MESSAGES, ge=2, validation_alias=_env("ACTIONBOT_HISTORY_MESSAGES")

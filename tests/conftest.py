@@ -1,17 +1,27 @@
-"""Shared fixtures: a test CA, the HTTPS webhook fake, client TLS trust and actions."""
+"""Shared fixtures: a test CA, the HTTPS webhook fake, client TLS trust, actions, a real
+SQLite store, the scripted LLM and a webhook client that trusts the test CA."""
 
 from __future__ import annotations
 
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from pathlib import Path
 
+import openai
 import pytest
 import trustme
-from fakes.https_server import WebhookServer
 from pydantic import SecretStr
 
 from bot.actions import Action, Method, Parameter, ParameterType
-from bot.webhooks import default_ssl_context
+from bot.egress import EgressPolicy
+from bot.llm import OpenAIChatModel
+from bot.store import Store
+from bot.webhooks import WebhookClient, default_ssl_context
+from fakes.https_server import WebhookServer
+from fakes.openai_server import ScriptedLLM
+
+LOOPBACK_ONLY = EgressPolicy(["127.0.0.1/32"])
+"""Tests reach the local fakes through the operator's allow list, as a deployment would."""
 
 
 @pytest.fixture(scope="session")
@@ -75,3 +85,37 @@ def _parameter(spec: str | Parameter) -> Parameter:
 def make_action() -> Callable[..., Action]:
     """`build_action`: `make_action(url, method=..., parameters=[...], headers=..., ...)`."""
     return build_action
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    """A real SQLite store in a temporary file."""
+    async with await Store.open(tmp_path / "actionbot.db") as opened:
+        yield opened
+
+
+@pytest.fixture
+async def llm() -> AsyncIterator[ScriptedLLM]:
+    """The scripted OpenAI-compatible server; the test fails on unused or unexpected steps."""
+    async with ScriptedLLM() as server:
+        yield server
+
+
+@pytest.fixture
+async def chat_model(llm: ScriptedLLM) -> AsyncIterator[OpenAIChatModel]:
+    """The real `openai` SDK pointed at the scripted server, without retries."""
+    client = openai.AsyncOpenAI(base_url=llm.base_url, api_key="test-key", max_retries=0)
+    model = OpenAIChatModel(client, model="test-model")
+    yield model
+    await model.aclose()
+
+
+@pytest.fixture
+async def webhooks(
+    store: Store, client_ssl_context: ssl.SSLContext
+) -> AsyncIterator[WebhookClient]:
+    """A webhook client that trusts the test CA, may reach loopback, and records to `store`."""
+    async with WebhookClient(
+        policy=LOOPBACK_ONLY, recorder=store, ssl_context=client_ssl_context
+    ) as client:
+        yield client
