@@ -36,7 +36,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.errors import ConfigError
 from bot.schema import (
-    BUSY_TIMEOUT_MS,
     ADD_TO_TOTALS,
     APPEND_MESSAGE,
     CREATE_MIGRATIONS_TABLE,
@@ -55,6 +54,7 @@ P95_WINDOW = 1000
 """p95 latency is computed over this many most recent calls of an action."""
 MAX_ERROR_CHARS = 300
 """Stored error messages are cut to this many characters."""
+
 
 class ActionState(BaseModel):
     """An admin's toggle of an action; it overrides the actions file's initial `active`."""

@@ -62,7 +62,9 @@ required = true
 """
 
 
-def load(text: str, environ: dict[str, str] | None = None, policy: EgressPolicy = PUBLIC) -> ActionSet:
+def load(
+    text: str, environ: dict[str, str] | None = None, policy: EgressPolicy = PUBLIC
+) -> ActionSet:
     env = {"CRM_TOKEN": "s3cret-token"} if environ is None else environ
     return parse_actions(text, source="actions.toml", environ=env, policy=policy)
 
@@ -119,7 +121,10 @@ def test_tool_schema_shape() -> None:
     [
         ('{"part_name": "screen"}', {"part_name": "screen"}),
         ({"part_name": "screen", "quantity": "5"}, {"part_name": "screen", "quantity": 5}),
-        ({"part_name": "s", "quantity": 2.5, "express": "true"}, {"part_name": "s", "quantity": 2.5, "express": True}),
+        (
+            {"part_name": "s", "quantity": 2.5, "express": "true"},
+            {"part_name": "s", "quantity": 2.5, "express": True},
+        ),
         ({"part_name": 15, "express": "No"}, {"part_name": "15", "express": False}),
         ({"part_name": "s", "quantity": None}, {"part_name": "s"}),
     ],
@@ -188,20 +193,56 @@ def test_unknown_action_names_known_ones() -> None:
 BAD_CASES = [
     ("[[actions]\n", "actions.toml:1: TOML syntax error"),
     ('title = "x"\n', "unknown top-level key 'title'"),
-    (GOOD.replace('timeout = 5', 'timeout = 5\nretries = 2'), "actions.toml:29: action 'loyalty': field 'retries': unknown key"),
-    (GOOD.replace('type = "NUMBER"', 'type = "integer"'), "actions.toml:14: action 'check_inventory': field 'parameters.quantity.type': must be one of"),
-    (GOOD.replace("https://api.example.com", "http://api.example.com"), "field 'url': must use https://"),
-    (GOOD.replace("https://api.example.com", "https://bob:pw@api.example.com"), "must not contain credentials"),
-    (GOOD.replace("https://api.example.com", "https://10.1.2.3"), "private or special-purpose address"),
-    (GOOD.replace("https://api.example.com", "https://localhost:8443"), "localhost is this machine"),
+    (
+        GOOD.replace("timeout = 5", "timeout = 5\nretries = 2"),
+        "actions.toml:29: action 'loyalty': field 'retries': unknown key",
+    ),
+    (
+        GOOD.replace('type = "NUMBER"', 'type = "integer"'),
+        "actions.toml:14: action 'check_inventory': field 'parameters.quantity.type': must be",
+    ),
+    (
+        GOOD.replace("https://api.example.com", "http://api.example.com"),
+        "field 'url': must use https://",
+    ),
+    (
+        GOOD.replace("https://api.example.com", "https://bob:pw@api.example.com"),
+        "must not contain credentials",
+    ),
+    (
+        GOOD.replace("https://api.example.com", "https://10.1.2.3"),
+        "private or special-purpose address",
+    ),
+    (
+        GOOD.replace("https://api.example.com", "https://localhost:8443"),
+        "localhost is this machine",
+    ),
     (GOOD.replace("https://api.example.com", "https://0x7f.1"), "loopback"),
-    (GOOD.replace("customers/{customer_id}", "customers/{customer}"), "placeholder {customer} names no declared parameter"),
+    (
+        GOOD.replace("customers/{customer_id}", "customers/{customer}"),
+        "placeholder {customer} names no declared parameter",
+    ),
     (GOOD.replace("loyalty?fields=tier", "loyalty?id={customer_id}"), "only allowed in the path"),
-    (GOOD.replace('description = "Customer id"\nrequired = true', 'description = "Customer id"'), "names an optional parameter"),
-    (GOOD.replace("${CRM_TOKEN}", "${MISSING_TOKEN}"), "environment variable MISSING_TOKEN is not set"),
-    (GOOD.replace('name = "loyalty"', 'name = "check_inventory"'), "duplicate action name (first defined at line 1)"),
-    (GOOD.replace('name = "loyalty"', 'name = "bad name!"'), "field 'name': must be 1-64 characters"),
-    (GOOD.replace('name = "quantity"', 'name = "part_name"'), "parameter 'part_name' is declared twice"),
+    (
+        GOOD.replace('description = "Customer id"\nrequired = true', 'description = "Customer id"'),
+        "names an optional parameter",
+    ),
+    (
+        GOOD.replace("${CRM_TOKEN}", "${MISSING_TOKEN}"),
+        "environment variable MISSING_TOKEN is not set",
+    ),
+    (
+        GOOD.replace('name = "loyalty"', 'name = "check_inventory"'),
+        "duplicate action name (first defined at line 1)",
+    ),
+    (
+        GOOD.replace('name = "loyalty"', 'name = "bad name!"'),
+        "field 'name': must be 1-64 characters",
+    ),
+    (
+        GOOD.replace('name = "quantity"', 'name = "part_name"'),
+        "parameter 'part_name' is declared twice",
+    ),
     (GOOD.replace('name = "quantity"', 'name = "2nd"'), "must be an identifier"),
     (GOOD.replace("X-Shop", "Idempotency-Key"), "set by ActionBot"),
     (GOOD.replace('description = "Loyalty status"\n', ""), "field 'description': is required"),
@@ -222,7 +263,8 @@ def test_every_problem_reported_together() -> None:
     )
     found = problems(text)
     assert len(found) == 2
-    assert "check_inventory" in found[0] and "loyalty" in found[1]
+    assert "check_inventory" in found[0]
+    assert "loyalty" in found[1]
 
 
 def test_allow_list_admits_local_host() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import openai
 import pytest
+
 from fakes.openai_server import Reply, ScriptedLLM, ToolCalls
 
 MODEL = "gpt-test"

@@ -15,12 +15,6 @@ from pathlib import Path
 
 import pytest
 import trustme
-from fakes.https_server import (
-    WebhookServer,
-    body_handler,
-    json_handler,
-    redirect_handler,
-)
 from pydantic import SecretStr
 
 from bot.actions import Action, Arguments, Parameter, ParameterType, tool_schema
@@ -28,6 +22,12 @@ from bot.config import Settings
 from bot.egress import EgressPolicy, IPAddress
 from bot.types import ActionResult, Outcome
 from bot.webhooks import USER_AGENT, WebhookClient, default_ssl_context, sign
+from fakes.https_server import (
+    WebhookServer,
+    body_handler,
+    json_handler,
+    redirect_handler,
+)
 
 MakeAction = Callable[..., Action]
 LOOPBACK = EgressPolicy(["127.0.0.1/32"])
