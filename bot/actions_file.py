@@ -156,14 +156,26 @@ class _Checker:
             for error in exc.errors():
                 loc = tuple(error["loc"])
                 self.add(index, label, _pydantic_message(error), _field_path(loc, raw), loc)
+            self._check_remaining(index, label, raw, {str(e["loc"][0]) for e in exc.errors()})
             return None
         before = len(self.problems)
         self._check_unique(index, config)
-        self._check_url(index, config)
-        header_values = self._resolve_headers(index, config)
+        self._check_url(index, config.name, config.url, config.parameters)
+        self._check_timeout(index, config)
+        header_values = self._resolve_headers(index, config.name, config.headers)
         if len(self.problems) > before:
             return None
         return Action(**config.model_dump(), header_values=header_values)
+
+    def _check_remaining(self, index: int, label: str, raw: dict[str, Any], bad: set[str]) -> None:
+        """After schema errors, still check the fields that were well-formed, so every problem
+        of the action is reported at once."""
+        url, headers = raw.get("url"), raw.get("headers")
+        if "url" not in bad and isinstance(url, str):
+            parameters = None if "parameters" in bad else raw.get("parameters", [])
+            self._check_url(index, label, url, parameters)
+        if "headers" not in bad and isinstance(headers, dict):
+            self._resolve_headers(index, label, headers)
 
     def _check_unique(self, index: int, config: ActionConfig) -> None:
         if config.name in self.seen:
@@ -175,30 +187,34 @@ class _Checker:
         for dup in sorted({n for n in names if names.count(n) > 1}):
             self.add(index, config.name, f"parameter {dup!r} is declared twice", "parameters")
 
-    def _check_url(self, index: int, config: ActionConfig) -> None:
-        for message in url_problems(config, self.policy):
-            self.add(index, config.name, message, "url")
+    def _check_url(self, index: int, label: str, url: str, parameters: Any) -> None:
+        for message in url_problems(url, parameters, self.policy):
+            self.add(index, label, message, "url")
+
+    def _check_timeout(self, index: int, config: ActionConfig) -> None:
         timeout = config.timeout
         if timeout is not None and not math.isfinite(timeout):
             self.add(index, config.name, "must be a finite number of seconds", "timeout")
 
-    def _resolve_headers(self, index: int, config: ActionConfig) -> dict[str, SecretStr]:
+    def _resolve_headers(
+        self, index: int, label: str, headers: dict[str, str]
+    ) -> dict[str, SecretStr]:
         resolved: dict[str, SecretStr] = {}
-        for name, template in config.headers.items():
+        for name, template in headers.items():
             field = f"headers.{name}"
             if not HEADER_NAME.match(name):
-                self.add(index, config.name, "is not a valid HTTP header name", field)
+                self.add(index, label, "is not a valid HTTP header name", field)
             elif name.lower() in RESERVED_HEADERS or name.lower().startswith("x-actionbot-"):
-                self.add(index, config.name, "is set by ActionBot and cannot be overridden", field)
+                self.add(index, label, "is set by ActionBot and cannot be overridden", field)
             missing = self._missing_variables(template)
             for message in missing:
-                self.add(index, config.name, message, field)
+                self.add(index, label, message, field)
             if not missing:
                 value = ENV_REFERENCE.sub(lambda m: self.environ[m.group(1)], template)
                 if not HEADER_VALUE.fullmatch(value):
                     # The value is a secret: say what is wrong without quoting it.
                     message = "has a line break, control or non-ASCII character in its value"
-                    self.add(index, config.name, message, field)
+                    self.add(index, label, message, field)
                 resolved[name] = SecretStr(value)
         return resolved
 
@@ -212,10 +228,14 @@ class _Checker:
         return messages
 
 
-def url_problems(config: ActionConfig, policy: EgressPolicy) -> list[str]:
-    """Everything wrong with an action's endpoint URL, checked without any network I/O."""
+def url_problems(url: str, parameters: Any, policy: EgressPolicy) -> list[str]:
+    """Everything wrong with an action's endpoint URL, checked without any network I/O.
+
+    `parameters` are the declared parameters (models or raw tables), or None when they are
+    themselves invalid, in which case placeholders are not checked against them.
+    """
     try:
-        parts = urlsplit(config.url)
+        parts = urlsplit(url)
         host = parts.hostname
         _ = parts.port
     except ValueError as exc:
@@ -227,7 +247,7 @@ def url_problems(config: ActionConfig, policy: EgressPolicy) -> list[str]:
     problems: list[str] = []
     if parts.username is not None or parts.password is not None:
         problems.append("must not contain credentials; put them in headers with ${VAR}")
-    if "${" in config.url:
+    if "${" in url:
         problems.append("must not contain ${VAR} secrets; put them in headers")
     if parts.fragment:
         problems.append("must not contain a #fragment")
@@ -235,19 +255,25 @@ def url_problems(config: ActionConfig, policy: EgressPolicy) -> list[str]:
         problems.append("{placeholders} are only allowed in the path")
     if (host_problem := policy.host_problem(host)) is not None:
         problems.append(host_problem)
-    problems += _placeholder_problems(config, PLACEHOLDER.findall(parts.path))
+    if parameters is not None:
+        problems += _placeholder_problems(parameters, PLACEHOLDER.findall(parts.path))
     return problems
 
 
-def _placeholder_problems(config: ActionConfig, names: list[str]) -> list[str]:
+def _placeholder_problems(parameters: Any, names: list[str]) -> list[str]:
+    declared = {_get(p, "name"): bool(_get(p, "required")) for p in parameters}
     problems = []
     for name in names:
-        param = next((p for p in config.parameters if p.name == name), None)
-        if param is None:
+        if name not in declared:
             problems.append(f"placeholder {{{name}}} names no declared parameter")
-        elif not param.required:
+        elif not declared[name]:
             problems.append(f"placeholder {{{name}}} names an optional parameter; make it required")
     return problems
+
+
+def _get(parameter: Any, key: str) -> Any:
+    """A field of a parameter, whether a validated model or a raw TOML table."""
+    return parameter.get(key) if isinstance(parameter, dict) else getattr(parameter, key, None)
 
 
 def _field_path(loc: tuple[int | str, ...], raw: Mapping[str, Any]) -> str:

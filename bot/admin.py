@@ -138,6 +138,10 @@ class StatsReport:
 
 @dataclass(frozen=True)
 class TestReport:
+    """`/actions test`: what was sent and how the call ended."""
+
+    __test__ = False  # a result type, not a pytest test class
+
     arguments: dict[str, object]
     result: ActionResult
     body: str

@@ -48,7 +48,7 @@ def load_settings(log_level: str = "WARNING") -> Settings:
         problems = "\n".join(
             f"  - {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
-        raise fail(f"Invalid settings in the environment:\n{problems}") from None
+        raise fail(f"Invalid settings in the environment:\n{problems}", 2) from None
 
 
 def cli_actor() -> str:
@@ -196,12 +196,28 @@ Set SLACK_BOT_TOKEN (+ SLACK_APP_TOKEN or SLACK_SIGNING_SECRET) or DISCORD_TOKEN
 or run `actionbot chat` in a terminal to talk to the bot locally."""
 
 
+async def _serve(settings: Settings, model: OpenAIChatModel) -> None:
+    # The composition root: platform adapters are imported only when a platform is configured.
+    from adapters.platforms import serve
+
+    async with open_services(settings) as services, open_engine(services, model) as engine:
+        await serve(settings, engine=engine, admin=services.admin, store=services.store)
+
+
 @app.command()
 def run() -> None:
-    """Start the bot: the console when no platform token is set (Slack and Discord follow)."""
-    if not sys.stdin.isatty():
-        raise fail(NO_PLATFORM, 2)
-    start_chat("local", log_level="INFO")
+    """Start the bot on every platform whose token is set; the console when none is."""
+    settings = load_settings("INFO")
+    if not settings.has_platform:
+        if not sys.stdin.isatty():
+            raise fail(NO_PLATFORM, 2)
+        start_chat("local", log_level="INFO")
+        return
+    try:
+        model = OpenAIChatModel.from_settings(settings)
+        asyncio.run(_serve(settings, model))
+    except ActionBotError as exc:
+        raise fail(str(exc), 2) from None
 
 
 def main() -> None:

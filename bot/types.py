@@ -54,14 +54,18 @@ class ActionResult(BaseModel):
         return self.text or ""
 
     def for_model(self, budget: int) -> str:
-        """What the LLM sees: outcome, status, error and the body trimmed to `budget` chars."""
+        """What the LLM sees: outcome, status, error, and the endpoint's JSON as `data` when
+        it fits `budget` characters, else the body text cut to the budget with a marker."""
         payload: dict[str, JSONValue] = {"ok": self.ok}
         if self.status is not None:
             payload["status"] = self.status
         if self.error is not None:
             payload["error"] = self.error
         body = self.body_text()
-        payload["body"] = trim(body, budget)
+        if self.data is not None and len(body) <= budget:
+            payload["data"] = self.data
+        elif body:
+            payload["body"] = trim(body, budget)
         return json.dumps(payload, ensure_ascii=False)
 
 

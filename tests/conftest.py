@@ -12,8 +12,9 @@ import pytest
 import trustme
 from pydantic import SecretStr
 
-from bot.actions import Action, Method, Parameter, ParameterType
+from bot.actions import Action, ActionSet, Method, Parameter, ParameterType
 from bot.egress import EgressPolicy
+from bot.engine import Engine, EngineLimits
 from bot.llm import OpenAIChatModel
 from bot.store import Store
 from bot.webhooks import WebhookClient, default_ssl_context
@@ -22,6 +23,28 @@ from fakes.openai_server import ScriptedLLM
 
 LOOPBACK_ONLY = EgressPolicy(["127.0.0.1/32"])
 """Tests reach the local fakes through the operator's allow list, as a deployment would."""
+LIMITS = EngineLimits(
+    max_tool_rounds=5, history_messages=40, history_chars=24000, result_chars=4000
+)
+
+
+def make_engine(
+    actions: list[Action],
+    *,
+    store: Store,
+    webhooks: WebhookClient,
+    model: OpenAIChatModel,
+    limits: EngineLimits = LIMITS,
+) -> Engine:
+    """An engine over real parts, with a recognisable operator prompt."""
+    return Engine(
+        actions=ActionSet(actions, source="test"),
+        store=store,
+        webhooks=webhooks,
+        model=model,
+        limits=limits,
+        system_prompt="You are the assistant of Test Shop.",
+    )
 
 
 @pytest.fixture(scope="session")

@@ -10,11 +10,11 @@ from typing import Any
 import openai
 import pytest
 from aiohttp import web
-from conftest import build_action
+from conftest import build_action, make_engine
 
 from bot import wording
-from bot.actions import Action, ActionSet
-from bot.engine import Engine, EngineLimits
+from bot.actions import Action
+from bot.engine import EngineLimits
 from bot.llm import OpenAIChatModel
 from bot.store import Store
 from bot.types import IncomingMessage
@@ -23,9 +23,6 @@ from fakes.https_server import WebhookServer, json_handler
 from fakes.openai_server import Reply as ScriptedReply
 from fakes.openai_server import ScriptedLLM
 
-LIMITS = EngineLimits(
-    max_tool_rounds=5, history_messages=40, history_chars=24000, result_chars=4000
-)
 QUESTION = "Do you have iPhone 15 Pro screens in stock?"
 STOCK = {"in_stock": True, "quantity": 4, "price": "$129"}
 
@@ -36,24 +33,6 @@ def inventory(server: WebhookServer, **kwargs: Any) -> Action:
         name="check_inventory",
         parameters=["part_name", "device_model"],
         **kwargs,
-    )
-
-
-def make_engine(
-    actions: list[Action],
-    *,
-    store: Store,
-    webhooks: WebhookClient,
-    model: OpenAIChatModel,
-    limits: EngineLimits = LIMITS,
-) -> Engine:
-    return Engine(
-        actions=ActionSet(actions, source="test"),
-        store=store,
-        webhooks=webhooks,
-        model=model,
-        limits=limits,
-        system_prompt="You are the assistant of Test Shop.",
     )
 
 
@@ -102,7 +81,7 @@ async def test_seed_example_end_to_end(
     assert "Test Shop" in first["messages"][0]["content"]
     [result] = tool_messages(second)
     assert result["tool_call_id"] == call_id
-    assert json.loads(json.loads(result["content"])["body"]) == STOCK
+    assert json.loads(result["content"])["data"] == STOCK
     assert progress == ["Checking inventory…"]
     [stats] = await engine_parts["store"].stats("check_inventory")
     assert (stats.calls, stats.successes) == (1, 1)
@@ -137,7 +116,7 @@ async def test_tool_calls_of_one_turn_run_concurrently(
     assert reply.text == "Both done."
     results = [json.loads(m["content"]) for m in tool_messages(llm.requests[1])]
     assert [r["ok"] for r in results] == [True, True]
-    assert [json.loads(r["body"])["path"] for r in results] == ["/a", "/b"]
+    assert [r["data"]["path"] for r in results] == ["/a", "/b"]
 
 
 async def test_missing_required_value_goes_back_to_model(
