@@ -28,6 +28,8 @@ DEFAULT_LLM_MAX_RETRIES = 2
 DEFAULT_HISTORY_MESSAGES = 40
 DEFAULT_HISTORY_CHARS = 24000
 DEFAULT_HISTORY_DAYS = 30
+DEFAULT_SHUTDOWN_GRACE = 20.0
+"""Seconds turns in progress get to finish after SIGTERM before they are cancelled."""
 
 
 def _env(*names: str) -> AliasChoices:
@@ -88,6 +90,10 @@ class Settings(BaseSettings):
         DEFAULT_HISTORY_DAYS, ge=0, validation_alias=_env("ACTIONBOT_HISTORY_DAYS")
     )
 
+    shutdown_grace: float = Field(
+        DEFAULT_SHUTDOWN_GRACE, ge=0, validation_alias=_env("ACTIONBOT_SHUTDOWN_GRACE")
+    )
+
     slack_bot_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_BOT_TOKEN"))
     slack_app_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_APP_TOKEN"))
     slack_signing_secret: SecretStr | None = Field(
@@ -109,6 +115,11 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: object) -> object:
         """`KEY=` in a .env file means "not set", not "set to the empty string"."""
         return None if value == "" else value
+
+    @property
+    def has_platform(self) -> bool:
+        """Whether any chat platform token is set."""
+        return self.slack_bot_token is not None or self.discord_token is not None
 
     @property
     def admin_ids(self) -> frozenset[str]:

@@ -219,6 +219,19 @@ class Store:
             cursor = await db.execute(sql, (self._clock() - older_than_seconds,))
             return cursor.rowcount
 
+    async def has_conversation(self, conversation: str) -> bool:
+        """Whether the bot has taken part in this conversation (and it was not pruned)."""
+        sql = "SELECT 1 FROM conversations WHERE key = ?"
+        async with self._transaction() as db:
+            rows = list(await db.execute_fetchall(sql, (conversation,)))
+        return bool(rows)
+
+    async def ping(self) -> bool:
+        """True when the database answers a query (readiness)."""
+        async with self._transaction() as db:
+            rows = list(await db.execute_fetchall("SELECT 1"))
+        return rows == [(1,)]
+
     async def conversation_count(self) -> int:
         async with self._transaction() as db:
             rows = list(await db.execute_fetchall("SELECT COUNT(*) FROM conversations"))

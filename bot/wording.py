@@ -26,6 +26,9 @@ ROUND_LIMIT = (
 UNEXPECTED = "Sorry, something went wrong on my side. Please try again in a moment."
 EMPTY_ANSWER = "Sorry, I don't have an answer for that. Could you rephrase your question?"
 EMPTY_MESSAGE = "Hi! How can I help you today?"
+WORKING = "Working on it…"
+NOT_ADMIN = "Sorry, only admins can use /actions. Ask a workspace admin if you need a change."
+TEXT_ONLY = "I can only read text messages. Could you type your question?"
 
 _GERUNDS = {
     "check": "Checking",
@@ -80,3 +83,18 @@ def bad_arguments(problems: list[str]) -> str:
         + "; ".join(problems)
         + ". Ask the customer for the missing or unclear details, then try again."
     )
+
+
+def slack_token_rejected(variable: str, error: str) -> str:
+    """What to do when Slack refuses one of the configured tokens at startup."""
+    advice = {
+        "SLACK_BOT_TOKEN": (
+            "Use the Bot User OAuth Token (xoxb-…) from your app's OAuth & Permissions page, "
+            "and install the app to the workspace."
+        ),
+        "SLACK_APP_TOKEN": (
+            "Use an app-level token (xapp-…) with the connections:write scope, from Basic "
+            "Information → App-Level Tokens, and turn Socket Mode on."
+        ),
+    }[variable]
+    return f"Slack rejected {variable} ({error}). {advice}"

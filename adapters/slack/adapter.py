@@ -1,0 +1,292 @@
+"""The Slack adapter: slack-bolt events in, engine turns and `/actions` results out.
+
+Socket Mode when `SLACK_APP_TOKEN` is set, otherwise HTTP mode on `POST /slack/events` of the
+bot's HTTP server (signed requests only). Bolt runs our listeners before it acknowledges
+(`process_before_response`), and they only check, deduplicate and hand the work to `Turns`,
+so Slack gets its acknowledgement within its 3 seconds and every event id runs once.
+
+Conversations as Slack users expect: a mention in a channel is answered in a thread, and the
+thread is the conversation; later messages in that thread continue it without a mention;
+a direct message channel is one conversation.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.format import admin_blocks, fallback_text, to_mrkdwn
+from bot import wording
+from bot.admin import Admin
+from bot.chunks import split_message
+from bot.config import Settings
+from bot.engine import Engine
+from bot.errors import ConfigError
+from bot.store import Store
+from bot.tasks import Turns
+from bot.types import IncomingMessage
+
+logger = logging.getLogger(__name__)
+
+PLATFORM = "slack"
+MESSAGE_LIMIT = 3900
+"""Characters per posted message: Slack truncates `text` beyond 4000."""
+ADMIN_CACHE_SECONDS = 300.0
+HANDLED_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
+CONVERSATION_CHANNELS = frozenset({"channel", "group", "mpim"})
+_HINTS = {
+    "not_in_channel": "invite the bot to the channel (/invite @ActionBot)",
+    "channel_not_found": "invite the bot to the channel, or check it still exists",
+    "missing_scope": "add the missing scope in the app settings and reinstall the app",
+    "invalid_auth": "check SLACK_BOT_TOKEN",
+}
+
+
+class SlackAdapter:
+    """Connects one Slack workspace to the engine and the admin operations."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        engine: Engine,
+        admin: Admin,
+        store: Store,
+        turns: Turns,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if settings.slack_bot_token is None:
+            raise ConfigError("SLACK_BOT_TOKEN is not set.")
+        self.settings = settings
+        self.engine = engine
+        self.admin = admin
+        self.store = store
+        self.turns = turns
+        self.clock = clock
+        self.bot_user_id = ""
+        self.connected = False
+        self.client = AsyncWebClient(
+            token=settings.slack_bot_token.get_secret_value(),
+            base_url=settings.slack_api_url or AsyncWebClient.BASE_URL,
+            retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=2)],
+        )
+        signing = settings.slack_signing_secret
+        self.app = AsyncApp(
+            client=self.client,
+            signing_secret=signing.get_secret_value() if signing else None,
+            process_before_response=True,
+            request_verification_enabled=settings.slack_app_token is None,
+        )
+        self.app.event("app_mention")(self._on_mention)
+        self.app.event("message")(self._on_message)
+        self.app.command("/actions")(self._on_actions)
+        self._socket: AsyncSocketModeHandler | None = None
+        self._admins: dict[str, tuple[bool, float]] = {}
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.settings.slack_app_token is not None
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Check the tokens with Slack, then connect (Socket Mode) or wait for HTTP events."""
+        await self._check_bot_token()
+        if self.socket_mode:
+            await self._connect_socket()
+        self.connected = True
+        mode = "Socket Mode" if self.socket_mode else "HTTP mode (POST /slack/events)"
+        logger.info("Slack connected as %s in %s", self.bot_user_id, mode)
+
+    async def stop_receiving(self) -> None:
+        """Stop taking new events (Socket Mode disconnects; HTTP mode is closed by the server)."""
+        self.connected = False
+        if self._socket is not None:
+            await self._socket.close_async()
+            self._socket = None
+
+    async def close(self) -> None:
+        await self.stop_receiving()
+
+    async def ready(self) -> bool:
+        return self.connected
+
+    async def _check_bot_token(self) -> None:
+        try:
+            identity = await self.client.auth_test()
+        except SlackApiError as exc:
+            error = exc.response.get("error", "unknown_error")
+            raise ConfigError(wording.slack_token_rejected("SLACK_BOT_TOKEN", error)) from None
+        self.bot_user_id = str(identity.get("user_id", ""))
+
+    async def _connect_socket(self) -> None:
+        token = self.settings.slack_app_token
+        assert token is not None  # checked by socket_mode
+        self._socket = AsyncSocketModeHandler(self.app, token.get_secret_value())
+        try:
+            await self._socket.connect_async()
+        except SlackApiError as exc:
+            await self._socket.close_async()
+            self._socket = None
+            error = exc.response.get("error", "unknown_error")
+            raise ConfigError(wording.slack_token_rejected("SLACK_APP_TOKEN", error)) from None
+
+    async def handle_http(self, request: web.Request) -> web.Response:
+        """`POST /slack/events` in HTTP mode: bolt verifies the signature (401 otherwise)."""
+        response = await self.app.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(response)
+
+    # --- events -------------------------------------------------------------------------
+
+    async def _on_mention(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        channel, ts = event["channel"], event["ts"]
+        thread_ts = event.get("thread_ts") or ts
+        if event.get("bot_id") or not await self._first_delivery(body):
+            return
+        text = self._without_mention(event.get("text", ""))
+        conversation = f"{channel}:{thread_ts}"
+        self._start_turn(event, conversation=conversation, thread_ts=thread_ts, text=text)
+
+    async def _on_message(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        if event.get("bot_id") or event.get("subtype") not in HANDLED_SUBTYPES:
+            return
+        text = event.get("text") or ""
+        channel, kind = event.get("channel", ""), event.get("channel_type")
+        thread_ts = event.get("thread_ts")
+        if kind == "im":
+            conversation = channel
+        elif kind in CONVERSATION_CHANNELS and thread_ts and not self._mentions_me(text):
+            conversation = f"{channel}:{thread_ts}"
+            if not await self.store.has_conversation(f"{PLATFORM}:{conversation}"):
+                return
+        else:
+            return
+        if not text.strip() or not await self._first_delivery(body):
+            return
+        self._start_turn(event, conversation=conversation, thread_ts=thread_ts, text=text)
+
+    async def _first_delivery(self, body: dict[str, Any]) -> bool:
+        """False for an event id seen before: a Slack retry or a duplicate delivery."""
+        event_id = body.get("event_id")
+        if not event_id:
+            return True
+        first = await self.store.mark_seen(f"{PLATFORM}:{event_id}")
+        if not first:
+            logger.info("Slack event %s already handled; skipping the redelivery", event_id)
+        return first
+
+    def _mentions_me(self, text: str) -> bool:
+        return bool(self.bot_user_id) and f"<@{self.bot_user_id}>" in text
+
+    def _without_mention(self, text: str) -> str:
+        return re.sub(rf"<@{re.escape(self.bot_user_id)}(\|[^>]*)?>", "", text).strip()
+
+    def _start_turn(
+        self, event: dict[str, Any], *, conversation: str, thread_ts: str | None, text: str
+    ) -> None:
+        channel = event["channel"]
+        message = IncomingMessage(
+            platform=PLATFORM,
+            conversation=conversation,
+            user_id=str(event.get("user", "")),
+            text=text,
+            event_id=event.get("client_msg_id") or event.get("ts"),
+        )
+        work = self._answer(message, channel=channel, thread_ts=thread_ts)
+        self.turns.spawn(work, name=f"slack turn {conversation}")
+
+    async def _answer(
+        self, message: IncomingMessage, *, channel: str, thread_ts: str | None
+    ) -> None:
+        if not message.text:
+            await self._post(channel, thread_ts, wording.EMPTY_MESSAGE)
+            return
+        placeholder = await self._post(channel, thread_ts, f"_{wording.WORKING}_")
+        if placeholder is None:
+            return  # could not post here at all: running the engine would help nobody
+
+        async def progress(status: str) -> None:
+            await self._update(channel, placeholder, f"_{status}_")
+
+        reply = await self.engine.handle(message, progress=progress)
+        pieces = split_message(to_mrkdwn(reply.text), MESSAGE_LIMIT) or [wording.EMPTY_ANSWER]
+        await self._update(channel, placeholder, pieces[0])
+        for piece in pieces[1:]:
+            await self._post(channel, thread_ts, piece)
+
+    async def _post(self, channel: str, thread_ts: str | None, text: str) -> str | None:
+        response = await self._call(
+            self.client.chat_postMessage, channel=channel, thread_ts=thread_ts, text=text
+        )
+        return None if response is None else str(response.get("ts"))
+
+    async def _update(self, channel: str, ts: str, text: str) -> None:
+        await self._call(self.client.chat_update, channel=channel, ts=ts, text=text)
+
+    async def _call(
+        self, method: Callable[..., Awaitable[Any]], **kwargs: Any
+    ) -> dict[str, Any] | None:
+        """A Web API call whose failure is logged with what to do, not raised."""
+        try:
+            response = await method(**{k: v for k, v in kwargs.items() if v is not None})
+        except SlackApiError as exc:
+            error = str(exc.response.get("error", "unknown_error"))
+            hint = _HINTS.get(error, "see Slack's documentation for this error")
+            logger.warning(
+                "Slack %s failed in %s: %s; %s", method.__name__, kwargs.get("channel"), error, hint
+            )
+            return None
+        return dict(response.data) if isinstance(response.data, dict) else {}
+
+    # --- /actions -----------------------------------------------------------------------
+
+    async def _on_actions(
+        self,
+        ack: Callable[..., Awaitable[None]],
+        command: dict[str, Any],
+        respond: Callable[..., Awaitable[Any]],
+    ) -> None:
+        await ack()
+        user = str(command.get("user_id", ""))
+        text = str(command.get("text", ""))
+        work = self._run_admin(user, text, respond)
+        self.turns.spawn(work, name=f"slack /actions by {user}")
+
+    async def _run_admin(
+        self, user: str, text: str, respond: Callable[..., Awaitable[Any]]
+    ) -> None:
+        if not await self.is_admin(user):
+            logger.info("refused /actions %r from non-admin slack:%s", text, user)
+            await respond(text=wording.NOT_ADMIN, response_type="ephemeral")
+            return
+        result = await self.admin.execute(text, actor=f"{PLATFORM}:{user}")
+        await respond(
+            text=fallback_text(result), blocks=admin_blocks(result), response_type="ephemeral"
+        )
+
+    async def is_admin(self, user: str) -> bool:
+        """An id in ACTIONBOT_ADMINS, or a workspace admin or owner (cached for 5 minutes)."""
+        if f"{PLATFORM}:{user}" in self.settings.admin_ids:
+            return True
+        cached = self._admins.get(user)
+        if cached is not None and cached[1] > self.clock():
+            return cached[0]
+        info = await self._call(self.client.users_info, user=user)
+        profile = (info or {}).get("user", {})
+        allowed = bool(
+            profile.get("is_admin") or profile.get("is_owner") or profile.get("is_primary_owner")
+        )
+        if info is not None:
+            self._admins[user] = (allowed, self.clock() + ADMIN_CACHE_SECONDS)
+        return allowed
