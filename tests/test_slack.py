@@ -365,3 +365,24 @@ async def test_http_mode_verifies_signatures(
             await adapter.close()
 
     assert slack.calls("chat.update")[-1]["text"] == "Hello from HTTP mode."
+
+
+async def test_rate_limited_post_is_retried(harness: Harness) -> None:
+    """A 429 from chat.postMessage is retried after Retry-After and the answer arrives."""
+    harness.slack.rate_limit_next("chat.postMessage", retry_after=1)
+    harness.llm.reply("Here you go.")
+
+    await harness.push_event(message("hi", "U1", "D1", harness.slack.next_ts()), event_id="Ev1")
+
+    assert len(harness.slack.calls("chat.postMessage")) == 2
+    assert harness.slack.calls("chat.update")[-1]["text"] == "Here you go."
+
+
+async def test_file_share_without_text_is_ignored(harness: Harness) -> None:
+    """A file shared without any text starts no turn and posts nothing."""
+    upload = message("", "U1", "D1", harness.slack.next_ts(), subtype="file_share")
+
+    await harness.push_event(upload, event_id="Ev1")
+
+    assert harness.llm.requests == []
+    assert harness.slack.calls("chat.postMessage") == []
