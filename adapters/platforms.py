@@ -63,6 +63,13 @@ def configured_platforms(
         if not slack.socket_mode:
             http.add_route("POST", "/slack/events", slack.handle_http)
         platforms["slack"] = slack
+    if settings.discord_token is not None:
+        from adapters.discord.adapter import DiscordAdapter
+
+        discord = DiscordAdapter(
+            settings=settings, engine=engine, admin=admin, store=store, turns=turns
+        )
+        platforms["discord"] = discord
     return platforms
 
 

@@ -77,6 +77,11 @@ def _split(text: str) -> list[str]:
         raise AdminUsageError(f"Could not read the command: {exc}.") from None
 
 
+def parse_key_values(text: str) -> dict[str, str]:
+    """`part_name=screen device_model="iPhone 15 Pro"` as a dict; `AdminUsageError` if not."""
+    return _key_values(_split(text))
+
+
 def _key_values(words: list[str]) -> dict[str, str]:
     values: dict[str, str] = {}
     for word in words:
@@ -176,7 +181,15 @@ class Admin:
     async def execute(self, text: str, *, actor: str) -> AdminResult:
         """Parse and run `text`; input mistakes come back as a `Notice` with the usage."""
         try:
-            return await self.run(parse_command(text), actor=actor)
+            command = parse_command(text)
+        except AdminUsageError as exc:
+            return Notice(f"{exc}\n\n{USAGE}", True)
+        return await self.perform(command, actor=actor)
+
+    async def perform(self, command: AdminCommand, *, actor: str) -> AdminResult:
+        """Run a parsed command; unknown names and bad arguments come back as a `Notice`."""
+        try:
+            return await self.run(command, actor=actor)
         except ActionBotError as exc:
             return Notice(
                 f"{exc}\n\n{USAGE}" if isinstance(exc, AdminUsageError) else str(exc), True

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import getpass
 import sys
+import urllib.request
+from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated
 
@@ -60,7 +62,7 @@ def cli_actor() -> str:
 
 async def _run_admin(command: AdminCommand) -> AdminResult:
     async with open_services(load_settings()) as services:
-        return await services.admin.run(command, actor=cli_actor())
+        return await services.admin.perform(command, actor=cli_actor())
 
 
 def admin_command(command: AdminCommand) -> None:
@@ -218,6 +220,21 @@ def run() -> None:
         asyncio.run(_serve(settings, model))
     except ActionBotError as exc:
         raise fail(str(exc), 2) from None
+
+
+@app.command()
+def healthcheck() -> None:
+    """Exit 0 if the running bot's /healthz answers on ACTIONBOT_HTTP_PORT (Docker uses it)."""
+    settings = load_settings()
+    url = f"http://127.0.0.1:{settings.http_port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            healthy = response.status == HTTPStatus.OK
+    except OSError as exc:
+        raise fail(f"unhealthy: {url}: {exc}") from None
+    if not healthy:
+        raise fail(f"unhealthy: {url} answered {response.status}")
+    typer.echo("healthy")
 
 
 def main() -> None:

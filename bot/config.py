@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     )
     slack_api_url: str | None = Field(None, validation_alias=_env("SLACK_API_URL"))
     discord_token: SecretStr | None = Field(None, validation_alias=_env("DISCORD_TOKEN"))
+    discord_guild: int | None = Field(None, validation_alias=_env("ACTIONBOT_DISCORD_GUILD"))
+    """Register /actions in this server only (instant); globally (may take a while) if unset."""
 
     @field_validator(
         "openai_api_key",
@@ -109,6 +111,7 @@ class Settings(BaseSettings):
         "slack_app_token",
         "slack_signing_secret",
         "discord_token",
+        "discord_guild",
         mode="before",
     )
     @classmethod

@@ -1,0 +1,1 @@
+"""Discord adapter (discord.py): mentions, DMs and threads, `/actions` for admins."""
