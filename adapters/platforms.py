@@ -11,11 +11,13 @@ import logging
 import signal
 from typing import Protocol
 
+from aiohttp import web
+
 from bot.admin import Admin
 from bot.config import Settings
 from bot.engine import Engine
-from bot.errors import ConfigError
 from bot.http import HttpServer
+from bot.metrics import CONTENT_TYPE, Metrics
 from bot.store import Store
 from bot.tasks import Turns
 
@@ -50,11 +52,6 @@ def configured_platforms(
     """The adapters whose tokens are set; their HTTP routes are added to `http`."""
     platforms: dict[str, Platform] = {}
     if settings.slack_bot_token is not None:
-        if settings.slack_app_token is None and settings.slack_signing_secret is None:
-            raise ConfigError(
-                "SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN (Socket Mode) nor "
-                "SLACK_SIGNING_SECRET (HTTP mode) is. Set one of them."
-            )
         from adapters.slack.adapter import SlackAdapter
 
         slack = SlackAdapter(
@@ -73,10 +70,18 @@ def configured_platforms(
     return platforms
 
 
-async def serve(settings: Settings, *, engine: Engine, admin: Admin, store: Store) -> None:
+async def serve(
+    settings: Settings, *, engine: Engine, admin: Admin, store: Store, metrics: Metrics
+) -> None:
     """Run the HTTP server and every configured platform until SIGTERM or SIGINT."""
     turns = Turns()
     http = HttpServer(port=settings.http_port)
+
+    async def scrape(_: web.Request) -> web.Response:
+        body = await metrics.render(store)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+    http.add_route("GET", "/metrics", scrape)
     platforms = configured_platforms(
         settings, engine=engine, admin=admin, store=store, turns=turns, http=http
     )

@@ -8,13 +8,16 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from bot.actions import ActionSet
+from bot.actions import ENV_REFERENCE, ActionSet
 from bot.actions_file import load_actions
 from bot.admin import Admin
 from bot.config import Settings
 from bot.egress import EgressPolicy
 from bot.engine import Engine, EngineLimits
-from bot.llm import OpenAIChatModel
+from bot.errors import ActionsFileError, ConfigError
+from bot.llm import NO_LLM_CONFIGURED, OpenAIChatModel
+from bot.logs import protect_secrets
+from bot.metrics import MeteredRecorder, Metrics
 from bot.store import Store
 from bot.webhooks import WebhookClient
 
@@ -31,6 +34,7 @@ class Services:
     store: Store
     webhooks: WebhookClient
     admin: Admin
+    metrics: Metrics
 
 
 def load_configured_actions(
@@ -42,17 +46,67 @@ def load_configured_actions(
     return load_actions(settings.actions_path, environ=env, policy=policy)
 
 
+def configuration_problems(settings: Settings, *, need_llm: bool = True) -> list[str]:
+    """Every problem that stops the bot from starting, found without network access, so
+    they can all be reported at once (token checks with the platforms come after)."""
+    problems: list[str] = []
+    if need_llm and settings.openai_api_key is None and not settings.openai_base_url:
+        problems.append(NO_LLM_CONFIGURED)
+    try:
+        load_configured_actions(settings)
+    except ActionsFileError as exc:
+        problems += [str(problem) for problem in exc.problems]
+    except ConfigError as exc:
+        problems.append(str(exc))
+    problems += _platform_problems(settings)
+    return problems
+
+
+def _platform_problems(settings: Settings) -> list[str]:
+    problems = []
+    bot, app = settings.slack_bot_token, settings.slack_app_token
+    if bot is not None and not bot.get_secret_value().startswith("xoxb-"):
+        problems.append("SLACK_BOT_TOKEN must be the Bot User OAuth Token (it starts with xoxb-).")
+    if app is not None and not app.get_secret_value().startswith("xapp-"):
+        problems.append("SLACK_APP_TOKEN must be an app-level token (it starts with xapp-).")
+    if bot is not None and app is None and settings.slack_signing_secret is None:
+        problems.append(
+            "SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN (Socket Mode) nor "
+            "SLACK_SIGNING_SECRET (HTTP mode) is: set one of them."
+        )
+    if bot is None and (app is not None or settings.slack_signing_secret is not None):
+        problems.append("SLACK_APP_TOKEN or SLACK_SIGNING_SECRET is set without SLACK_BOT_TOKEN.")
+    return problems
+
+
+def secret_values(
+    settings: Settings, actions: ActionSet, environ: Mapping[str, str] | None = None
+) -> list[str]:
+    """Every secret the bot holds: tokens from the settings and the actions' header values,
+    including the `${VAR}` values they were built from (for log redaction)."""
+    env = os.environ if environ is None else environ
+    values = settings.secret_values()
+    for action in actions:
+        values += [v.get_secret_value() for v in action.header_values.values()]
+        for template in action.headers.values():
+            values += [env[ref] for ref in ENV_REFERENCE.findall(template) if ref in env]
+    return values
+
+
 @asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Load the actions, open the store and the webhook client; close them on exit."""
     actions = load_configured_actions(settings)
+    protect_secrets(secret_values(settings, actions))
     store = await Store.open(settings.db_path)
+    metrics = Metrics()
+    recorder = MeteredRecorder(store, metrics)
     try:
-        async with WebhookClient.from_settings(settings, recorder=store) as webhooks:
+        async with WebhookClient.from_settings(settings, recorder=recorder) as webhooks:
             admin = Admin(
                 actions=actions, store=store, webhooks=webhooks, result_chars=settings.result_chars
             )
-            yield Services(settings, actions, store, webhooks, admin)
+            yield Services(settings, actions, store, webhooks, admin, metrics)
     finally:
         await store.close()
 
@@ -79,6 +133,7 @@ async def open_engine(services: Services, model: OpenAIChatModel) -> AsyncIterat
             model=model,
             limits=limits,
             system_prompt=settings.system_prompt,
+            metrics=services.metrics,
         )
     finally:
         await model.aclose()

@@ -15,11 +15,16 @@ from pydantic import ValidationError
 
 from adapters.console import ConsoleAdapter, stdin_lines
 from bot.admin import AdminCommand, AdminResult, Notice, TestReport, Verb, render_text
-from bot.app import load_configured_actions, open_engine, open_services
+from bot.app import (
+    configuration_problems,
+    load_configured_actions,
+    open_engine,
+    open_services,
+)
 from bot.config import Settings
 from bot.errors import ActionBotError, ActionsFileError
 from bot.llm import OpenAIChatModel
-from bot.logs import configure_logging
+from bot.logs import configure_logging, protect_secrets
 
 app = typer.Typer(
     name="actionbot",
@@ -45,12 +50,14 @@ def load_settings(log_level: str = "WARNING") -> Settings:
     """Settings from the environment, with logging set up first; exits on invalid values."""
     configure_logging(log_level)
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         problems = "\n".join(
             f"  - {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
         raise fail(f"Invalid settings in the environment:\n{problems}", 2) from None
+    protect_secrets(settings.secret_values())
+    return settings
 
 
 def cli_actor() -> str:
@@ -203,16 +210,30 @@ async def _serve(settings: Settings, model: OpenAIChatModel) -> None:
     from adapters.platforms import serve
 
     async with open_services(settings) as services, open_engine(services, model) as engine:
-        await serve(settings, engine=engine, admin=services.admin, store=services.store)
+        await serve(
+            settings,
+            engine=engine,
+            admin=services.admin,
+            store=services.store,
+            metrics=services.metrics,
+        )
+
+
+def check_configuration(settings: Settings, *, extra: list[str] | None = None) -> None:
+    """Exit with every configuration problem listed, if there is any."""
+    problems = configuration_problems(settings) + (extra or [])
+    if problems:
+        listed = "\n\n".join(f"- {problem}" for problem in problems)
+        raise fail(f"ActionBot cannot start; fix these and start again:\n\n{listed}", 2)
 
 
 @app.command()
 def run() -> None:
     """Start the bot on every platform whose token is set; the console when none is."""
     settings = load_settings("INFO")
+    headless = not settings.has_platform and not sys.stdin.isatty()
+    check_configuration(settings, extra=[NO_PLATFORM] if headless else [])
     if not settings.has_platform:
-        if not sys.stdin.isatty():
-            raise fail(NO_PLATFORM, 2)
         start_chat("local", log_level="INFO")
         return
     try:

@@ -119,6 +119,18 @@ class Settings(BaseSettings):
         """`KEY=` in a .env file means "not set", not "set to the empty string"."""
         return None if value == "" else value
 
+    def secret_values(self) -> list[str]:
+        """The values of every secret setting that is set (for log redaction)."""
+        secrets = (
+            self.openai_api_key,
+            self.webhook_secret,
+            self.slack_bot_token,
+            self.slack_app_token,
+            self.slack_signing_secret,
+            self.discord_token,
+        )
+        return [s.get_secret_value() for s in secrets if s is not None]
+
     @property
     def has_platform(self) -> bool:
         """Whether any chat platform token is set."""

@@ -14,6 +14,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import openai
 
@@ -22,6 +23,8 @@ from bot.actions import Action, ActionSet, parse_arguments, tool_schema
 from bot.errors import ArgumentError
 from bot.history import Message, size_of, window
 from bot.llm import ChatModel, ModelTurn
+from bot.logs import turn_scope
+from bot.metrics import Metrics
 from bot.store import Store
 from bot.types import IncomingMessage, Reply, ToolCall
 from bot.webhooks import WebhookClient
@@ -64,12 +67,14 @@ class Engine:
         model: ChatModel,
         limits: EngineLimits,
         system_prompt: str = "",
+        metrics: Metrics | None = None,
     ) -> None:
         self.actions = actions
         self.store = store
         self.webhooks = webhooks
         self.model = model
         self.limits = limits
+        self.metrics = metrics or Metrics()
         self.system_message: Message = {
             "role": "system",
             "content": wording.system_prompt(system_prompt),
@@ -80,8 +85,11 @@ class Engine:
     async def handle(self, message: IncomingMessage, *, progress: Progress | None = None) -> Reply:
         """Answer one customer message; never raises for LLM or webhook failures."""
         key = f"{message.platform}:{message.conversation}"
-        async with self._lock(key):
-            return await self._handle(key, message, progress)
+        with turn_scope(message.platform, message.conversation):
+            async with self._lock(key):
+                reply = await self._handle(key, message, progress)
+        self.metrics.messages.labels(message.platform).inc()
+        return reply
 
     async def _handle(self, key: str, message: IncomingMessage, progress: Progress | None) -> Reply:
         history = await self.store.load_messages(key, limit=self.limits.history_messages)
@@ -117,7 +125,7 @@ class Engine:
         tools = [self._schemas[name] for name in turn.offered]
         for round_number in range(self.limits.max_tool_rounds + 1):
             prompt = self._prompt(history, turn.new)
-            answer = await self.model.complete(prompt, tools)
+            answer = await self._complete(prompt, tools)
             if not answer.tool_calls:
                 turn.new.append({"role": "assistant", "content": answer.text})
                 return answer.text or wording.EMPTY_ANSWER
@@ -126,6 +134,19 @@ class Engine:
             turn.new.append(_assistant_message(answer))
             turn.new += await self.run_tool_calls(answer.tool_calls, turn, progress)
         raise _RoundLimitError(self.limits.max_tool_rounds)  # pragma: no cover - loop returns
+
+    async def _complete(self, prompt: list[Message], tools: list[dict[str, Any]]) -> ModelTurn:
+        """One model request, counted: requests, errors by kind, tokens by kind."""
+        metrics = self.metrics
+        metrics.llm_requests.inc()
+        try:
+            answer = await self.model.complete(prompt, tools)
+        except Exception as exc:
+            metrics.llm_errors.labels(type(exc).__name__).inc()
+            raise
+        metrics.llm_tokens.labels("prompt").inc(answer.usage.prompt_tokens)
+        metrics.llm_tokens.labels("completion").inc(answer.usage.completion_tokens)
+        return answer
 
     def _prompt(self, history: list[Message], new: list[Message]) -> list[Message]:
         """System prompt, as much past history as the limits leave room for, this turn whole."""

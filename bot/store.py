@@ -186,6 +186,13 @@ class Store:
                 names = [row[0] for row in await db.execute_fetchall(sql)]
             return [await _action_stats(db, action) for action in names]
 
+    async def call_totals(self) -> list[tuple[str, str, int]]:
+        """(action, outcome, calls) for every pair with calls, from the aggregates."""
+        sql = "SELECT action, outcome, calls FROM call_totals ORDER BY action, outcome"
+        async with self._transaction() as db:
+            rows = await db.execute_fetchall(sql)
+        return [(str(a), str(o), int(c)) for a, o, c in rows]
+
     async def call_counts(self) -> dict[str, int]:
         """Total calls per action that has any, from the aggregates (cheap)."""
         sql = "SELECT action, SUM(calls) FROM call_totals GROUP BY action"
@@ -232,9 +239,11 @@ class Store:
             rows = list(await db.execute_fetchall("SELECT 1"))
         return rows == [(1,)]
 
-    async def conversation_count(self) -> int:
+    async def active_conversations(self, within_seconds: float) -> int:
+        """How many conversations had a message in the last `within_seconds`."""
+        sql = "SELECT COUNT(*) FROM conversations WHERE updated_at >= ?"
         async with self._transaction() as db:
-            rows = list(await db.execute_fetchall("SELECT COUNT(*) FROM conversations"))
+            rows = list(await db.execute_fetchall(sql, (self._clock() - within_seconds,)))
         return int(rows[0][0])
 
     # -- seen events ---------------------------------------------------------------------

@@ -33,6 +33,7 @@ from bot.chunks import split_message
 from bot.config import Settings
 from bot.engine import Engine
 from bot.errors import AdminUsageError, ConfigError
+from bot.logs import turn_scope
 from bot.store import Store
 from bot.tasks import Turns
 from bot.types import IncomingMessage
@@ -207,6 +208,12 @@ class DiscordAdapter:
         await self._run_turn(incoming, where, reply_to)
 
     async def _run_turn(
+        self, incoming: IncomingMessage, where: Sendable, reply_to: discord.Message | None
+    ) -> None:
+        with turn_scope(PLATFORM, incoming.conversation):
+            await self._reply(incoming, where, reply_to)
+
+    async def _reply(
         self, incoming: IncomingMessage, where: Sendable, reply_to: discord.Message | None
     ) -> None:
         note = _ProgressNote(self, where, delay=self.progress_delay)

@@ -33,6 +33,7 @@ from bot.chunks import split_message
 from bot.config import Settings
 from bot.engine import Engine
 from bot.errors import ConfigError
+from bot.logs import turn_scope
 from bot.store import Store
 from bot.tasks import Turns
 from bot.types import IncomingMessage
@@ -207,6 +208,12 @@ class SlackAdapter:
         self.turns.spawn(work, name=f"slack turn {conversation}")
 
     async def _answer(
+        self, message: IncomingMessage, *, channel: str, thread_ts: str | None
+    ) -> None:
+        with turn_scope(PLATFORM, message.conversation):
+            await self._reply(message, channel=channel, thread_ts=thread_ts)
+
+    async def _reply(
         self, message: IncomingMessage, *, channel: str, thread_ts: str | None
     ) -> None:
         if not message.text:

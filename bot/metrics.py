@@ -1,0 +1,102 @@
+"""Prometheus metrics for `/metrics`, on a registry owned by the running bot (no globals).
+
+Call counts per action and outcome are read from the store when scraped, so they are the
+same numbers as `/actions stats` and survive restarts. Latency, LLM use and messages are
+counted in this process: a histogram of webhook latency per action, LLM requests, errors
+and tokens, messages handled per platform, plus conversations active in the last hour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from bot.store import Store
+from bot.types import ActionResult
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+ACTIVE_WINDOW_SECONDS = 3600.0
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class _StoreTotals(Collector):
+    """Exposes the store's per-action call totals, fetched just before each scrape."""
+
+    def __init__(self) -> None:
+        self.totals: list[tuple[str, str, int]] = []
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "actionbot_action_calls",
+            "Webhook calls per action and outcome (the numbers of /actions stats).",
+            labels=["action", "outcome"],
+        )
+        for action, outcome, calls in self.totals:
+            family.add_metric([action, outcome], calls)
+        yield family
+
+
+class Metrics:
+    """Every metric the bot exposes; one instance per running bot."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._totals = _StoreTotals()
+        self.registry.register(self._totals)
+        self.latency = Histogram(
+            "actionbot_action_latency_seconds",
+            "Webhook call latency per action.",
+            ["action"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.llm_requests = Counter(
+            "actionbot_llm_requests", "Chat Completions requests.", registry=self.registry
+        )
+        self.llm_errors = Counter(
+            "actionbot_llm_errors",
+            "Failed Chat Completions requests.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.llm_tokens = Counter(
+            "actionbot_llm_tokens",
+            "Tokens reported by the LLM server.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.messages = Counter(
+            "actionbot_messages_handled",
+            "Customer messages answered.",
+            ["platform"],
+            registry=self.registry,
+        )
+        self.conversations = Gauge(
+            "actionbot_conversations_active",
+            "Conversations with a message in the last hour.",
+            registry=self.registry,
+        )
+
+    def observe_call(self, result: ActionResult) -> None:
+        self.latency.labels(result.action).observe(result.latency_ms / 1000)
+
+    async def render(self, store: Store) -> bytes:
+        """The exposition text, with the store's numbers fetched now."""
+        self._totals.totals = await store.call_totals()
+        self.conversations.set(await store.active_conversations(ACTIVE_WINDOW_SECONDS))
+        return generate_latest(self.registry)
+
+
+class MeteredRecorder:
+    """Records each call in the store and observes its latency: the webhook client's sink."""
+
+    def __init__(self, store: Store, metrics: Metrics) -> None:
+        self.store = store
+        self.metrics = metrics
+
+    async def record_call(self, result: ActionResult, *, conversation: str | None = None) -> None:
+        self.metrics.observe_call(result)
+        await self.store.record_call(result, conversation=conversation)

@@ -1,0 +1,77 @@
+"""The console adapter: one customer conversation on stdin/stdout.
+
+The simplest complete adapter: read a line, map it to an `IncomingMessage` (or, for lines
+starting with `/actions`, an admin command — the local operator is an admin), call the core,
+print the answer. Works interactively (with a prompt and progress lines) and piped (exactly
+one answer per non-empty input line, exit at end of input).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from typing import TextIO
+
+from bot.admin import Admin, render_text
+from bot.engine import Engine
+from bot.types import IncomingMessage
+
+PLATFORM = "console"
+ADMIN_PREFIX = "/actions"
+
+
+async def stdin_lines(prompt: str | None) -> AsyncIterator[str]:
+    """Lines from stdin without blocking the event loop; `prompt` shown before each read."""
+    while True:
+        if prompt:
+            sys.stdout.write(prompt)
+            sys.stdout.flush()
+        line = await asyncio.to_thread(sys.stdin.readline)
+        if not line:
+            return
+        yield line.rstrip("\n")
+
+
+class ConsoleAdapter:
+    """Relays console lines to the engine or to the admin operations."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        admin: Admin,
+        conversation: str,
+        out: TextIO,
+        interactive: bool,
+    ) -> None:
+        self.engine = engine
+        self.admin = admin
+        self.conversation = conversation
+        self.out = out
+        self.interactive = interactive
+
+    async def run(self, lines: AsyncIterator[str]) -> None:
+        async for line in lines:
+            text = line.strip()
+            if text:
+                self._print(await self.answer(text))
+
+    async def answer(self, text: str) -> str:
+        """The reply to one console line."""
+        if text.split(maxsplit=1)[0].lower() == ADMIN_PREFIX:
+            result = await self.admin.execute(text, actor=f"{PLATFORM}:local")
+            return render_text(result)
+        message = IncomingMessage(
+            platform=PLATFORM, conversation=self.conversation, user_id="local", text=text
+        )
+        reply = await self.engine.handle(message, progress=self._progress)
+        return reply.text
+
+    async def _progress(self, status: str) -> None:
+        if self.interactive:
+            self._print(f"  ({status})")
+
+    def _print(self, text: str) -> None:
+        self.out.write(text + "\n")
+        self.out.flush()

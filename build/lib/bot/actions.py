@@ -1,0 +1,345 @@
+"""Custom Actions: the models, tool schemas, argument validation and request shapes.
+
+An action is an admin-defined HTTPS webhook. This module defines `Action` and `Parameter`,
+renders each action as an OpenAI function tool, checks a model's arguments against the
+declared parameters, and prepares the request (path placeholders, query string or JSON body).
+Loading the TOML file is in `bot/actions_file.py`; the network call is in `bot/webhooks.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from bot.errors import ActionNotFoundError, ArgumentError
+
+ACTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+PARAMETER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
+"""What an HTTP header value may hold: no line breaks or other control characters."""
+PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+ENV_REFERENCE = re.compile(r"\$\{([^}]*)\}")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+RESERVED_HEADERS = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "idempotency-key"}
+)
+MAX_STRING_ARGUMENT = 2000
+"""Longest text value accepted for one parameter; longer is almost surely not a lookup key."""
+
+ArgumentValue = str | int | float | bool
+Arguments = dict[str, ArgumentValue]
+
+
+class ParameterType(StrEnum):
+    """The three parameter types of the product: String, Number, Boolean."""
+
+    STRING = "string"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+
+
+class Method(StrEnum):
+    """GET sends parameters as a query string, POST as a JSON body."""
+
+    GET = "GET"
+    POST = "POST"
+
+
+class Parameter(BaseModel):
+    """A named value the AI extracts from the conversation before calling the action."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    type: ParameterType
+    description: str = Field(min_length=1)
+    required: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not PARAMETER_NAME.match(value):
+            raise ValueError(
+                "must be an identifier: letters, digits and _, not starting with a digit"
+            )
+        return value
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _lower_type(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+
+class ActionConfig(BaseModel):
+    """One `[[actions]]` table exactly as the file may write it (unknown keys are errors)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    display_name: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    url: str
+    method: Method = Method.GET
+    active: bool = True
+    timeout: float | None = Field(None, gt=0)
+    headers: dict[str, str] = Field(default_factory=dict, repr=False)
+    parameters: list[Parameter] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not ACTION_NAME.match(value):
+            raise ValueError("must be 1-64 characters of letters, digits, _ and -")
+        return value
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper_method(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+
+class Action(ActionConfig):
+    """A loaded action: the file's fields plus header values resolved from the environment.
+
+    `header_values` holds secrets; it never appears in tool schemas, logs or `/actions show`.
+    """
+
+    header_values: dict[str, SecretStr] = Field(default_factory=dict, repr=False)
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    def parameter(self, name: str) -> Parameter | None:
+        return next((p for p in self.parameters if p.name == name), None)
+
+    def path_parameters(self) -> list[str]:
+        return PLACEHOLDER.findall(urlsplit(self.url).path)
+
+    def masked_headers(self) -> dict[str, str]:
+        """Header values fit to show an admin: `${VAR}` references kept, literals hidden."""
+        return {name: _mask(template) for name, template in self.headers.items()}
+
+
+def _mask(template: str) -> str:
+    refs = ENV_REFERENCE.findall(template)
+    if refs:
+        return " ".join(f"${{{ref}}}" for ref in refs) + " (from the environment)"
+    return "•••• (set in the file)"
+
+
+def derive_name(display_name: str) -> str:
+    """`Check Inventory` → `check_inventory`: the action name when the file omits one."""
+    return re.sub(r"[^a-z0-9]+", "_", display_name.lower()).strip("_")[:64]
+
+
+# --- tools and arguments ------------------------------------------------------------------
+
+
+def tool_schema(action: Action) -> dict[str, Any]:
+    """The action as an OpenAI Chat Completions function tool."""
+    properties = {
+        p.name: {"type": p.type.value, "description": p.description} for p in action.parameters
+    }
+    return {
+        "type": "function",
+        "function": {
+            "name": action.name,
+            "description": action.description,
+            "parameters": {
+                "type": "object",
+                "properties": properties,
+                "required": [p.name for p in action.parameters if p.required],
+                "additionalProperties": False,
+            },
+        },
+    }
+
+
+def parse_arguments(action: Action, raw: str | Mapping[str, Any]) -> Arguments:
+    """Check a model's (or an admin's) arguments against `action`'s parameters.
+
+    Obvious forms are accepted ("5" for a number, "true" for a boolean); anything else raises
+    `ArgumentError` with one readable line per parameter, meant for the model to act on.
+    """
+    values = _decode(action, raw)
+    problems = [
+        f"unknown parameter {key!r} (this action takes: {_names(action)})"
+        for key in values
+        if action.parameter(key) is None
+    ]
+    result: Arguments = {}
+    for param in action.parameters:
+        value = values.get(param.name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if param.required:
+                problems.append(f"{param.name!r} is required ({param.description})")
+            continue
+        try:
+            result[param.name] = coerce(param, value)
+        except ValueError as exc:
+            problems.append(f"{param.name!r} {exc}")
+    if problems:
+        raise ArgumentError(action.name, problems)
+    return result
+
+
+def _names(action: Action) -> str:
+    return ", ".join(p.name for p in action.parameters) or "no parameters"
+
+
+def _decode(action: Action, raw: str | Mapping[str, Any]) -> Mapping[str, Any]:
+    if not isinstance(raw, str):
+        return raw
+    if not raw.strip():
+        return {}
+    try:
+        decoded = json.loads(raw)
+    except json.JSONDecodeError:
+        raise ArgumentError(action.name, ["the arguments were not valid JSON"]) from None
+    if not isinstance(decoded, dict):
+        raise ArgumentError(action.name, ["the arguments must be a JSON object"])
+    return decoded
+
+
+def coerce(param: Parameter, value: object) -> ArgumentValue:
+    """`value` as `param`'s type, or ValueError saying what was expected."""
+    if param.type is ParameterType.STRING:
+        return _as_string(value)
+    if param.type is ParameterType.NUMBER:
+        return _as_number(value)
+    return _as_boolean(value)
+
+
+def _as_string(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"must be text, got {_describe(value)}")
+    text = _format_number(value) if not isinstance(value, str) else value.strip()
+    if len(text) > MAX_STRING_ARGUMENT:
+        raise ValueError(f"is too long ({len(text)} characters; at most {MAX_STRING_ARGUMENT})")
+    return text
+
+
+def _as_number(value: object) -> int | float:
+    number: float
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number, got {_describe(value)}")
+    if isinstance(value, int | float):
+        number = value
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise ValueError(f"must be a number, got {_describe(value)}") from None
+    else:
+        raise ValueError(f"must be a number, got {_describe(value)}")
+    if not math.isfinite(number):
+        raise ValueError(f"must be a finite number, got {_describe(value)}")
+    return int(number) if float(number).is_integer() and abs(number) < 2**53 else number
+
+
+_TRUE = frozenset({"true", "yes", "y", "on", "1"})
+_FALSE = frozenset({"false", "no", "n", "off", "0"})
+
+
+def _as_boolean(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError(f"must be true or false, got {_describe(value)}")
+
+
+def _describe(value: object) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 40 else text[:40] + "…"
+
+
+def _format_number(value: int | float) -> str:
+    return str(int(value)) if float(value).is_integer() and abs(value) < 2**53 else repr(value)
+
+
+def query_value(value: ArgumentValue) -> str:
+    """How one argument is written in a URL: booleans as true/false, numbers plainly."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return _format_number(value)
+    return value
+
+
+# --- preparing a request ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PreparedRequest:
+    """The request an action call makes, before any network I/O."""
+
+    method: Method
+    url: str
+    json_body: dict[str, ArgumentValue] | None
+
+
+def prepare_request(action: Action, arguments: Arguments) -> PreparedRequest:
+    """Fill path placeholders (each value one encoded segment) and place the other values."""
+    parts = urlsplit(action.url)
+    in_path = set(action.path_parameters())
+    path = PLACEHOLDER.sub(lambda m: path_segment(arguments[m.group(1)]), parts.path)
+    rest = {k: v for k, v in arguments.items() if k not in in_path}
+    query = parts.query
+    body: dict[str, ArgumentValue] | None = None
+    if action.method is Method.GET:
+        extra = urlencode([(k, query_value(v)) for k, v in rest.items()])
+        query = "&".join(q for q in (query, extra) if q)
+    else:
+        body = rest
+    url = parts._replace(path=path, query=query, fragment="").geturl()
+    return PreparedRequest(method=action.method, url=url, json_body=body)
+
+
+def path_segment(value: ArgumentValue) -> str:
+    """Encode a value as exactly one path segment: `/`, `?`, `#` and `..` cannot escape it."""
+    text = query_value(value)
+    if text in {".", ".."}:
+        return text.replace(".", "%2E")
+    return quote(text, safe="")
+
+
+# --- the loaded set ----------------------------------------------------------------------
+
+
+class ActionSet:
+    """The loaded actions, in file order, looked up by name."""
+
+    def __init__(self, actions: list[Action], *, source: str) -> None:
+        self._by_name = {a.name: a for a in actions}
+        self.source = source
+
+    def __iter__(self) -> Iterator[Action]:
+        return iter(self._by_name.values())
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def names(self) -> list[str]:
+        return list(self._by_name)
+
+    def get(self, name: str) -> Action:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise ActionNotFoundError(name, self.names()) from None

@@ -1,0 +1,371 @@
+"""The `/actions` admin operations, platform-neutral.
+
+Three separate steps so every front end (shell, console, Slack, Discord) shares them:
+`parse_command` turns text into an `AdminCommand`, `Admin.run` executes it and returns a
+result value, and each adapter renders that value its own way (`render_text` here is the
+plain-text rendering used by the shell and the console). Input mistakes never raise out of
+`Admin.execute`: they come back as a `Notice` carrying the usage text.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from bot.actions import Action, ActionSet, Parameter, parse_arguments
+from bot.errors import ActionBotError, AdminUsageError
+from bot.store import ActionStats, Store
+from bot.types import ActionResult, trim
+from bot.webhooks import WebhookClient
+
+logger = logging.getLogger(__name__)
+
+Verb = Literal["list", "show", "enable", "disable", "stats", "test", "help"]
+VERBS: tuple[Verb, ...] = ("list", "show", "enable", "disable", "stats", "test", "help")
+NEEDS_NAME = frozenset({"show", "enable", "disable", "test"})
+
+USAGE = """\
+/actions list                        every action with its state and call count
+/actions show NAME                   one action's definition (secrets masked)
+/actions enable NAME                 offer the action to the AI again
+/actions disable NAME                stop offering the action (nothing is deleted)
+/actions stats [NAME]                calls, failures by outcome, latency, last error
+/actions test NAME key=value ...     call the endpoint once with these arguments
+/actions help                        this text"""
+
+
+@dataclass(frozen=True)
+class AdminCommand:
+    """One parsed `/actions` command."""
+
+    verb: Verb
+    name: str | None = None
+    arguments: dict[str, str] = field(default_factory=dict)
+
+
+def parse_command(text: str) -> AdminCommand:
+    """Parse `[/actions] VERB [NAME] [key=value ...]`; `AdminUsageError` says what is wrong."""
+    words = _split(text)
+    if words and words[0].lower() in {"/actions", "actions"}:
+        words = words[1:]
+    if not words:
+        return AdminCommand("help")
+    verb = next((v for v in VERBS if v == words[0].lower()), None)
+    rest = words[1:]
+    if verb is None:
+        raise AdminUsageError(f"Unknown subcommand {words[0]!r}.")
+    name = rest[0] if rest else None
+    if verb in NEEDS_NAME and name is None:
+        raise AdminUsageError(f"`{verb}` needs an action name.")
+    if verb != "test" and len(rest) > (0 if verb in {"list", "help"} else 1):
+        raise AdminUsageError(f"Too many words for `{verb}`.")
+    return AdminCommand(verb, name, _key_values(rest[1:]) if verb == "test" else {})
+
+
+_STRAIGHT_QUOTES = str.maketrans("“”‘’", "\"\"''")
+
+
+def _split(text: str) -> list[str]:
+    # Chat clients turn straight quotes into typographic ones; shlex needs straight quotes.
+    normalised = text.translate(_STRAIGHT_QUOTES)
+    try:
+        return shlex.split(normalised)
+    except ValueError as exc:
+        raise AdminUsageError(f"Could not read the command: {exc}.") from None
+
+
+def parse_key_values(text: str) -> dict[str, str]:
+    """`part_name=screen device_model="iPhone 15 Pro"` as a dict; `AdminUsageError` if not."""
+    return _key_values(_split(text))
+
+
+def _key_values(words: list[str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for word in words:
+        key, sep, value = word.partition("=")
+        if not sep or not key:
+            raise AdminUsageError(f"Arguments are key=value pairs; {word!r} is not one.")
+        values[key] = value
+    return values
+
+
+# --- results ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ActionRow:
+    """One line of `/actions list`."""
+
+    name: str
+    display_name: str
+    method: str
+    host: str
+    active: bool
+    calls: int
+
+
+@dataclass(frozen=True)
+class ActionList:
+    rows: list[ActionRow]
+
+
+@dataclass(frozen=True)
+class ActionDetail:
+    """`/actions show`: the definition as the admin wrote it, with secrets masked."""
+
+    action: Action
+    active: bool
+    changed_by: str | None
+    changed_at: datetime | None
+    calls: int
+
+    @property
+    def parameters(self) -> list[Parameter]:
+        return self.action.parameters
+
+
+@dataclass(frozen=True)
+class Toggled:
+    name: str
+    active: bool
+    changed: bool
+    """False when the action already was in that state."""
+
+
+@dataclass(frozen=True)
+class StatsReport:
+    rows: list[ActionStats]
+    name: str | None
+
+
+@dataclass(frozen=True)
+class TestReport:
+    """`/actions test`: what was sent and how the call ended."""
+
+    __test__ = False  # a result type, not a pytest test class
+
+    arguments: dict[str, object]
+    result: ActionResult
+    body: str
+    """The response body, trimmed to the budget the model gets."""
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message for the admin: usage help, or why a command was refused."""
+
+    text: str
+    error: bool = False
+
+
+AdminResult = ActionList | ActionDetail | Toggled | StatsReport | TestReport | Notice
+
+
+# --- execution ----------------------------------------------------------------------------
+
+
+class Admin:
+    """Executes admin commands against the loaded actions, the store and the webhook client."""
+
+    def __init__(
+        self, *, actions: ActionSet, store: Store, webhooks: WebhookClient, result_chars: int
+    ) -> None:
+        self.actions = actions
+        self.store = store
+        self.webhooks = webhooks
+        self.result_chars = result_chars
+
+    async def execute(self, text: str, *, actor: str) -> AdminResult:
+        """Parse and run `text`; input mistakes come back as a `Notice` with the usage."""
+        try:
+            command = parse_command(text)
+        except AdminUsageError as exc:
+            return Notice(f"{exc}\n\n{USAGE}", True)
+        return await self.perform(command, actor=actor)
+
+    async def perform(self, command: AdminCommand, *, actor: str) -> AdminResult:
+        """Run a parsed command; unknown names and bad arguments come back as a `Notice`."""
+        try:
+            return await self.run(command, actor=actor)
+        except ActionBotError as exc:
+            return Notice(
+                f"{exc}\n\n{USAGE}" if isinstance(exc, AdminUsageError) else str(exc), True
+            )
+
+    async def run(self, command: AdminCommand, *, actor: str) -> AdminResult:
+        name = command.name or ""
+        match command.verb:
+            case "list":
+                return await self.list_actions()
+            case "show":
+                return await self.show(name)
+            case "enable" | "disable":
+                return await self.set_active(name, command.verb == "enable", actor=actor)
+            case "stats":
+                return await self.stats(command.name)
+            case "test":
+                return await self.test(name, command.arguments, actor=actor)
+            case _:
+                return Notice(USAGE)
+
+    async def active_flags(self) -> dict[str, bool]:
+        """Every action's current state: the admin's toggle if any, else the file's `active`."""
+        states = await self.store.action_states()
+        return {
+            a.name: states[a.name].active if a.name in states else a.active for a in self.actions
+        }
+
+    async def list_actions(self) -> ActionList:
+        flags = await self.active_flags()
+        counts = await self.store.call_counts()
+        rows = [
+            ActionRow(
+                a.name, a.display_name, a.method.value, a.host, flags[a.name], counts.get(a.name, 0)
+            )
+            for a in self.actions
+        ]
+        return ActionList(rows)
+
+    async def show(self, name: str) -> ActionDetail:
+        action = self.actions.get(name)
+        state = (await self.store.action_states()).get(name)
+        calls = (await self.store.call_counts()).get(name, 0)
+        return ActionDetail(
+            action=action,
+            active=state.active if state else action.active,
+            changed_by=state.changed_by if state else None,
+            changed_at=state.changed_at if state else None,
+            calls=calls,
+        )
+
+    async def set_active(self, name: str, active: bool, *, actor: str) -> Toggled:
+        self.actions.get(name)
+        was = (await self.active_flags())[name]
+        await self.store.set_active(name, active, actor=actor)
+        logger.info("action %s %s by %s", name, "enabled" if active else "disabled", actor)
+        return Toggled(name, active, changed=was != active)
+
+    async def stats(self, name: str | None) -> StatsReport:
+        if name is not None:
+            self.actions.get(name)
+        return StatsReport(await self.store.stats(name), name)
+
+    async def test(self, name: str, raw: dict[str, str], *, actor: str) -> TestReport:
+        action = self.actions.get(name)
+        arguments = parse_arguments(action, raw)
+        logger.info("action %s tested by %s", name, actor)
+        result = await self.webhooks.call(action, arguments, conversation=f"admin-test:{actor}")
+        return TestReport(dict(arguments), result, trim(result.body_text(), self.result_chars))
+
+
+# --- plain-text rendering -----------------------------------------------------------------
+
+
+def render_text(result: AdminResult) -> str:
+    """Render a result as plain text for the shell and the console."""
+    match result:
+        case ActionList():
+            return _render_list(result)
+        case ActionDetail():
+            return _render_detail(result)
+        case Toggled():
+            state = "enabled" if result.active else "disabled"
+            already = "" if result.changed else " (it already was)"
+            return f"{result.name} is now {state}{already}."
+        case StatsReport():
+            return _render_stats(result)
+        case TestReport():
+            return _render_test(result)
+        case Notice():
+            return result.text
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """Left-aligned columns, two spaces apart."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows]]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _render_list(result: ActionList) -> str:
+    if not result.rows:
+        return "No actions are defined. Add some to the actions file (see actions.example.toml)."
+    rows = [
+        [
+            r.name,
+            r.display_name,
+            r.method,
+            r.host,
+            "active" if r.active else "inactive",
+            str(r.calls),
+        ]
+        for r in result.rows
+    ]
+    return table(["NAME", "DISPLAY NAME", "METHOD", "HOST", "STATE", "CALLS"], rows)
+
+
+def _render_detail(detail: ActionDetail) -> str:
+    a = detail.action
+    state = "active" if detail.active else "inactive"
+    if detail.changed_by:
+        state += f" (set by {detail.changed_by}, {_when(detail.changed_at)})"
+    lines = [
+        f"{a.display_name} ({a.name})",
+        f"  description: {a.description}",
+        f"  endpoint:    {a.method.value} {a.url}",
+        f"  state:       {state}",
+        f"  timeout:     {f'{a.timeout:g} s' if a.timeout else 'default'}",
+        f"  calls:       {detail.calls}",
+    ]
+    lines += [f"  header:      {k}: {v}" for k, v in a.masked_headers().items()]
+    lines.append("  parameters:" if a.parameters else "  parameters:  none")
+    for p in a.parameters:
+        need = "required" if p.required else "optional"
+        lines.append(f"    - {p.name} ({p.type.value}, {need}): {p.description}")
+    return "\n".join(lines)
+
+
+def _render_stats(report: StatsReport) -> str:
+    if not report.rows or (report.name is None and not any(r.calls for r in report.rows)):
+        return "No calls recorded yet."
+    rows = [
+        [
+            s.action,
+            str(s.calls),
+            str(s.successes),
+            _failures(s),
+            _ms(s.avg_latency_ms),
+            _ms(s.p95_latency_ms),
+            _when(s.last_call_at),
+            s.last_error or "-",
+        ]
+        for s in report.rows
+    ]
+    header = ["ACTION", "CALLS", "OK", "FAILED", "AVG", "P95", "LAST CALL", "LAST ERROR"]
+    return table(header, rows)
+
+
+def _render_test(report: TestReport) -> str:
+    r = report.result
+    status = f"HTTP {r.status}" if r.status is not None else "no HTTP status"
+    lines = [f"{r.action}: {r.outcome.value} · {status} · {r.latency_ms:.0f} ms"]
+    if r.error:
+        lines.append(f"error: {r.error}")
+    if report.body:
+        lines.append(f"body: {report.body}")
+    return "\n".join(lines)
+
+
+def _failures(stats: ActionStats) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(stats.failures.items())) or "0"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} ms"
+
+
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")

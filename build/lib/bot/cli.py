@@ -1,0 +1,229 @@
+"""The `actionbot` command: `run`, `chat`, and `actions …` for admins at a shell."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from adapters.console import ConsoleAdapter, stdin_lines
+from bot.admin import AdminCommand, AdminResult, Notice, TestReport, Verb, render_text
+from bot.app import load_configured_actions, open_engine, open_services
+from bot.config import Settings
+from bot.errors import ActionBotError, ActionsFileError
+from bot.llm import OpenAIChatModel
+from bot.logs import configure_logging
+
+app = typer.Typer(
+    name="actionbot",
+    help="ActionBot: an AI support bot for Slack and Discord with Custom Actions.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+actions_app = typer.Typer(
+    help="Inspect, toggle and test Custom Actions (the same operations as /actions).",
+    no_args_is_help=True,
+)
+app.add_typer(actions_app, name="actions")
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print `message` to stderr and return the exit to raise."""
+    typer.echo(message, err=True)
+    return typer.Exit(code)
+
+
+def load_settings(log_level: str = "WARNING") -> Settings:
+    """Settings from the environment, with logging set up first; exits on invalid values."""
+    configure_logging(log_level)
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "\n".join(
+            f"  - {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise fail(f"Invalid settings in the environment:\n{problems}", 2) from None
+
+
+def cli_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+async def _run_admin(command: AdminCommand) -> AdminResult:
+    async with open_services(load_settings()) as services:
+        return await services.admin.perform(command, actor=cli_actor())
+
+
+def admin_command(command: AdminCommand) -> None:
+    """Run one admin command, print it, and exit non-zero when it failed."""
+    try:
+        result = asyncio.run(_run_admin(command))
+    except ActionBotError as exc:
+        raise fail(str(exc)) from None
+    failed = (isinstance(result, Notice) and result.error) or (
+        isinstance(result, TestReport) and not result.result.ok
+    )
+    typer.echo(render_text(result), err=failed and isinstance(result, Notice))
+    if failed:
+        raise typer.Exit(1)
+
+
+NameArg = Annotated[str, typer.Argument(help="The action name, e.g. check_inventory.")]
+
+
+@actions_app.command()
+def validate(
+    file: Annotated[
+        Path | None, typer.Argument(help="Actions file (default: ACTIONBOT_ACTIONS).")
+    ] = None,
+) -> None:
+    """Check an actions file and list its actions, or every problem in it."""
+    settings = load_settings()
+    if file is not None:
+        settings = settings.model_copy(update={"actions_path": file})
+    path = settings.actions_path
+    try:
+        actions = load_configured_actions(settings)
+    except ActionsFileError as exc:
+        raise fail(f"{path} is not valid.\n{exc}") from None
+    except ActionBotError as exc:
+        raise fail(str(exc)) from None
+    names = ", ".join(actions.names()) or "none"
+    typer.echo(f"{path} is valid: {len(actions)} action(s): {names}.")
+
+
+def _simple(verb: Verb, name: str | None = None) -> None:
+    admin_command(AdminCommand(verb, name))
+
+
+@actions_app.command("list")
+def list_actions() -> None:
+    """Every action with its method, host, state and call count."""
+    _simple("list")
+
+
+@actions_app.command()
+def show(name: NameArg) -> None:
+    """One action's definition, with secrets masked."""
+    _simple("show", name)
+
+
+@actions_app.command()
+def enable(name: NameArg) -> None:
+    """Offer the action to the AI again."""
+    _simple("enable", name)
+
+
+@actions_app.command()
+def disable(name: NameArg) -> None:
+    """Stop offering the action to the AI (nothing is deleted)."""
+    _simple("disable", name)
+
+
+@actions_app.command()
+def stats(
+    name: Annotated[str | None, typer.Argument(help="Only this action.")] = None,
+) -> None:
+    """Calls, failures by outcome, average and p95 latency, last call and last error."""
+    _simple("stats", name)
+
+
+@actions_app.command("test")
+def try_action(
+    name: NameArg,
+    arguments: Annotated[
+        list[str] | None, typer.Argument(help="Arguments as key=value, e.g. part_name=screen.")
+    ] = None,
+) -> None:
+    """Call the action's endpoint once and print outcome, status, latency and body."""
+    pairs: dict[str, str] = {}
+    for word in arguments or []:
+        key, sep, value = word.partition("=")
+        if not sep or not key:
+            raise fail(f"Arguments are key=value pairs; {word!r} is not one.", 2)
+        pairs[key] = value
+    admin_command(AdminCommand("test", name, pairs))
+
+
+async def _chat(settings: Settings, model: OpenAIChatModel, conversation: str) -> None:
+    interactive = sys.stdin.isatty()
+    async with open_services(settings) as services, open_engine(services, model) as engine:
+        if interactive:
+            names = ", ".join(services.actions.names()) or "none"
+            typer.echo(f"ActionBot console. Actions: {names}. Type /actions help, Ctrl-D to quit.")
+        console = ConsoleAdapter(
+            engine=engine,
+            admin=services.admin,
+            conversation=conversation,
+            out=sys.stdout,
+            interactive=interactive,
+        )
+        await console.run(stdin_lines("you> " if interactive else None))
+
+
+def start_chat(conversation: str, *, log_level: str = "WARNING") -> None:
+    settings = load_settings(log_level)
+    try:
+        model = OpenAIChatModel.from_settings(settings)
+        asyncio.run(_chat(settings, model, conversation))
+    except ActionBotError as exc:
+        raise fail(str(exc), 2) from None
+    except KeyboardInterrupt:
+        typer.echo("")
+
+
+@app.command()
+def chat(
+    conversation: Annotated[
+        str, typer.Option(help="Conversation name; the same name continues its history.")
+    ] = "local",
+) -> None:
+    """Talk to the bot as a customer on this terminal (lines starting /actions are admin)."""
+    start_chat(conversation)
+
+
+NO_PLATFORM = """No chat platform is configured and there is no terminal to chat on.
+Set SLACK_BOT_TOKEN (+ SLACK_APP_TOKEN or SLACK_SIGNING_SECRET) or DISCORD_TOKEN,
+or run `actionbot chat` in a terminal to talk to the bot locally."""
+
+
+async def _serve(settings: Settings, model: OpenAIChatModel) -> None:
+    # The composition root: platform adapters are imported only when a platform is configured.
+    from adapters.platforms import serve
+
+    async with open_services(settings) as services, open_engine(services, model) as engine:
+        await serve(settings, engine=engine, admin=services.admin, store=services.store)
+
+
+@app.command()
+def run() -> None:
+    """Start the bot on every platform whose token is set; the console when none is."""
+    settings = load_settings("INFO")
+    if not settings.has_platform:
+        if not sys.stdin.isatty():
+            raise fail(NO_PLATFORM, 2)
+        start_chat("local", log_level="INFO")
+        return
+    try:
+        model = OpenAIChatModel.from_settings(settings)
+        asyncio.run(_serve(settings, model))
+    except ActionBotError as exc:
+        raise fail(str(exc), 2) from None
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="actionbot")
+
+
+if __name__ == "__main__":
+    main()

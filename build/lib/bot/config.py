@@ -1,0 +1,134 @@
+"""Settings from the environment (and `.env`), with every default named once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_ACTIONS_PATH = Path("actions.toml")
+DEFAULT_DB_PATH = Path("actionbot.db")
+DEFAULT_MODEL = "gpt-4o-mini"
+DEFAULT_HTTP_PORT = 8080
+
+DEFAULT_ACTION_TIMEOUT = 10.0
+"""Seconds for one webhook call: connect, send and the whole body, as one deadline."""
+DEFAULT_MAX_TIMEOUT = 30.0
+"""Upper bound on any action's own `timeout`."""
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+"""A webhook body larger than this is refused, not read further."""
+DEFAULT_RESULT_CHARS = 4000
+"""At most this many characters of a webhook body are shown to the model."""
+DEFAULT_MAX_REDIRECTS = 3
+
+DEFAULT_MAX_TOOL_ROUNDS = 5
+DEFAULT_LLM_TIMEOUT = 60.0
+DEFAULT_LLM_MAX_RETRIES = 2
+DEFAULT_HISTORY_MESSAGES = 40
+DEFAULT_HISTORY_CHARS = 24000
+DEFAULT_HISTORY_DAYS = 30
+DEFAULT_SHUTDOWN_GRACE = 20.0
+"""Seconds turns in progress get to finish after SIGTERM before they are cancelled."""
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """Everything an operator configures. Trust settings (egress, secrets) live only here,
+    never in the actions file."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        frozen=True,
+    )
+
+    openai_api_key: SecretStr | None = Field(None, validation_alias=_env("OPENAI_API_KEY"))
+    openai_base_url: str | None = Field(None, validation_alias=_env("OPENAI_BASE_URL"))
+    model: str = Field(DEFAULT_MODEL, validation_alias=_env("ACTIONBOT_MODEL"))
+    actions_path: Path = Field(DEFAULT_ACTIONS_PATH, validation_alias=_env("ACTIONBOT_ACTIONS"))
+    db_path: Path = Field(DEFAULT_DB_PATH, validation_alias=_env("ACTIONBOT_DB"))
+    admins: str = Field("", validation_alias=_env("ACTIONBOT_ADMINS"))
+    system_prompt: str = Field("", validation_alias=_env("ACTIONBOT_SYSTEM_PROMPT"))
+    webhook_secret: SecretStr | None = Field(
+        None, validation_alias=_env("ACTIONBOT_WEBHOOK_SECRET")
+    )
+    egress_allow: str = Field("", validation_alias=_env("ACTIONBOT_EGRESS_ALLOW"))
+    http_port: int = Field(DEFAULT_HTTP_PORT, validation_alias=_env("ACTIONBOT_HTTP_PORT"))
+
+    max_timeout: float = Field(
+        DEFAULT_MAX_TIMEOUT, gt=0, validation_alias=_env("ACTIONBOT_MAX_TIMEOUT")
+    )
+    max_body_bytes: int = Field(
+        DEFAULT_MAX_BODY_BYTES, gt=0, validation_alias=_env("ACTIONBOT_MAX_BODY_BYTES")
+    )
+    result_chars: int = Field(
+        DEFAULT_RESULT_CHARS, gt=0, validation_alias=_env("ACTIONBOT_RESULT_CHARS")
+    )
+
+    max_tool_rounds: int = Field(
+        DEFAULT_MAX_TOOL_ROUNDS, ge=1, validation_alias=_env("ACTIONBOT_MAX_TOOL_ROUNDS")
+    )
+    llm_timeout: float = Field(
+        DEFAULT_LLM_TIMEOUT, gt=0, validation_alias=_env("ACTIONBOT_LLM_TIMEOUT")
+    )
+    llm_max_retries: int = Field(
+        DEFAULT_LLM_MAX_RETRIES, ge=0, validation_alias=_env("ACTIONBOT_LLM_MAX_RETRIES")
+    )
+    history_messages: int = Field(
+        DEFAULT_HISTORY_MESSAGES, ge=2, validation_alias=_env("ACTIONBOT_HISTORY_MESSAGES")
+    )
+    history_chars: int = Field(
+        DEFAULT_HISTORY_CHARS, ge=1000, validation_alias=_env("ACTIONBOT_HISTORY_CHARS")
+    )
+    history_days: int = Field(
+        DEFAULT_HISTORY_DAYS, ge=0, validation_alias=_env("ACTIONBOT_HISTORY_DAYS")
+    )
+
+    shutdown_grace: float = Field(
+        DEFAULT_SHUTDOWN_GRACE, ge=0, validation_alias=_env("ACTIONBOT_SHUTDOWN_GRACE")
+    )
+
+    slack_bot_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_BOT_TOKEN"))
+    slack_app_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_APP_TOKEN"))
+    slack_signing_secret: SecretStr | None = Field(
+        None, validation_alias=_env("SLACK_SIGNING_SECRET")
+    )
+    slack_api_url: str | None = Field(None, validation_alias=_env("SLACK_API_URL"))
+    discord_token: SecretStr | None = Field(None, validation_alias=_env("DISCORD_TOKEN"))
+    discord_guild: int | None = Field(None, validation_alias=_env("ACTIONBOT_DISCORD_GUILD"))
+    """Register /actions in this server only (instant); globally (may take a while) if unset."""
+
+    @field_validator(
+        "openai_api_key",
+        "webhook_secret",
+        "slack_bot_token",
+        "slack_app_token",
+        "slack_signing_secret",
+        "discord_token",
+        "discord_guild",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """`KEY=` in a .env file means "not set", not "set to the empty string"."""
+        return None if value == "" else value
+
+    @property
+    def has_platform(self) -> bool:
+        """Whether any chat platform token is set."""
+        return self.slack_bot_token is not None or self.discord_token is not None
+
+    @property
+    def admin_ids(self) -> frozenset[str]:
+        """Admin ids as `platform:id`, e.g. `slack:U123`."""
+        return frozenset(part.strip() for part in self.admins.split(",") if part.strip())
+
+    @property
+    def egress_allow_entries(self) -> tuple[str, ...]:
+        return tuple(part.strip() for part in self.egress_allow.split(",") if part.strip())

@@ -1,0 +1,232 @@
+"""The conversation engine: one customer message in, one reply out, via the LLM's tool loop.
+
+Each turn loads the conversation's history, offers the currently active actions as tools,
+and lets the model call them (validated, concurrently, bounded in rounds) until it answers.
+Messages of one conversation are handled in order; different conversations run in parallel.
+Whatever goes wrong, the customer gets a short friendly answer and the operator a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import openai
+
+from bot import wording
+from bot.actions import Action, ActionSet, parse_arguments, tool_schema
+from bot.errors import ArgumentError
+from bot.history import Message, size_of, window
+from bot.llm import ChatModel, ModelTurn
+from bot.store import Store
+from bot.types import IncomingMessage, Reply, ToolCall
+from bot.webhooks import WebhookClient
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str], Awaitable[None]]
+"""Called with a short status line ("Checking inventory…") when an action starts."""
+
+
+@dataclass(frozen=True)
+class EngineLimits:
+    """Bounds on one turn and on the prompt."""
+
+    max_tool_rounds: int
+    history_messages: int
+    history_chars: int
+    result_chars: int
+
+
+@dataclass
+class _Turn:
+    """What one turn has said so far; saved to the store when the turn ends."""
+
+    conversation: str
+    new: list[Message]
+    offered: dict[str, Action]
+    actions_called: list[str] = field(default_factory=list)
+
+
+class Engine:
+    """Runs customer turns against the LLM with the active actions as tools."""
+
+    def __init__(
+        self,
+        *,
+        actions: ActionSet,
+        store: Store,
+        webhooks: WebhookClient,
+        model: ChatModel,
+        limits: EngineLimits,
+        system_prompt: str = "",
+    ) -> None:
+        self.actions = actions
+        self.store = store
+        self.webhooks = webhooks
+        self.model = model
+        self.limits = limits
+        self.system_message: Message = {
+            "role": "system",
+            "content": wording.system_prompt(system_prompt),
+        }
+        self._schemas = {a.name: tool_schema(a) for a in actions}
+        self._locks: dict[str, _ConversationLock] = {}
+
+    async def handle(self, message: IncomingMessage, *, progress: Progress | None = None) -> Reply:
+        """Answer one customer message; never raises for LLM or webhook failures."""
+        key = f"{message.platform}:{message.conversation}"
+        async with self._lock(key):
+            return await self._handle(key, message, progress)
+
+    async def _handle(self, key: str, message: IncomingMessage, progress: Progress | None) -> Reply:
+        history = await self.store.load_messages(key, limit=self.limits.history_messages)
+        turn = _Turn(key, [{"role": "user", "content": message.text}], await self._active())
+        failed = True
+        try:
+            text = await self._loop(history, turn, progress)
+            failed = False
+        except _RoundLimitError as exc:
+            logger.warning("turn in %s stopped: %s", key, exc)
+            text = wording.ROUND_LIMIT
+        except openai.OpenAIError as exc:
+            logger.warning("turn in %s failed: %s", key, _describe_failure(exc))
+            text = wording.LLM_DOWN
+        except Exception:
+            logger.exception("turn in %s failed unexpectedly", key)
+            text = wording.UNEXPECTED
+        if failed:
+            turn.new = _answered_only(turn.new)
+            turn.new.append({"role": "assistant", "content": text})
+        await self.store.append_messages(key, platform=message.platform, messages=turn.new)
+        return Reply(text=text, actions_called=turn.actions_called, failed=failed)
+
+    async def _active(self) -> dict[str, Action]:
+        states = await self.store.action_states()
+        return {
+            a.name: a
+            for a in self.actions
+            if (states[a.name].active if a.name in states else a.active)
+        }
+
+    async def _loop(self, history: list[Message], turn: _Turn, progress: Progress | None) -> str:
+        tools = [self._schemas[name] for name in turn.offered]
+        for round_number in range(self.limits.max_tool_rounds + 1):
+            prompt = self._prompt(history, turn.new)
+            answer = await self.model.complete(prompt, tools)
+            if not answer.tool_calls:
+                turn.new.append({"role": "assistant", "content": answer.text})
+                return answer.text or wording.EMPTY_ANSWER
+            if round_number == self.limits.max_tool_rounds:
+                raise _RoundLimitError(round_number)
+            turn.new.append(_assistant_message(answer))
+            turn.new += await self.run_tool_calls(answer.tool_calls, turn, progress)
+        raise _RoundLimitError(self.limits.max_tool_rounds)  # pragma: no cover - loop returns
+
+    def _prompt(self, history: list[Message], new: list[Message]) -> list[Message]:
+        """System prompt, as much past history as the limits leave room for, this turn whole."""
+        kept = window(
+            history,
+            max_messages=self.limits.history_messages - len(new),
+            max_chars=self.limits.history_chars - sum(size_of(m) for m in new),
+        )
+        return [self.system_message, *kept, *new]
+
+    async def run_tool_calls(
+        self, calls: list[ToolCall], turn: _Turn, progress: Progress | None
+    ) -> list[Message]:
+        """Run every call of one model turn concurrently; results in the model's order."""
+        contents = await asyncio.gather(*(self._run_one(c, turn, progress) for c in calls))
+        return [
+            {"role": "tool", "tool_call_id": call.id, "content": content}
+            for call, content in zip(calls, contents, strict=True)
+        ]
+
+    async def _run_one(self, call: ToolCall, turn: _Turn, progress: Progress | None) -> str:
+        action = turn.offered.get(call.name)
+        if action is None:
+            return _tool_error(call.name, wording.unknown_tool(call.name, list(turn.offered)))
+        try:
+            arguments = parse_arguments(action, call.arguments)
+        except ArgumentError as exc:
+            return _tool_error(call.name, wording.bad_arguments(exc.problems))
+        if progress is not None:
+            await _notify(progress, wording.progress_text(action.display_name))
+        turn.actions_called.append(action.name)
+        result = await self.webhooks.call(
+            action, arguments, conversation=turn.conversation, call_id=uuid.uuid4().hex
+        )
+        return result.for_model(self.limits.result_chars)
+
+    def _lock(self, key: str) -> _ConversationLock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = _ConversationLock(key, self._locks)
+        return lock
+
+
+class _ConversationLock:
+    """A per-conversation lock that removes itself from the table when nobody holds it."""
+
+    def __init__(self, key: str, table: dict[str, _ConversationLock]) -> None:
+        self.key = key
+        self.table = table
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+    async def __aenter__(self) -> None:
+        self.users += 1
+        await self.lock.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.lock.release()
+        self.users -= 1
+        if self.users == 0:
+            self.table.pop(self.key, None)
+
+
+class _RoundLimitError(Exception):
+    def __init__(self, rounds: int) -> None:
+        super().__init__(f"the model still wanted tools after {rounds} rounds")
+
+
+def _assistant_message(answer: ModelTurn) -> Message:
+    return {
+        "role": "assistant",
+        "content": answer.text or None,
+        "tool_calls": [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in answer.tool_calls
+        ],
+    }
+
+
+def _tool_error(name: str, message: str) -> str:
+    return json.dumps({"ok": False, "action": name, "error": message}, ensure_ascii=False)
+
+
+def _answered_only(messages: list[Message]) -> list[Message]:
+    """Drop tool-call messages whose results are missing (a turn that broke mid-round)."""
+    answered = {m.get("tool_call_id") for m in messages if m["role"] == "tool"}
+    return [
+        m
+        for m in messages
+        if not m.get("tool_calls") or all(c["id"] in answered for c in m["tool_calls"])
+    ]
+
+
+async def _notify(progress: Progress, text: str) -> None:
+    try:
+        await progress(text)
+    except Exception:  # a failed status message must not fail the turn
+        logger.warning("progress callback failed", exc_info=True)
+
+
+def _describe_failure(exc: BaseException) -> str:
+    status = getattr(exc, "status_code", None)
+    detail = f" (HTTP {status})" if status else ""
+    return f"{type(exc).__name__}{detail}: {exc}"

@@ -1,0 +1,74 @@
+"""The bot's one HTTP server (aiohttp): health, readiness, and routes adapters add.
+
+`/healthz` answers while the process runs; `/readyz` answers 200 only when every readiness
+check passes (database open, actions loaded, platforms connected) and 503 otherwise, with
+the result of each check. Slack's HTTP mode adds `POST /slack/events` here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+logger = logging.getLogger(__name__)
+
+Check = Callable[[], Awaitable[bool]]
+"""A readiness check: True when its part is ready."""
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class HttpServer:
+    """Serves health, readiness and adapter routes on one port."""
+
+    def __init__(self, *, port: int, host: str = "0.0.0.0") -> None:  # noqa: S104 - a server in a container listens on all interfaces
+        self.host = host
+        self.requested_port = port
+        self.checks: dict[str, Check] = {}
+        self.app = web.Application()
+        self.app.router.add_get("/healthz", self._healthz)
+        self.app.router.add_get("/readyz", self._readyz)
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    def add_check(self, name: str, check: Check) -> None:
+        self.checks[name] = check
+
+    def add_route(self, method: str, path: str, handler: Handler) -> None:
+        self.app.router.add_route(method, path, handler)
+
+    async def start(self) -> None:
+        runner = web.AppRunner(self.app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.requested_port)
+        await site.start()
+        self._runner = runner
+        server = site._server  # aiohttp exposes the bound port only through the server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else self.requested_port
+        logger.info("HTTP server listening on %s:%s", self.host, self.port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def _readyz(self, _: web.Request) -> web.Response:
+        results = {name: await _safely(check) for name, check in self.checks.items()}
+        ready = all(results.values())
+        return web.json_response(
+            {"status": "ready" if ready else "not ready", "checks": results},
+            status=200 if ready else 503,
+        )
+
+
+async def _safely(check: Check) -> bool:
+    try:
+        return await check()
+    except Exception:
+        logger.warning("readiness check failed", exc_info=True)
+        return False

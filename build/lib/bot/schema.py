@@ -1,0 +1,134 @@
+"""The database schema: ordered migrations and the SQL the store runs.
+
+A schema change is a new `(version, name, sql)` appended to `MIGRATIONS`; never edit one that
+has shipped. Each is applied once, in order, in its own transaction (see `bot/store.py`).
+"""
+
+from __future__ import annotations
+
+BUSY_TIMEOUT_MS = 5000
+"""How long a write waits for another process's write to finish before failing."""
+
+Migration = tuple[int, str, str]
+
+MIGRATIONS: list[Migration] = [
+    (
+        1,
+        "action state, call log and seen events",
+        """
+        CREATE TABLE action_state (
+            action      TEXT PRIMARY KEY,
+            active      INTEGER NOT NULL CHECK (active IN (0, 1)),
+            changed_by  TEXT NOT NULL,
+            changed_at  REAL NOT NULL
+        );
+        CREATE TABLE calls (
+            id            INTEGER PRIMARY KEY,
+            action        TEXT NOT NULL,
+            call_id       TEXT NOT NULL,
+            conversation  TEXT,
+            started_at    REAL NOT NULL,
+            recorded_at   REAL NOT NULL,
+            latency_ms    REAL NOT NULL,
+            outcome       TEXT NOT NULL,
+            status        INTEGER,
+            error         TEXT
+        );
+        -- Recent calls of one action, newest first; latency_ms makes the p95 read index-only.
+        CREATE INDEX calls_action_id ON calls (action, id, latency_ms);
+        CREATE TABLE call_totals (
+            action      TEXT NOT NULL,
+            outcome     TEXT NOT NULL,
+            calls       INTEGER NOT NULL,
+            latency_ms  REAL NOT NULL,
+            PRIMARY KEY (action, outcome)
+        ) WITHOUT ROWID;
+        CREATE TABLE action_activity (
+            action         TEXT PRIMARY KEY,
+            last_call_at   REAL NOT NULL,
+            last_error     TEXT,
+            last_error_at  REAL
+        );
+        CREATE TABLE seen_events (
+            event_id  TEXT PRIMARY KEY,
+            seen_at   REAL NOT NULL
+        );
+        CREATE INDEX seen_events_seen_at ON seen_events (seen_at);
+        """,
+    ),
+    (
+        2,
+        "conversations and their messages",
+        """
+        CREATE TABLE conversations (
+            key         TEXT PRIMARY KEY,
+            platform    TEXT NOT NULL,
+            created_at  REAL NOT NULL,
+            updated_at  REAL NOT NULL
+        );
+        CREATE INDEX conversations_updated_at ON conversations (updated_at);
+        CREATE TABLE messages (
+            id            INTEGER PRIMARY KEY,
+            conversation  TEXT NOT NULL REFERENCES conversations (key) ON DELETE CASCADE,
+            created_at    REAL NOT NULL,
+            payload       TEXT NOT NULL
+        );
+        CREATE INDEX messages_conversation_id ON messages (conversation, id);
+        """,
+    ),
+]
+
+PRAGMAS = (
+    f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA synchronous = NORMAL",
+)
+
+CREATE_MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    applied_at  REAL NOT NULL
+)
+"""
+
+INSERT_CALL = """
+INSERT INTO calls (action, call_id, conversation, started_at, recorded_at, latency_ms,
+                   outcome, status, error)
+VALUES (:action, :call_id, :conversation, :started_at, :now, :latency_ms,
+        :outcome, :status, :error)
+"""
+
+ADD_TO_TOTALS = """
+INSERT INTO call_totals (action, outcome, calls, latency_ms)
+VALUES (:action, :outcome, 1, :latency_ms)
+ON CONFLICT (action, outcome) DO UPDATE SET
+    calls = calls + 1,
+    latency_ms = latency_ms + excluded.latency_ms
+"""
+
+# Recording is serialised, but the CLI may record with its own clock: keep the latest times.
+UPDATE_ACTIVITY = """
+INSERT INTO action_activity (action, last_call_at, last_error, last_error_at)
+VALUES (:action, :now, :last_error, CASE WHEN :last_error IS NULL THEN NULL ELSE :now END)
+ON CONFLICT (action) DO UPDATE SET
+    last_call_at = MAX(last_call_at, excluded.last_call_at),
+    last_error = CASE WHEN excluded.last_error_at >= COALESCE(last_error_at, 0)
+                      THEN excluded.last_error ELSE last_error END,
+    last_error_at = CASE WHEN excluded.last_error_at >= COALESCE(last_error_at, 0)
+                         THEN excluded.last_error_at ELSE last_error_at END
+"""
+
+SET_ACTIVE = """
+INSERT INTO action_state (action, active, changed_by, changed_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (action) DO UPDATE SET
+    active = excluded.active, changed_by = excluded.changed_by, changed_at = excluded.changed_at
+"""
+
+
+TOUCH_CONVERSATION = """
+INSERT INTO conversations (key, platform, created_at, updated_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (key) DO UPDATE SET updated_at = excluded.updated_at
+"""
+
+APPEND_MESSAGE = "INSERT INTO messages (conversation, created_at, payload) VALUES (?, ?, ?)"

@@ -1,0 +1,394 @@
+"""The SQLite store: migrations, admin action state, the call log with stats, seen events.
+
+One aiosqlite connection is shared by every coroutine of the process. A statement issued while
+another coroutine's transaction is open would join that transaction, so every operation runs
+as one explicit transaction under a single `asyncio.Lock`. Another process (the CLI) may open
+the same file while the bot runs: WAL lets readers and the writer proceed side by side, and
+`busy_timeout` makes a second writer wait instead of failing.
+
+Stats stay fast with millions of call rows because each `record_call` updates aggregate tables
+(counts and total latency per action and outcome, last call and last error per action) in the
+same transaction as the call row, so they are also exact under concurrency. The one number not
+taken from aggregates is p95 latency: it is computed over the most recent `P95_WINDOW` calls of
+the action (read from the index on `calls(action, id, …)`), so it describes recent behaviour.
+
+Schema changes are appended to `MIGRATIONS` as `(version, name, sql)`; each is applied once,
+in order, in its own transaction, and recorded in `schema_migrations`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import aiosqlite
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.errors import ConfigError
+from bot.schema import (
+    ADD_TO_TOTALS,
+    APPEND_MESSAGE,
+    CREATE_MIGRATIONS_TABLE,
+    INSERT_CALL,
+    MIGRATIONS,
+    PRAGMAS,
+    SET_ACTIVE,
+    TOUCH_CONVERSATION,
+    UPDATE_ACTIVITY,
+)
+from bot.types import ActionResult, Outcome
+
+logger = logging.getLogger(__name__)
+
+P95_WINDOW = 1000
+"""p95 latency is computed over this many most recent calls of an action."""
+MAX_ERROR_CHARS = 300
+"""Stored error messages are cut to this many characters."""
+
+
+class ActionState(BaseModel):
+    """An admin's toggle of an action; it overrides the actions file's initial `active`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    active: bool
+    changed_by: str
+    changed_at: datetime
+
+
+class ActionStats(BaseModel):
+    """Monitoring numbers for one action. `p95_latency_ms` covers the recent `P95_WINDOW`
+    calls; every other number covers all recorded calls."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    action: str
+    calls: int = 0
+    successes: int = 0
+    failures: dict[str, int] = Field(default_factory=dict)
+    """Count per non-success `Outcome` value, only outcomes that happened."""
+    avg_latency_ms: float | None = None
+    p95_latency_ms: float | None = None
+    last_call_at: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+
+
+class Store:
+    """The bot's database. Create with `await Store.open(path)`; close with `close()` or
+    use it as `async with await Store.open(path) as store`."""
+
+    def __init__(self, db: aiosqlite.Connection, *, clock: Callable[[], float]) -> None:
+        self._db = db
+        self._clock = clock
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path, *, clock: Callable[[], float] = time.time) -> Store:
+        """Open (creating it if needed) the database at `path` and bring its schema up to date.
+
+        Raises `ConfigError` when the file is not a usable database or was written by a newer
+        ActionBot.
+        """
+        try:
+            await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+            db = await aiosqlite.connect(path, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"Cannot open the database {path}: {exc}") from exc
+        store = cls(db, clock=clock)
+        try:
+            await store._configure(path)
+            await store._migrate(path)
+        except sqlite3.DatabaseError as exc:
+            await db.close()
+            raise ConfigError(f"Cannot use the database {path}: {exc}") from exc
+        except BaseException:
+            await db.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        """Wait for the transaction in progress, if any, then close the connection."""
+        async with self._lock:
+            await self._db.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- action state --------------------------------------------------------------------
+
+    async def action_states(self) -> dict[str, ActionState]:
+        """Every action an admin has toggled, by name."""
+        sql = "SELECT action, active, changed_by, changed_at FROM action_state"
+        async with self._transaction() as db:
+            rows = await db.execute_fetchall(sql)
+        return {
+            name: ActionState(active=bool(active), changed_by=actor, changed_at=_utc(at))
+            for name, active, actor, at in rows
+        }
+
+    async def set_active(self, name: str, active: bool, *, actor: str) -> None:
+        """Record that `actor` turned action `name` on or off, now."""
+        async with self._transaction(write=True) as db:
+            await db.execute(SET_ACTIVE, (name, int(active), actor, self._clock()))
+        logger.info("action %s set %s by %s", name, "active" if active else "inactive", actor)
+
+    # -- call log and stats --------------------------------------------------------------
+
+    async def record_call(self, result: ActionResult, *, conversation: str | None = None) -> None:
+        """Store one webhook call and add it to its action's aggregates, atomically."""
+        now = self._clock()
+        error = _short(result.error)
+        failed = result.outcome is not Outcome.SUCCESS
+        params: dict[str, Any] = {
+            "action": result.action,
+            "call_id": result.call_id,
+            "conversation": conversation,
+            "started_at": now - result.latency_ms / 1000,
+            "now": now,
+            "latency_ms": result.latency_ms,
+            "outcome": result.outcome.value,
+            "status": result.status,
+            "error": error,
+            "last_error": (error or result.outcome.value) if failed else None,
+        }
+        async with self._transaction(write=True) as db:
+            await db.execute(INSERT_CALL, params)
+            await db.execute(ADD_TO_TOTALS, params)
+            await db.execute(UPDATE_ACTIVITY, params)
+
+    async def stats(self, name: str | None = None) -> list[ActionStats]:
+        """Stats for action `name` (a zero row if it has no calls), or for every action with
+        calls, sorted by name."""
+        async with self._transaction() as db:
+            if name is not None:
+                names = [name]
+            else:
+                sql = "SELECT DISTINCT action FROM call_totals ORDER BY action"
+                names = [row[0] for row in await db.execute_fetchall(sql)]
+            return [await _action_stats(db, action) for action in names]
+
+    async def call_counts(self) -> dict[str, int]:
+        """Total calls per action that has any, from the aggregates (cheap)."""
+        sql = "SELECT action, SUM(calls) FROM call_totals GROUP BY action"
+        async with self._transaction() as db:
+            rows = await db.execute_fetchall(sql)
+        return {action: int(count) for action, count in rows}
+
+    # -- conversations -------------------------------------------------------------------
+
+    async def load_messages(self, conversation: str, *, limit: int) -> list[dict[str, Any]]:
+        """The newest `limit` messages of a conversation, oldest first."""
+        sql = "SELECT payload FROM messages WHERE conversation = ? ORDER BY id DESC LIMIT ?"
+        async with self._transaction() as db:
+            rows = await db.execute_fetchall(sql, (conversation, limit))
+        return [json.loads(payload) for (payload,) in reversed(list(rows))]
+
+    async def append_messages(
+        self, conversation: str, *, platform: str, messages: list[dict[str, Any]]
+    ) -> None:
+        """Add one turn's messages to a conversation, in one transaction."""
+        now = self._clock()
+        rows = [(conversation, now, json.dumps(m, ensure_ascii=False)) for m in messages]
+        async with self._transaction(write=True) as db:
+            await db.execute(TOUCH_CONVERSATION, (conversation, platform, now, now))
+            await db.executemany(APPEND_MESSAGE, rows)
+
+    async def prune_conversations(self, older_than_seconds: float) -> int:
+        """Delete conversations idle for more than `older_than_seconds`; returns how many."""
+        sql = "DELETE FROM conversations WHERE updated_at < ?"
+        async with self._transaction(write=True) as db:
+            cursor = await db.execute(sql, (self._clock() - older_than_seconds,))
+            return cursor.rowcount
+
+    async def has_conversation(self, conversation: str) -> bool:
+        """Whether the bot has taken part in this conversation (and it was not pruned)."""
+        sql = "SELECT 1 FROM conversations WHERE key = ?"
+        async with self._transaction() as db:
+            rows = list(await db.execute_fetchall(sql, (conversation,)))
+        return bool(rows)
+
+    async def ping(self) -> bool:
+        """True when the database answers a query (readiness)."""
+        async with self._transaction() as db:
+            rows = list(await db.execute_fetchall("SELECT 1"))
+        return rows == [(1,)]
+
+    async def conversation_count(self) -> int:
+        async with self._transaction() as db:
+            rows = list(await db.execute_fetchall("SELECT COUNT(*) FROM conversations"))
+        return int(rows[0][0])
+
+    # -- seen events ---------------------------------------------------------------------
+
+    async def mark_seen(self, event_id: str) -> bool:
+        """Remember `event_id`; True the first time it is seen, False on every later call."""
+        sql = "INSERT OR IGNORE INTO seen_events (event_id, seen_at) VALUES (?, ?)"
+        async with self._transaction(write=True) as db:
+            cursor = await db.execute(sql, (event_id, self._clock()))
+            return cursor.rowcount == 1
+
+    async def prune_seen(self, older_than_seconds: float) -> int:
+        """Forget event ids seen more than `older_than_seconds` ago; returns how many."""
+        sql = "DELETE FROM seen_events WHERE seen_at < ?"
+        async with self._transaction(write=True) as db:
+            cursor = await db.execute(sql, (self._clock() - older_than_seconds,))
+            return cursor.rowcount
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _transaction(self, *, write: bool = False) -> AsyncIterator[aiosqlite.Connection]:
+        """One transaction, alone on the connection. Writes take the file's write lock up
+        front (IMMEDIATE), so they wait on `busy_timeout` rather than fail midway."""
+        async with self._lock:
+            try:
+                await self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                yield self._db
+                await self._db.commit()
+            except BaseException:
+                # Statements run in order on aiosqlite's thread, so even after a cancellation
+                # this comes after the BEGIN; it is a no-op when no transaction is open.
+                await self._db.rollback()
+                raise
+
+    async def _configure(self, path: Path) -> None:
+        for pragma in PRAGMAS:
+            await self._db.execute(pragma)
+        rows = list(await self._db.execute_fetchall("PRAGMA journal_mode = WAL"))
+        if rows[0][0] != "wal":
+            logger.warning("database %s is not in WAL mode (%s)", path, rows[0][0])
+
+    async def _migrate(self, path: Path) -> None:
+        await self._db.execute(CREATE_MIGRATIONS_TABLE)
+        known = max(version for version, _, _ in MIGRATIONS)
+        async with self._transaction() as db:
+            applied = await _applied_versions(db)
+        if applied and max(applied) > known:
+            raise ConfigError(
+                f"The database {path} has schema version {max(applied)}, but this ActionBot "
+                f"knows versions up to {known}. Upgrade ActionBot or point ACTIONBOT_DB "
+                "at another file."
+            )
+        for version, name, sql in MIGRATIONS:
+            if version not in applied:
+                await self._apply(version, name=name, sql=sql)
+                logger.info("database %s: applied migration %d (%s)", path, version, name)
+
+    async def _apply(self, version: int, *, name: str, sql: str) -> None:
+        async with self._transaction(write=True) as db:
+            # Another process may have applied it since we looked.
+            if version in await _applied_versions(db):
+                return
+            for statement in _statements(sql):
+                await db.execute(statement)
+            await db.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (version, name, self._clock()),
+            )
+
+
+async def _applied_versions(db: aiosqlite.Connection) -> set[int]:
+    rows = await db.execute_fetchall("SELECT version FROM schema_migrations")
+    return {int(row[0]) for row in rows}
+
+
+async def _action_stats(db: aiosqlite.Connection, action: str) -> ActionStats:
+    totals = list(
+        await db.execute_fetchall(
+            "SELECT outcome, calls, latency_ms FROM call_totals WHERE action = ?", (action,)
+        )
+    )
+    activity = list(
+        await db.execute_fetchall(
+            "SELECT last_call_at, last_error, last_error_at FROM action_activity WHERE action = ?",
+            (action,),
+        )
+    )
+    recent = await db.execute_fetchall(
+        "SELECT latency_ms FROM calls WHERE action = ? ORDER BY id DESC LIMIT ?",
+        (action, P95_WINDOW),
+    )
+    p95 = _nearest_rank([float(row[0]) for row in recent], 0.95)
+    return _build_stats(action, totals=totals, activity=activity, p95=p95)
+
+
+def _build_stats(
+    action: str,
+    *,
+    totals: list[sqlite3.Row],
+    activity: list[sqlite3.Row],
+    p95: float | None,
+) -> ActionStats:
+    counts = {str(outcome): int(calls) for outcome, calls, _ in totals}
+    latency = sum(float(total) for _, _, total in totals)
+    calls = sum(counts.values())
+    last_call_at, last_error, last_error_at = activity[0] if activity else (None, None, None)
+    return ActionStats(
+        action=action,
+        calls=calls,
+        successes=counts.pop(Outcome.SUCCESS.value, 0),
+        failures={outcome: n for outcome, n in sorted(counts.items()) if n > 0},
+        avg_latency_ms=latency / calls if calls else None,
+        p95_latency_ms=p95,
+        last_call_at=_utc_or_none(last_call_at),
+        last_error=last_error,
+        last_error_at=_utc_or_none(last_error_at),
+    )
+
+
+def _nearest_rank(values: list[float], quantile: float) -> float | None:
+    """The nearest-rank percentile: the smallest value at or above `quantile` of the values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(math.ceil(quantile * len(ordered)), 1)
+    return ordered[rank - 1]
+
+
+def _statements(script: str) -> list[str]:
+    """Split an SQL script into statements (so a migration runs inside our own transaction,
+    which `executescript` would commit); `complete_statement` keeps triggers whole."""
+    statements: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \t\r\n;"):
+                statements.append(pending.strip())
+            pending = ""
+    if pending.strip(" \t\r\n;"):
+        statements.append(pending)  # incomplete: let SQLite report the syntax error
+    return statements
+
+
+def _short(error: str | None) -> str | None:
+    if error is None or len(error) <= MAX_ERROR_CHARS:
+        return error
+    return error[: MAX_ERROR_CHARS - 1] + "…"
+
+
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, tz=UTC)
+
+
+def _utc_or_none(timestamp: float | None) -> datetime | None:
+    return None if timestamp is None else _utc(timestamp)

@@ -1,0 +1,113 @@
+"""Value types shared by the core and the adapters."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+JSONValue = Any
+"""A value as parsed by `json.loads` (dict, list, str, int, float, bool or None)."""
+
+
+class Outcome(StrEnum):
+    """How one webhook call ended. Every call is recorded with exactly one of these."""
+
+    SUCCESS = "success"
+    HTTP_ERROR = "http_error"
+    TIMEOUT = "timeout"
+    BLOCKED = "blocked"
+    INVALID_RESPONSE = "invalid_response"
+    ERROR = "error"
+
+
+TRUNCATION_MARKER = "…[truncated {omitted} characters]"
+
+
+class ActionResult(BaseModel):
+    """The result of one webhook call: never an exception, always a recorded outcome."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    action: str
+    call_id: str
+    outcome: Outcome
+    latency_ms: float
+    status: int | None = None
+    data: JSONValue = None
+    """Parsed JSON body (success, or an http_error whose body was JSON)."""
+    text: str | None = None
+    """Capped raw body text when the body was not JSON."""
+    error: str | None = None
+    """Short readable message for failures: safe to show an admin and to give the model."""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is Outcome.SUCCESS
+
+    def body_text(self) -> str:
+        """The body as compact text: JSON re-serialised, raw text as is, or empty."""
+        if self.data is not None:
+            return json.dumps(self.data, ensure_ascii=False, separators=(",", ":"))
+        return self.text or ""
+
+    def for_model(self, budget: int) -> str:
+        """What the LLM sees: outcome, status, error, and the endpoint's JSON as `data` when
+        it fits `budget` characters, else the body text cut to the budget with a marker."""
+        payload: dict[str, JSONValue] = {"ok": self.ok}
+        if self.status is not None:
+            payload["status"] = self.status
+        if self.error is not None:
+            payload["error"] = self.error
+        body = self.body_text()
+        if self.data is not None and len(body) <= budget:
+            payload["data"] = self.data
+        elif body:
+            payload["body"] = trim(body, budget)
+        return json.dumps(payload, ensure_ascii=False)
+
+
+def trim(text: str, budget: int) -> str:
+    """Cut `text` to at most `budget` characters plus an explicit truncation marker."""
+    if len(text) <= budget:
+        return text
+    omitted = len(text) - budget
+    return text[:budget] + TRUNCATION_MARKER.format(omitted=omitted)
+
+
+class IncomingMessage(BaseModel):
+    """One customer message, as any adapter maps it for the engine."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    platform: str
+    conversation: str
+    """Stable key of the conversation (thread, DM, console session) within the platform."""
+    user_id: str
+    user_name: str = ""
+    text: str
+    event_id: str | None = None
+
+
+class ToolCall(BaseModel):
+    """One tool call requested by the model."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    name: str
+    arguments: str
+    """The raw JSON string the model produced; validated before any endpoint is called."""
+
+
+class Reply(BaseModel):
+    """The engine's answer to one message, for the adapter to render."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    text: str
+    actions_called: list[str] = Field(default_factory=list)
+    failed: bool = False
+    """True when the text is a fallback apology rather than the model's answer."""
