@@ -52,12 +52,16 @@ class Turns:
         async with self._changed:
             await self._changed.wait_for(lambda: not self._tasks)
 
+    def refuse_new(self) -> None:
+        """From now on `spawn` starts nothing (shutdown has begun)."""
+        self.closing = True
+
     async def close(self, *, grace: float) -> int:
         """Refuse new turns, let running ones finish within `grace` seconds, cancel the rest.
 
         Returns how many turns had to be cancelled.
         """
-        self.closing = True
+        self.refuse_new()
         try:
             async with asyncio.timeout(grace):
                 await self.drain()

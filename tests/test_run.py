@@ -1,0 +1,378 @@
+"""`actionbot run` as a real process: Slack HTTP mode, health, metrics, shutdown, logs.
+
+The bot runs as a subprocess against the fakes in this test's event loop (Slack Web API,
+scripted LLM, HTTPS webhook). Its HTTP port is read from its own startup log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import pytest
+import trustme
+from aiohttp import web
+
+from fakes.https_server import WebhookServer, json_handler
+from fakes.openai_server import ScriptedLLM
+from fakes.slack_server import FakeSlack, event_callback, message, signed_headers
+
+ACTIONBOT = str(Path(sys.executable).parent / "actionbot")
+REPO = Path(__file__).resolve().parent.parent
+WAIT = 30.0
+SECRETS = {
+    "OPENAI_API_KEY": "sk-test-openai-key-4711",
+    "SLACK_BOT_TOKEN": "xoxb-secret-bot-token-4711",
+    "SLACK_SIGNING_SECRET": "signing-secret-4711",
+    "ACTIONBOT_WEBHOOK_SECRET": "webhook-secret-4711",
+    "INVENTORY_TOKEN": "inventory-secret-4711",
+}
+ARGS = {"part_name": "screen", "device_model": "iPhone 15 Pro"}
+ACTIONS = """\
+[[actions]]
+name = "check_inventory"
+display_name = "Check Inventory"
+description = "Check if a specific part is in stock."
+url = "{url}"
+headers = {{ Authorization = "Bearer ${{INVENTORY_TOKEN}}" }}
+
+[[actions.parameters]]
+name = "part_name"
+type = "string"
+description = "The part"
+required = true
+
+[[actions.parameters]]
+name = "device_model"
+type = "string"
+description = "The device"
+required = true
+"""
+
+
+@dataclass
+class Bot:
+    """A running `actionbot run` process and its log, read as it is written."""
+
+    process: asyncio.subprocess.Process
+    logs: list[str] = field(default_factory=list)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    reader: asyncio.Task[None] | None = None
+
+    async def read_logs(self) -> None:
+        assert self.process.stderr is not None
+        async for raw in self.process.stderr:
+            async with self.changed:
+                self.logs.append(raw.decode(errors="replace").rstrip("\n"))
+                self.changed.notify_all()
+
+    async def wait_for_log(self, pattern: str) -> re.Match[str]:
+        """The first log line matching `pattern`, waiting for it to be written."""
+        regex = re.compile(pattern)
+
+        def found() -> re.Match[str] | None:
+            return next((m for line in self.logs if (m := regex.search(line))), None)
+
+        async with asyncio.timeout(WAIT), self.changed:
+            await self.changed.wait_for(lambda: found() is not None or self.exited())
+        match = found()
+        assert match is not None, f"no log line matching {pattern!r}:\n" + "\n".join(self.logs)
+        return match
+
+    def exited(self) -> bool:
+        return self.process.returncode is not None
+
+    async def port(self) -> int:
+        return int((await self.wait_for_log(r"HTTP server listening on [^:]+:(\d+)")).group(1))
+
+    async def finish(self) -> int:
+        """Wait for the process to exit by itself and for its log to be fully read."""
+        code = await asyncio.wait_for(self.process.wait(), WAIT)
+        if self.reader is not None:
+            await asyncio.wait_for(self.reader, WAIT)
+        return code
+
+
+@dataclass
+class Deployment:
+    """The fakes, a data directory and the environment a real deployment would have."""
+
+    slack: FakeSlack
+    llm: ScriptedLLM
+    server: WebhookServer
+    env: dict[str, str]
+    cwd: Path
+
+    @contextlib.asynccontextmanager
+    async def running(self, **extra: str) -> AsyncIterator[Bot]:
+        process = await asyncio.create_subprocess_exec(
+            ACTIONBOT,
+            "run",
+            cwd=self.cwd,
+            env=self.env | extra,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        bot = Bot(process)
+        bot.reader = asyncio.create_task(bot.read_logs())
+        try:
+            yield bot
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+            await asyncio.gather(bot.reader, return_exceptions=True)
+
+    async def cli(self, *args: str) -> tuple[int, str]:
+        process = await asyncio.create_subprocess_exec(
+            ACTIONBOT,
+            *args,
+            cwd=self.cwd,
+            env=self.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await asyncio.wait_for(process.communicate(), WAIT)
+        return process.returncode or 0, out.decode()
+
+    async def send_event(self, port: int, text: str, *, event_id: str) -> None:
+        body = json.dumps(
+            event_callback(message(text, "U1", "D1", self.slack.next_ts()), event_id=event_id)
+        )
+        headers = signed_headers(SECRETS["SLACK_SIGNING_SECRET"], body)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"http://127.0.0.1:{port}/slack/events", data=body, headers=headers
+            ) as response,
+        ):
+            assert response.status == 200
+
+
+def base_env(cwd: Path, **values: str) -> dict[str, str]:
+    keep = {k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}
+    return (
+        keep
+        | {
+            "ACTIONBOT_DB": str(cwd / "actionbot.db"),
+            "ACTIONBOT_ACTIONS": str(cwd / "actions.toml"),
+        }
+        | values
+    )
+
+
+@pytest.fixture
+async def deployment(
+    tmp_path: Path, ca: trustme.CA, webhook_server: WebhookServer, llm: ScriptedLLM
+) -> AsyncIterator[Deployment]:
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    (tmp_path / "actions.toml").write_text(
+        ACTIONS.format(url=webhook_server.url("/inventory/check"))
+    )
+    async with FakeSlack() as slack:
+        env = base_env(
+            tmp_path,
+            **SECRETS,
+            OPENAI_BASE_URL=llm.base_url,
+            ACTIONBOT_LLM_MAX_RETRIES="0",
+            ACTIONBOT_EGRESS_ALLOW="127.0.0.1",
+            ACTIONBOT_HTTP_PORT="0",
+            SSL_CERT_FILE=str(ca_file),
+            SLACK_API_URL=slack.api_url,
+        )
+        yield Deployment(slack, llm, webhook_server, env, tmp_path)
+
+
+def answer_with_inventory(deployment: Deployment, final: str) -> None:
+    deployment.llm.tool_calls(("check_inventory", ARGS))
+    deployment.llm.reply(final)
+
+
+async def get(port: int, path: str) -> tuple[int, str]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}{path}") as response,
+    ):
+        return response.status, await response.text()
+
+
+async def test_serves_health_readiness_and_metrics_matching_stats(deployment: Deployment) -> None:
+    """/healthz and /readyz answer, and /metrics counts the call exactly as `stats` does."""
+    deployment.server.route("/inventory/check", json_handler({"in_stock": True}))
+    answer_with_inventory(deployment, "Yes, in stock.")
+
+    async with deployment.running() as bot:
+        port = await bot.port()
+        health = await get(port, "/healthz")
+        ready = await get(port, "/readyz")
+        await deployment.send_event(port, "Any iPhone 15 Pro screens?", event_id="Ev1")
+        updates = await deployment.slack.wait_for_call("chat.update", count=2)
+        status, metrics = await get(port, "/metrics")
+        bot.process.send_signal(signal.SIGTERM)
+        assert await bot.finish() == 0
+
+    code, stats = await deployment.cli("actions", "stats", "check_inventory")
+    assert health[0] == 200
+    assert ready[0] == 200
+    assert json.loads(ready[1])["checks"] == {"database": True, "slack": True}
+    assert updates[-1]["text"] == "Yes, in stock."
+    assert status == 200
+    found = re.search(
+        r'actionbot_action_calls_total\{action="check_inventory",outcome="success"\} (\S+)',
+        metrics,
+    )
+    assert found is not None, metrics
+    row = next(line for line in stats.splitlines() if line.startswith("check_inventory"))
+    assert code == 0
+    assert float(found.group(1)) == int(row.split()[1]) == 1
+    assert 'actionbot_messages_handled_total{platform="slack"} 1.0' in metrics
+    assert "actionbot_action_latency_seconds_bucket" in metrics
+    assert 'actionbot_llm_tokens_total{kind="prompt"}' in metrics
+
+
+async def test_sigterm_lets_the_turn_in_progress_finish(deployment: Deployment) -> None:
+    """SIGTERM during a slow webhook: the turn completes, its reply is posted, exit 0."""
+    release = asyncio.Event()
+
+    async def slow(_: web.Request) -> web.Response:
+        await release.wait()
+        return web.json_response({"in_stock": True, "quantity": 2})
+
+    deployment.server.route("/inventory/check", slow)
+    answer_with_inventory(deployment, "Two left in stock.")
+
+    async with deployment.running() as bot:
+        port = await bot.port()
+        await deployment.send_event(port, "Screens?", event_id="Ev1")
+        await deployment.server.wait_for_requests(1)
+        bot.process.send_signal(signal.SIGTERM)
+        await bot.wait_for_log("shutting down")
+        release.set()
+        code = await bot.finish()
+
+    assert code == 0
+    assert deployment.slack.calls("chat.update")[-1]["text"] == "Two left in stock."
+    assert len(deployment.llm.requests) == 2
+
+
+async def test_no_secret_in_the_logs_of_a_full_conversation(deployment: Deployment) -> None:
+    """At DEBUG, a whole conversation with an action call logs none of the secrets."""
+    deployment.server.route("/inventory/check", json_handler({"in_stock": True}))
+    answer_with_inventory(deployment, "In stock.")
+
+    async with deployment.running(LOG_LEVEL="DEBUG") as bot:
+        port = await bot.port()
+        await deployment.send_event(port, "Screens?", event_id="Ev1")
+        await deployment.slack.wait_for_call("chat.update", count=2)
+        bot.process.send_signal(signal.SIGTERM)
+        assert await bot.finish() == 0
+        assert bot.process.stdout is not None
+        stdout = (await bot.process.stdout.read()).decode()
+
+    output = "\n".join(bot.logs) + stdout
+    assert deployment.server.requests[0].headers["Authorization"] == (
+        "Bearer " + SECRETS["INVENTORY_TOKEN"]
+    )
+    assert "check_inventory" in output
+    records = [json.loads(line) for line in bot.logs]
+    turn = [r for r in records if r.get("conversation") == "D1"]
+    assert turn
+    assert all(r["platform"] == "slack" for r in turn)
+    for name, secret in SECRETS.items():
+        assert secret not in output, f"{name} leaked into the logs"
+
+
+async def test_bad_configuration_lists_every_problem(tmp_path: Path) -> None:
+    """A broken actions file and no LLM: one exit, every problem listed, nothing started."""
+    (tmp_path / "actions.toml").write_text(
+        '[[actions]]\nname = "a"\ndisplay_name = "A"\ndescription = "d"\n'
+        'url = "http://example.com/x"\ncolour = "red"\n'
+        '[[actions]]\nname = "b"\ndisplay_name = "B"\ndescription = "d"\n'
+        'url = "https://example.com/{id}"\n'
+    )
+    env = base_env(tmp_path, SLACK_BOT_TOKEN="xoxb-x", ACTIONBOT_HTTP_PORT="0")
+    process = await asyncio.create_subprocess_exec(
+        ACTIONBOT,
+        "run",
+        cwd=tmp_path,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), WAIT)
+    stderr = err.decode()
+
+    assert process.returncode == 2
+    for expected in (
+        "OPENAI_API_KEY",
+        "'colour'",
+        "must use https://",
+        "{id}",
+        "SLACK_SIGNING_SECRET",
+    ):
+        assert expected in stderr, expected
+    assert "HTTP server listening" not in stderr
+
+
+def dockerfile() -> tuple[dict[str, str], list[str], list[str]]:
+    """The image's environment, entry command and health check, read from the Dockerfile."""
+    text = (REPO / "Dockerfile").read_text().replace("\\\n", " ")
+    final_stage = text.split("\nFROM ")[-1]
+    env = dict(re.findall(r"(\w+)=(\S+)", " ".join(re.findall(r"^ENV (.*)$", final_stage, re.M))))
+
+    def exec_form(instruction: str) -> list[str]:
+        found = re.search(rf"^{instruction} .*?(\[.*\])\s*$", final_stage, re.M)
+        assert found is not None, instruction
+        parsed: list[str] = json.loads(found.group(1))
+        return parsed
+
+    return env, exec_form("ENTRYPOINT") + exec_form("CMD"), exec_form("HEALTHCHECK")
+
+
+async def test_image_entry_command_and_healthcheck(deployment: Deployment) -> None:
+    """The image's command runs the bot with its /data defaults; its health check passes."""
+    image_env, command, healthcheck = dockerfile()
+    data = deployment.cwd / "data"
+    data.mkdir()
+    (data / "actions.toml").write_text((deployment.cwd / "actions.toml").read_text())
+    remapped = {
+        k: v.replace("/data", str(data)) for k, v in image_env.items() if k.startswith("ACTIONBOT_")
+    }
+    deployment.env = {
+        k: v for k, v in deployment.env.items() if k not in ("ACTIONBOT_DB", "ACTIONBOT_ACTIONS")
+    } | remapped
+    deployment.env["ACTIONBOT_HTTP_PORT"] = "0"
+    assert command == ["actionbot", "run"]
+    assert image_env["ACTIONBOT_DB"] == "/data/actionbot.db"
+    assert healthcheck[-2:] == ["actionbot", "healthcheck"]
+
+    async with deployment.running() as bot:
+        port = await bot.port()
+        checker = await asyncio.create_subprocess_exec(
+            ACTIONBOT,
+            "healthcheck",
+            cwd=data,
+            env=deployment.env | {"ACTIONBOT_HTTP_PORT": str(port)},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, _ = await asyncio.wait_for(checker.communicate(), WAIT)
+        bot.process.send_signal(signal.SIGTERM)
+        assert await bot.finish() == 0
+
+    assert checker.returncode == 0
+    assert out.decode().strip() == "healthy"
+    assert (data / "actionbot.db").exists()
