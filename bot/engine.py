@@ -20,7 +20,7 @@ import openai
 
 from bot import wording
 from bot.actions import Action, ActionSet, parse_arguments, tool_schema
-from bot.errors import ArgumentError
+from bot.errors import ArgumentError, LLMResponseError
 from bot.history import Message, size_of, window
 from bot.llm import ChatModel, ModelTurn
 from bot.logs import turn_scope
@@ -101,7 +101,7 @@ class Engine:
         except _RoundLimitError as exc:
             logger.warning("turn in %s stopped: %s", key, exc)
             text = wording.ROUND_LIMIT
-        except openai.OpenAIError as exc:
+        except (openai.OpenAIError, LLMResponseError) as exc:
             logger.warning("turn in %s failed: %s", key, _describe_failure(exc))
             text = wording.LLM_DOWN
         except Exception:

@@ -5,7 +5,8 @@
      │    └── ActionsFileError     the actions file has one or more problems (all listed)
      ├── ActionNotFoundError       a name that is not a defined action
      ├── ArgumentError             arguments for an action do not fit its parameters
-     └── AdminUsageError           an /actions command that cannot be understood
+     ├── AdminUsageError           an /actions command that cannot be understood
+     └── LLMResponseError          the LLM server answered with something that is not a completion
 
 Failed webhook calls are *not* exceptions: they are `ActionResult`s with an outcome, so a
 caller never has to guess which errors an outbound call can raise.
@@ -75,3 +76,7 @@ class ArgumentError(ActionBotError):
 
 class AdminUsageError(ActionBotError):
     """An /actions command that cannot be understood; the message is shown to the admin."""
+
+
+class LLMResponseError(ActionBotError):
+    """The LLM server's answer could not be read as a Chat Completions response."""
