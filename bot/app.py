@@ -23,6 +23,8 @@ from bot.webhooks import WebhookClient
 
 logger = logging.getLogger(__name__)
 DAY = 86400.0
+SEEN_EVENTS_DAYS = 7
+"""Event ids are kept this long for deduplication; platforms redeliver within hours."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
 async def open_engine(services: Services, model: OpenAIChatModel) -> AsyncIterator[Engine]:
     """The engine over the services, with old conversations pruned first."""
     settings = services.settings
+    await services.store.prune_seen(SEEN_EVENTS_DAYS * DAY)
     if settings.history_days > 0:
         pruned = await services.store.prune_conversations(settings.history_days * DAY)
         if pruned:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from dotenv import load_dotenv
 from pydantic import ValidationError
 
 from adapters.console import ConsoleAdapter, stdin_lines
@@ -21,7 +22,7 @@ from bot.app import (
     open_engine,
     open_services,
 )
-from bot.config import Settings
+from bot.config import ENV_FILE, Settings
 from bot.errors import ActionBotError, ActionsFileError
 from bot.llm import OpenAIChatModel
 from bot.logs import configure_logging, protect_secrets
@@ -47,7 +48,13 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def load_settings(log_level: str = "WARNING") -> Settings:
-    """Settings from the environment, with logging set up first; exits on invalid values."""
+    """Settings from the environment and `.env`, with logging set up first; exits on
+    invalid values.
+
+    `.env` is loaded into the environment (never overriding a variable already set), so
+    `${VAR}` secrets of the actions file, `LOG_LEVEL` and `SSL_CERT_FILE` can live there too.
+    """
+    load_dotenv(ENV_FILE, override=False)
     configure_logging(log_level)
     try:
         settings = Settings()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+ENV_FILE = Path(".env")
+"""Settings file read from the working directory; the environment wins over it."""
 DEFAULT_ACTIONS_PATH = Path("actions.toml")
 DEFAULT_DB_PATH = Path("actionbot.db")
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -41,9 +43,10 @@ class Settings(BaseSettings):
     never in the actions file."""
 
     model_config = SettingsConfigDict(
-        env_file=".env",
+        env_file=ENV_FILE,
         env_file_encoding="utf-8",
         extra="ignore",
+        env_ignore_empty=True,
         populate_by_name=True,
         frozen=True,
     )
@@ -103,21 +106,6 @@ class Settings(BaseSettings):
     discord_token: SecretStr | None = Field(None, validation_alias=_env("DISCORD_TOKEN"))
     discord_guild: int | None = Field(None, validation_alias=_env("ACTIONBOT_DISCORD_GUILD"))
     """Register /actions in this server only (instant); globally (may take a while) if unset."""
-
-    @field_validator(
-        "openai_api_key",
-        "webhook_secret",
-        "slack_bot_token",
-        "slack_app_token",
-        "slack_signing_secret",
-        "discord_token",
-        "discord_guild",
-        mode="before",
-    )
-    @classmethod
-    def _blank_is_unset(cls, value: object) -> object:
-        """`KEY=` in a .env file means "not set", not "set to the empty string"."""
-        return None if value == "" else value
 
     def secret_values(self) -> list[str]:
         """The values of every secret setting that is set (for log redaction)."""

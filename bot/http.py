@@ -1,8 +1,10 @@
 """The bot's one HTTP server (aiohttp): health, readiness, and routes adapters add.
 
 `/healthz` answers while the process runs; `/readyz` answers 200 only when every readiness
-check passes (database open, actions loaded, platforms connected) and 503 otherwise, with
-the result of each check. Slack's HTTP mode adds `POST /slack/events` here.
+check passes (the database answers, each platform is connected and receiving) and 503
+otherwise, with the result of each check. The bot only starts serving once its
+configuration (LLM, actions file) has been checked, so those need no check of their own.
+Slack's HTTP mode adds `POST /slack/events` here.
 """
 
 from __future__ import annotations

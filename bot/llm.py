@@ -13,6 +13,7 @@ from bot.config import Settings
 from bot.errors import ConfigError, LLMResponseError
 from bot.history import Message
 from bot.types import ToolCall
+from bot.webhooks import default_ssl_context
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ class OpenAIChatModel:
             base_url=settings.openai_base_url or None,
             timeout=settings.llm_timeout,
             max_retries=settings.llm_max_retries,
+            # The same trust as webhooks: public CAs plus SSL_CERT_FILE, not instead of them.
+            http_client=openai.DefaultAsyncHttpxClient(verify=default_ssl_context()),
         )
         return cls(client, model=settings.model)
 

@@ -380,3 +380,16 @@ async def test_invalid_settings_are_named(tmp_path: Path, command: tuple[str, ..
     assert finished.code == 2
     assert "ACTIONBOT_HTTP_PORT" in finished.stderr
     assert "Traceback" not in finished.stderr
+
+
+async def test_dotenv_supplies_action_secrets(tmp_path: Path) -> None:
+    """A ${VAR} secret set only in .env is found, and the environment still wins over .env."""
+    example = (REPO / "actions.example.toml").read_text()
+    (tmp_path / "actions.toml").write_text(example)
+    (tmp_path / ".env").write_text("CRM_TOKEN=from-dotenv\nACTIONBOT_ACTIONS=missing.toml\n")
+    env = base_env(ACTIONBOT_ACTIONS="actions.toml")
+
+    finished = await run_cli("actions", "validate", cwd=tmp_path, env=env)
+
+    assert finished.code == 0, finished.stderr
+    assert "loyalty_status" in finished.stdout

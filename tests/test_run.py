@@ -92,7 +92,10 @@ class Bot:
         return self.process.returncode is not None
 
     async def port(self) -> int:
-        return int((await self.wait_for_log(r"HTTP server listening on [^:]+:(\d+)")).group(1))
+        """The HTTP port, once the bot reports itself running (platforms connected)."""
+        port = int((await self.wait_for_log(r"HTTP server listening on [^:]+:(\d+)")).group(1))
+        await self.wait_for_log("ActionBot is running")
+        return port
 
     async def finish(self) -> int:
         """Wait for the process to exit by itself and for its log to be fully read."""
@@ -146,7 +149,8 @@ class Deployment:
         out, _ = await asyncio.wait_for(process.communicate(), WAIT)
         return process.returncode or 0, out.decode()
 
-    async def send_event(self, port: int, text: str, *, event_id: str) -> None:
+    async def send_event(self, port: int, text: str, *, event_id: str, status: int = 200) -> None:
+        """Post a signed Slack event and check the HTTP status the bot answers with."""
         body = json.dumps(
             event_callback(message(text, "U1", "D1", self.slack.next_ts()), event_id=event_id)
         )
@@ -157,7 +161,7 @@ class Deployment:
                 f"http://127.0.0.1:{port}/slack/events", data=body, headers=headers
             ) as response,
         ):
-            assert response.status == 200
+            assert response.status == status
 
 
 def base_env(cwd: Path, **values: str) -> dict[str, str]:
@@ -243,7 +247,8 @@ async def test_serves_health_readiness_and_metrics_matching_stats(deployment: De
 
 
 async def test_sigterm_lets_the_turn_in_progress_finish(deployment: Deployment) -> None:
-    """SIGTERM during a slow webhook: the turn completes, its reply is posted, exit 0."""
+    """SIGTERM during a slow webhook: the turn completes and posts its reply, new events get
+    503 (so Slack redelivers them later), and the process exits 0."""
     release = asyncio.Event()
 
     async def slow(_: web.Request) -> web.Response:
@@ -259,6 +264,7 @@ async def test_sigterm_lets_the_turn_in_progress_finish(deployment: Deployment) 
         await deployment.server.wait_for_requests(1)
         bot.process.send_signal(signal.SIGTERM)
         await bot.wait_for_log("shutting down")
+        await deployment.send_event(port, "Another question", event_id="Ev2", status=503)
         release.set()
         code = await bot.finish()
 

@@ -88,6 +88,7 @@ class DiscordAdapter:
         self.client.setup_hook = self._sync_commands  # type: ignore[method-assign]
         self.client.event(self.on_message)
         self._connection: asyncio.Task[None] | None = None
+        self.receiving = True
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -124,7 +125,8 @@ class DiscordAdapter:
         )
 
     async def stop_receiving(self) -> None:
-        """Discord has no pause: new messages are refused by `Turns` while it closes."""
+        """Discord has no pause: from now on messages are ignored and readiness is off."""
+        self.receiving = False
 
     async def close(self) -> None:
         await self.client.close()
@@ -133,7 +135,7 @@ class DiscordAdapter:
             self._connection = None
 
     async def ready(self) -> bool:
-        return self.client.is_ready() and not self.client.is_closed()
+        return self.receiving and self.client.is_ready() and not self.client.is_closed()
 
     async def _sync_commands(self) -> None:
         guild_id = self.settings.discord_guild
@@ -155,7 +157,7 @@ class DiscordAdapter:
 
     async def on_message(self, message: discord.Message) -> None:
         """Decide whether a message is for the bot; if so, start its turn once."""
-        if message.author.bot:
+        if message.author.bot or self.turns.closing:
             return
         conversation = await self._conversation_of(message)
         if conversation is None or not await self.store.mark_seen(f"{PLATFORM}:{message.id}"):

@@ -144,7 +144,13 @@ class SlackAdapter:
             raise ConfigError(wording.slack_token_rejected("SLACK_APP_TOKEN", error)) from None
 
     async def handle_http(self, request: web.Request) -> web.Response:
-        """`POST /slack/events` in HTTP mode: bolt verifies the signature (401 otherwise)."""
+        """`POST /slack/events` in HTTP mode: bolt verifies the signature (401 otherwise).
+
+        While shutting down the answer is 503, so Slack delivers the event again later
+        (to this bot after its restart) rather than losing it.
+        """
+        if not self.connected:
+            return web.Response(status=503, text="shutting down")
         response = await self.app.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(response)
 
@@ -178,7 +184,10 @@ class SlackAdapter:
         self._start_turn(event, conversation=conversation, thread_ts=thread_ts, text=text)
 
     async def _first_delivery(self, body: dict[str, Any]) -> bool:
-        """False for an event id seen before: a Slack retry or a duplicate delivery."""
+        """False for an event id seen before (a Slack retry or a duplicate delivery), and
+        for any event once shutdown has begun, which is then left unmarked."""
+        if self.turns.closing:
+            return False
         event_id = body.get("event_id")
         if not event_id:
             return True
