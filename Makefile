@@ -5,7 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format lock clean
+BENCH_STAMP := $(VENV)/.installed-bench
+
+.PHONY: run test lint format lock bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +32,14 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+# Benchmarks print a table of measured numbers and targets; they are never part of `make test`.
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench.run
 
 # Pin the runtime dependencies (the Docker image installs exactly these).
 lock:

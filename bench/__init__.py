@@ -1,0 +1,1 @@
+"""ActionBot benchmarks (run with make bench; never part of make test)."""

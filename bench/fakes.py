@@ -1,0 +1,142 @@
+"""The benchmark's counterparts, in their own process: an instant OpenAI-compatible server
+and an instant HTTPS webhook, so the measured process's CPU is only the bot's.
+
+The LLM answers a request whose last message is a tool result with a final text, and any
+other request with a tool call to the first offered tool (or `parallel:K` in the user's
+message: K calls). Request body sizes are recorded for the prompt-growth benchmark.
+
+Run: `python -m bench.fakes` prints one JSON line with the URLs and the CA file, then serves
+until its stdin closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+import ssl
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import trustme
+from aiohttp import web
+
+ARGUMENTS = {"part_name": "screen", "device_model": "iPhone 15 Pro"}
+FINAL = "Yes, we have 4 iPhone 15 Pro screens in stock at $129 each."
+SLOW_SECONDS = 0.2
+_ids = itertools.count(1)
+
+
+def completion(request: dict[str, Any], message: dict[str, Any], finish: str) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-{next(_ids)}",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": request.get("model", "bench"),
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": {"prompt_tokens": 50, "completion_tokens": 10, "total_tokens": 60},
+    }
+
+
+def answer(request: dict[str, Any]) -> dict[str, Any]:
+    messages = request.get("messages", [])
+    tools = request.get("tools") or []
+    if not tools or (messages and messages[-1].get("role") == "tool"):
+        return completion(request, {"role": "assistant", "content": FINAL}, "stop")
+    name = tools[0]["function"]["name"]
+    found = re.search(r"parallel:(\d+)", str(messages[-1].get("content", "")))
+    count = int(found.group(1)) if found else 1
+    arguments = [{"id": str(i)} for i in range(count)] if found else [ARGUMENTS]
+    calls = [
+        {
+            "id": f"call_{next(_ids)}",
+            "type": "function",
+            "function": {"name": name, "arguments": json.dumps(args)},
+        }
+        for args in arguments
+    ]
+    message = {"role": "assistant", "content": None, "tool_calls": calls}
+    return completion(request, message, "tool_calls")
+
+
+class Fakes:
+    """Both servers and the recorded LLM request sizes."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def llm_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self.chat)
+        app.router.add_get("/sizes", self.get_sizes)
+        app.router.add_post("/reset", self.reset)
+        return app
+
+    async def chat(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        self.sizes.append(len(raw))
+        return web.json_response(answer(json.loads(raw)))
+
+    async def get_sizes(self, _: web.Request) -> web.Response:
+        return web.json_response(self.sizes)
+
+    async def reset(self, _: web.Request) -> web.Response:
+        self.sizes.clear()
+        return web.json_response({"ok": True})
+
+
+def webhook_app() -> web.Application:
+    async def inventory(_: web.Request) -> web.Response:
+        return web.json_response({"in_stock": True, "quantity": 4, "price": "$129"})
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(SLOW_SECONDS)
+        return web.json_response({"id": request.query.get("id"), "found": True})
+
+    app = web.Application()
+    app.router.add_get("/inventory", inventory)
+    app.router.add_get("/slow", slow)
+    return app
+
+
+async def start(app: web.Application, **site: Any) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    tcp = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024, **site)
+    await tcp.start()
+    server = tcp._server
+    sockets = getattr(server, "sockets", None) or []
+    return runner, sockets[0].getsockname()[1]
+
+
+async def serve() -> None:
+    ca = trustme.CA()
+    certificate = ca.issue_cert("127.0.0.1", "localhost")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    certificate.configure_cert(context)
+    folder = Path(tempfile.mkdtemp(prefix="actionbot-bench-"))
+    ca_file = folder / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    fakes = Fakes()
+    llm, llm_port = await start(fakes.llm_app())
+    hook, hook_port = await start(webhook_app(), ssl_context=context)
+    print(
+        json.dumps(
+            {
+                "llm": f"http://127.0.0.1:{llm_port}/v1",
+                "webhook": f"https://127.0.0.1:{hook_port}",
+                "ca": str(ca_file),
+            }
+        ),
+        flush=True,
+    )
+    await asyncio.to_thread(sys.stdin.read)  # serve until the driver closes our stdin
+    await llm.cleanup()
+    await hook.cleanup()
+
+
+if __name__ == "__main__":
+    asyncio.run(serve())

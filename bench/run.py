@@ -1,0 +1,199 @@
+"""`make bench`: every benchmark in one run, printed as tables with the targets.
+
+The fakes run in one process, each measurement in another (`bench/measure.py`), so the CPU
+a measurement reports is only its own. Targets are printed as met / not met; nothing here
+is a test, and nothing fails the build.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+CONCURRENCY_TURNS = {1: 200, 16: 400, 128: 1024}
+VARIANTS = ("floor", "actionbot", "langchain")
+MEMORY_TURNS = 10_000
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}"
+
+
+def measure(fakes: dict[str, str], scenario: str, *options: str) -> dict[str, Any]:
+    command = [
+        sys.executable,
+        "-m",
+        "bench.measure",
+        scenario,
+        "--llm",
+        fakes["llm"],
+        "--webhook",
+        fakes["webhook"],
+        "--ca",
+        fakes["ca"],
+        *options,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command[2:5])} failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT MET"
+
+
+def table(title: str, header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([f"### {title}", "", line(header), rule, *map(line, rows), ""])
+
+
+def cost_tables(fakes: dict[str, str]) -> str:
+    results = {
+        (v, c): measure(fakes, "cost", "--variant", v, "--concurrency", str(c), "--turns", str(n))
+        for c, n in CONCURRENCY_TURNS.items()
+        for v in VARIANTS
+    }
+    rows = [
+        [
+            v,
+            str(c),
+            f"{r['cpu_ms_per_turn']:.2f}",
+            f"{r['p50_ms']:.1f}",
+            f"{r['p99_ms']:.1f}",
+            f"{r['turns_per_s']:.0f}",
+        ]
+        for (v, c), r in results.items()
+    ]
+    targets = []
+    for c in CONCURRENCY_TURNS:
+        bot = results["actionbot", c]["cpu_ms_per_turn"]
+        floor = results["floor", c]["cpu_ms_per_turn"]
+        chain = results["langchain", c]["cpu_ms_per_turn"]
+        targets.append(
+            [
+                str(c),
+                f"{bot / floor:.2f}",
+                verdict(bot <= 1.5 * floor),
+                f"{bot / chain:.2f}",
+                verdict(bot <= 0.5 * chain),
+            ]
+        )
+    header = ["variant", "concurrency", "CPU ms/turn", "p50 ms", "p99 ms", "turns/s"]
+    return (
+        table("Cost per turn (user message → one action → answer)", header, rows)
+        + "\n"
+        + table(
+            "Targets: ActionBot CPU ≤ 1.5 × floor and ≤ 0.5 × LangChain",
+            ["concurrency", "ActionBot/floor", "≤ 1.5", "ActionBot/LangChain", "≤ 0.5"],
+            targets,
+        )
+    )
+
+
+def parallel_table(fakes: dict[str, str]) -> str:
+    walls = measure(fakes, "parallel")["wall_ms"]
+    rows = [[k, f"{ms:.0f}"] for k, ms in walls.items()]
+    ratio = walls["8"] / walls["1"]
+    rows.append(["k=8 / k=1", f"{ratio:.2f} (target ≤ 1.3: {verdict(ratio <= 1.3)})"])
+    return table(
+        "Parallel actions: one model turn, k actions of 200 ms each", ["k", "turn wall ms"], rows
+    )
+
+
+def growth_table(fakes: dict[str, str]) -> str:
+    bot = measure(fakes, "growth", "--variant", "actionbot")["bytes"]
+    chain = measure(fakes, "growth", "--variant", "langchain")["bytes"]
+    rows = [[turn, str(bot[turn]), str(chain[turn])] for turn in bot]
+    bounded = bot["200"] <= 1.2 * bot["10"]
+    grows = chain["200"] > 1.2 * chain["10"]
+    rows.append(
+        [
+            "200 vs 10",
+            f"{bot['200'] / bot['10']:.2f}× ({verdict(bounded)} ≤ 1.2)",
+            f"{chain['200'] / chain['10']:.2f}× (grows: {'yes' if grows else 'no'})",
+        ]
+    )
+    return table(
+        "Prompt growth: request bytes sent to the LLM in one conversation",
+        ["turn", "ActionBot", "LangChain"],
+        rows,
+    )
+
+
+def memory_table(fakes: dict[str, str]) -> str:
+    result = measure(fakes, "memory", "--turns", str(MEMORY_TURNS), "--concurrency", "16")
+    start, end = result["rss_start_mib"], result["rss_end_mib"]
+    flat = end - start <= 0.1 * start
+    rows = [
+        [
+            f"{MEMORY_TURNS}",
+            f"{start:.1f}",
+            f"{end:.1f}",
+            f"{end - start:+.1f} MiB ({verdict(flat)}: growth ≤ 10 %)",
+        ]
+    ]
+    return table(
+        "Memory of the bot process over many turns",
+        ["turns", "RSS start MiB", "RSS end MiB", "flat"],
+        rows,
+    )
+
+
+def store_table() -> str:
+    command = [sys.executable, "-m", "bench.store_scale", "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)  # noqa: S603
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    rows = [[key, str(value)] for key, value in result.items()]
+    return table(
+        "Store at scale (1,000,000 calls, 100,000 conversations)", ["measure", "value"], rows
+    )
+
+
+def start_fakes() -> tuple[subprocess.Popen[str], dict[str, str]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.fakes"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    return process, json.loads(process.stdout.readline())
+
+
+def main() -> None:
+    started = time.perf_counter()
+    print(f"# ActionBot benchmarks\n\nMachine: {machine()}\n", flush=True)
+    fakes_process, fakes = start_fakes()
+    try:
+        for section in (cost_tables, parallel_table, growth_table, memory_table):
+            print(section(fakes), flush=True)
+    finally:
+        assert fakes_process.stdin is not None
+        fakes_process.stdin.close()
+        fakes_process.wait(timeout=30)
+    print(store_table(), flush=True)
+    print(f"Total time: {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""The three ways to answer one turn, measured side by side.
+
+Each variant does the same work against the same fakes: a Chat Completions request that
+asks for `check_inventory`, the HTTPS webhook call, a second request for the final answer.
+
+- `actionbot`: ActionBot's engine with its real SQLite store, egress policy and recorder;
+- `langchain`: LangChain's tool-calling agent (`create_agent` + `ChatOpenAI` on Chat
+  Completions) with an equivalent tool calling the webhook through httpx;
+- `floor`: the `openai` SDK and one httpx call by hand, no persistence, no framework.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import openai
+
+QUESTION = "Do you have iPhone 15 Pro screens in stock?"
+SYSTEM = "You are the support assistant of Your Shop."
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "check_inventory",
+        "description": "Check if a specific part is in stock.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "part_name": {"type": "string", "description": "The part"},
+                "device_model": {"type": "string", "description": "The device"},
+            },
+            "required": ["part_name", "device_model"],
+            "additionalProperties": False,
+        },
+    },
+}
+
+
+class Variant(Protocol):
+    """One implementation of a turn."""
+
+    async def turn(self, conversation: str, text: str = QUESTION) -> str: ...
+
+    async def close(self) -> None: ...
+
+
+def trust(ca_file: str) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.load_verify_locations(ca_file)
+    return context
+
+
+class ActionBotVariant:
+    """The real engine: store, egress policy, recorder, pinned webhook client."""
+
+    @classmethod
+    async def create(cls, *, llm: str, webhook: str, ca: str, path: str = "/inventory") -> Any:
+        from bot.actions import Action, ActionSet, Method, Parameter, ParameterType
+        from bot.egress import EgressPolicy
+        from bot.engine import Engine, EngineLimits
+        from bot.llm import OpenAIChatModel
+        from bot.metrics import MeteredRecorder, Metrics
+        from bot.store import Store
+        from bot.webhooks import WebhookClient
+
+        folder = tempfile.mkdtemp(prefix="actionbot-bench-db-")
+        store = await Store.open(Path(folder) / "bench.db")
+        metrics = Metrics()
+        webhooks = WebhookClient(
+            policy=EgressPolicy(["127.0.0.1/32"]),
+            recorder=MeteredRecorder(store, metrics),
+            ssl_context=trust(ca),
+        )
+        names = ["part_name", "device_model"] if path == "/inventory" else ["id"]
+        action = Action(
+            name="check_inventory" if path == "/inventory" else "lookup",
+            display_name="Check Inventory",
+            description="Check if a specific part is in stock.",
+            url=f"{webhook}{path}",
+            method=Method.GET,
+            parameters=[
+                Parameter(name=n, type=ParameterType.STRING, description=n, required=True)
+                for n in names
+            ],
+        )
+        client = openai.AsyncOpenAI(base_url=llm, api_key="bench", max_retries=0)
+        engine = Engine(
+            actions=ActionSet([action], source="bench"),
+            store=store,
+            webhooks=webhooks,
+            model=OpenAIChatModel(client, model="bench"),
+            limits=EngineLimits(
+                max_tool_rounds=5, history_messages=40, history_chars=24000, result_chars=4000
+            ),
+            system_prompt=SYSTEM,
+            metrics=metrics,
+        )
+        return cls(engine, store, webhooks, client)
+
+    def __init__(self, engine: Any, store: Any, webhooks: Any, client: Any) -> None:
+        self.engine, self.store, self.webhooks, self.client = engine, store, webhooks, client
+
+    async def turn(self, conversation: str, text: str = QUESTION) -> str:
+        from bot.types import IncomingMessage
+
+        message = IncomingMessage(
+            platform="bench", conversation=conversation, user_id="customer", text=text
+        )
+        reply = await self.engine.handle(message)
+        return reply.text
+
+    async def close(self) -> None:
+        await self.client.close()
+        await self.webhooks.aclose()
+        await self.store.close()
+
+
+class LangChainVariant:
+    """`create_agent` with `ChatOpenAI` (Chat Completions) and an httpx tool."""
+
+    def __init__(self, *, llm: str, webhook: str, ca: str) -> None:
+        from langchain.agents import create_agent
+        from langchain_core.tools import tool
+        from langchain_openai import ChatOpenAI
+
+        self.http = httpx.AsyncClient(verify=trust(ca))
+        http, url = self.http, f"{webhook}/inventory"
+
+        @tool
+        async def check_inventory(part_name: str, device_model: str) -> dict[str, Any]:
+            """Check if a specific part is in stock."""
+            response = await http.get(
+                url, params={"part_name": part_name, "device_model": device_model}
+            )
+            result: dict[str, Any] = response.json()
+            return result
+
+        model = ChatOpenAI(
+            model="bench", base_url=llm, api_key="bench", use_responses_api=False, max_retries=0
+        )
+        self.agent = create_agent(model, tools=[check_inventory], system_prompt=SYSTEM)
+        self.histories: dict[str, list[Any]] = {}
+
+    async def turn(self, conversation: str, text: str = QUESTION) -> str:
+        history = self.histories.get(conversation, [])
+        result = await self.agent.ainvoke(
+            {"messages": [*history, {"role": "user", "content": text}]}
+        )
+        self.histories[conversation] = result["messages"]
+        return str(result["messages"][-1].content)
+
+    def forget(self, conversation: str) -> None:
+        self.histories.pop(conversation, None)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+class FloorVariant:
+    """The least any implementation must do: two completions and one HTTPS call."""
+
+    def __init__(self, *, llm: str, webhook: str, ca: str) -> None:
+        self.client = openai.AsyncOpenAI(base_url=llm, api_key="bench", max_retries=0)
+        self.http = httpx.AsyncClient(verify=trust(ca))
+        self.url = f"{webhook}/inventory"
+
+    async def turn(self, conversation: str, text: str = QUESTION) -> str:
+        messages: list[Any] = [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": text},
+        ]
+        first = await self.client.chat.completions.create(
+            model="bench",
+            messages=messages,
+            tools=[TOOL],  # type: ignore[list-item]
+        )
+        call = first.choices[0].message.tool_calls[0]  # type: ignore[index]
+        response = await self.http.get(self.url, params=json.loads(call.function.arguments))  # type: ignore[union-attr]
+        messages.append(first.choices[0].message.model_dump(exclude_none=True))
+        messages.append({"role": "tool", "tool_call_id": call.id, "content": response.text})
+        final = await self.client.chat.completions.create(
+            model="bench",
+            messages=messages,
+            tools=[TOOL],  # type: ignore[list-item]
+        )
+        return final.choices[0].message.content or ""
+
+    async def close(self) -> None:
+        await self.client.close()
+        await self.http.aclose()
+
+
+async def create(name: str, *, llm: str, webhook: str, ca: str) -> Any:
+    """A ready variant by name."""
+    if name == "actionbot":
+        return await ActionBotVariant.create(llm=llm, webhook=webhook, ca=ca)
+    if name == "langchain":
+        return LangChainVariant(llm=llm, webhook=webhook, ca=ca)
+    if name == "floor":
+        return FloorVariant(llm=llm, webhook=webhook, ca=ca)
+    raise ValueError(f"unknown variant {name!r}")
