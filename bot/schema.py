@@ -132,3 +132,18 @@ ON CONFLICT (key) DO UPDATE SET updated_at = excluded.updated_at
 """
 
 APPEND_MESSAGE = "INSERT INTO messages (conversation, created_at, payload) VALUES (?, ?, ?)"
+
+TOTALS_BY_ACTION = "SELECT action, outcome, calls, latency_ms FROM call_totals"
+ACTIVITY_BY_ACTION = "SELECT action, last_call_at, last_error, last_error_at FROM action_activity"
+
+# One action's slowest `k` latencies among its most recent `window` calls (index-only read);
+# joined with UNION ALL for several actions. Parameters: action, action, window, k.
+SLOWEST_RECENT = """
+SELECT * FROM (
+    SELECT ? AS action, latency_ms FROM (
+        SELECT latency_ms FROM calls WHERE action = ? ORDER BY id DESC LIMIT ?
+    ) ORDER BY latency_ms DESC LIMIT ?
+)
+"""
+MAX_COMPOUND_SELECTS = 400
+"""SQLite allows 500 SELECTs in one compound statement; stay below it."""

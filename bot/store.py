@@ -36,13 +36,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.errors import ConfigError
 from bot.schema import (
+    ACTIVITY_BY_ACTION,
     ADD_TO_TOTALS,
     APPEND_MESSAGE,
     CREATE_MIGRATIONS_TABLE,
     INSERT_CALL,
+    MAX_COMPOUND_SELECTS,
     MIGRATIONS,
     PRAGMAS,
     SET_ACTIVE,
+    SLOWEST_RECENT,
+    TOTALS_BY_ACTION,
     TOUCH_CONVERSATION,
     UPDATE_ACTIVITY,
 )
@@ -177,14 +181,17 @@ class Store:
 
     async def stats(self, name: str | None = None) -> list[ActionStats]:
         """Stats for action `name` (a zero row if it has no calls), or for every action with
-        calls, sorted by name."""
+        calls, sorted by name. A constant number of queries, however many actions there are."""
         async with self._transaction() as db:
-            if name is not None:
-                names = [name]
-            else:
-                sql = "SELECT DISTINCT action FROM call_totals ORDER BY action"
-                names = [row[0] for row in await db.execute_fetchall(sql)]
-            return [await _action_stats(db, action) for action in names]
+            totals = await _by_action(db, TOTALS_BY_ACTION, name)
+            activity = await _by_action(db, ACTIVITY_BY_ACTION, name)
+            names = [name] if name is not None else sorted(totals)
+            calls = {a: sum(int(row[1]) for row in totals.get(a, [])) for a in names}
+            p95 = await _p95_by_action(db, calls)
+        return [
+            _build_stats(a, totals=totals.get(a, []), activity=activity.get(a, []), p95=p95.get(a))
+            for a in names
+        ]
 
     async def call_totals(self) -> list[tuple[str, str, int]]:
         """(action, outcome, calls) for every pair with calls, from the aggregates."""
@@ -320,31 +327,42 @@ async def _applied_versions(db: aiosqlite.Connection) -> set[int]:
     return {int(row[0]) for row in rows}
 
 
-async def _action_stats(db: aiosqlite.Connection, action: str) -> ActionStats:
-    totals = list(
-        await db.execute_fetchall(
-            "SELECT outcome, calls, latency_ms FROM call_totals WHERE action = ?", (action,)
-        )
+async def _by_action(
+    db: aiosqlite.Connection, sql: str, name: str | None
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Rows of `sql` (whose first column is the action) grouped by action, maybe just one."""
+    rows = await db.execute_fetchall(
+        sql + (" WHERE action = ?" if name is not None else ""), () if name is None else (name,)
     )
-    activity = list(
-        await db.execute_fetchall(
-            "SELECT last_call_at, last_error, last_error_at FROM action_activity WHERE action = ?",
-            (action,),
-        )
-    )
-    recent = await db.execute_fetchall(
-        "SELECT latency_ms FROM calls WHERE action = ? ORDER BY id DESC LIMIT ?",
-        (action, P95_WINDOW),
-    )
-    p95 = _nearest_rank([float(row[0]) for row in recent], 0.95)
-    return _build_stats(action, totals=totals, activity=activity, p95=p95)
+    grouped: dict[str, list[tuple[Any, ...]]] = {}
+    for action, *rest in rows:
+        grouped.setdefault(str(action), []).append(tuple(rest))
+    return grouped
+
+
+async def _p95_by_action(db: aiosqlite.Connection, calls: dict[str, int]) -> dict[str, float]:
+    """Nearest-rank p95 over each action's most recent `P95_WINDOW` calls, in one query per
+    chunk of actions: each action's window gives back only its slowest `k` latencies, and
+    the p95 is the smallest of them."""
+    wanted = [(a, n) for a, n in calls.items() if n > 0]
+    found: dict[str, float] = {}
+    for start in range(0, len(wanted), MAX_COMPOUND_SELECTS):
+        chunk = wanted[start : start + MAX_COMPOUND_SELECTS]
+        params: list[Any] = []
+        for action, total in chunk:
+            window = min(total, P95_WINDOW)
+            params += [action, action, P95_WINDOW, window - max(math.ceil(0.95 * window), 1) + 1]
+        rows = await db.execute_fetchall(" UNION ALL ".join([SLOWEST_RECENT] * len(chunk)), params)
+        for action, latency in rows:
+            found[action] = min(float(latency), found.get(action, math.inf))
+    return found
 
 
 def _build_stats(
     action: str,
     *,
-    totals: list[sqlite3.Row],
-    activity: list[sqlite3.Row],
+    totals: list[tuple[Any, ...]],
+    activity: list[tuple[Any, ...]],
     p95: float | None,
 ) -> ActionStats:
     counts = {str(outcome): int(calls) for outcome, calls, _ in totals}
@@ -362,15 +380,6 @@ def _build_stats(
         last_error=last_error,
         last_error_at=_utc_or_none(last_error_at),
     )
-
-
-def _nearest_rank(values: list[float], quantile: float) -> float | None:
-    """The nearest-rank percentile: the smallest value at or above `quantile` of the values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(math.ceil(quantile * len(ordered)), 1)
-    return ordered[rank - 1]
 
 
 def _statements(script: str) -> list[str]:

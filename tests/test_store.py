@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import random
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -349,3 +351,31 @@ async def test_prune_seen_removes_only_old_ids(store: Store, clock: Clock) -> No
     assert await store.prune_seen(older_than_seconds=50) == 1
     assert await store.mark_seen("new") is False
     assert await store.mark_seen("old") is True
+
+
+async def test_p95_of_many_actions_matches_nearest_rank(store: Store) -> None:
+    """All actions at once give each action the nearest-rank p95 of its own recent window."""
+    rng = random.Random(7)
+    latencies: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+    sizes = {"a": 1203, "b": 37, "c": 1}
+    for action, size in sizes.items():
+        for n in range(size):
+            latency = round(rng.uniform(1, 500), 1)
+            latencies[action].append(latency)
+            await store.record_call(
+                ActionResult(
+                    action=action,
+                    call_id=f"{action}{n}",
+                    outcome=Outcome.SUCCESS,
+                    latency_ms=latency,
+                ),
+            )
+
+    stats = {s.action: s for s in await store.stats()}
+
+    for action, values in latencies.items():
+        window = sorted(values[-1000:])
+        expected = window[max(math.ceil(0.95 * len(window)), 1) - 1]
+        assert stats[action].p95_latency_ms == expected, action
+        assert stats[action].calls == sizes[action]
+    assert (await store.stats("b"))[0].p95_latency_ms == stats["b"].p95_latency_ms
