@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-CONCURRENCY_TURNS = {1: 200, 16: 400, 128: 1024}
+CONCURRENCY_TURNS = {1: 200, 16: 320, 128: 640}
 VARIANTS = ("floor", "actionbot", "langchain")
 MEMORY_TURNS = 10_000
 
@@ -186,7 +186,9 @@ def main() -> None:
     fakes_process, fakes = start_fakes()
     try:
         for section in (cost_tables, parallel_table, growth_table, memory_table):
+            section_started = time.perf_counter()
             print(section(fakes), flush=True)
+            print(f"({time.perf_counter() - section_started:.0f} s)\n", flush=True)
     finally:
         assert fakes_process.stdin is not None
         fakes_process.stdin.close()

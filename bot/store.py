@@ -2,7 +2,8 @@
 
 One aiosqlite connection is shared by every coroutine of the process. A statement issued while
 another coroutine's transaction is open would join that transaction, so every operation runs
-as one explicit transaction under a single `asyncio.Lock`. Another process (the CLI) may open
+alone under a single `asyncio.Lock`: a single read as its own implicit transaction (no extra
+round trips), anything longer as one explicit transaction. Another process (the CLI) may open
 the same file while the bot runs: WAL lets readers and the writer proceed side by side, and
 `busy_timeout` makes a second writer wait instead of failing.
 
@@ -24,7 +25,7 @@ import logging
 import math
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -142,8 +143,7 @@ class Store:
     async def action_states(self) -> dict[str, ActionState]:
         """Every action an admin has toggled, by name."""
         sql = "SELECT action, active, changed_by, changed_at FROM action_state"
-        async with self._transaction() as db:
-            rows = await db.execute_fetchall(sql)
+        rows = await self._read(sql)
         return {
             name: ActionState(active=bool(active), changed_by=actor, changed_at=_utc(at))
             for name, active, actor, at in rows
@@ -196,15 +196,13 @@ class Store:
     async def call_totals(self) -> list[tuple[str, str, int]]:
         """(action, outcome, calls) for every pair with calls, from the aggregates."""
         sql = "SELECT action, outcome, calls FROM call_totals ORDER BY action, outcome"
-        async with self._transaction() as db:
-            rows = await db.execute_fetchall(sql)
+        rows = await self._read(sql)
         return [(str(a), str(o), int(c)) for a, o, c in rows]
 
     async def call_counts(self) -> dict[str, int]:
         """Total calls per action that has any, from the aggregates (cheap)."""
         sql = "SELECT action, SUM(calls) FROM call_totals GROUP BY action"
-        async with self._transaction() as db:
-            rows = await db.execute_fetchall(sql)
+        rows = await self._read(sql)
         return {action: int(count) for action, count in rows}
 
     # -- conversations -------------------------------------------------------------------
@@ -212,8 +210,7 @@ class Store:
     async def load_messages(self, conversation: str, *, limit: int) -> list[dict[str, Any]]:
         """The newest `limit` messages of a conversation, oldest first."""
         sql = "SELECT payload FROM messages WHERE conversation = ? ORDER BY id DESC LIMIT ?"
-        async with self._transaction() as db:
-            rows = await db.execute_fetchall(sql, (conversation, limit))
+        rows = await self._read(sql, (conversation, limit))
         return [json.loads(payload) for (payload,) in reversed(list(rows))]
 
     async def append_messages(
@@ -236,21 +233,18 @@ class Store:
     async def has_conversation(self, conversation: str) -> bool:
         """Whether the bot has taken part in this conversation (and it was not pruned)."""
         sql = "SELECT 1 FROM conversations WHERE key = ?"
-        async with self._transaction() as db:
-            rows = list(await db.execute_fetchall(sql, (conversation,)))
+        rows = await self._read(sql, (conversation,))
         return bool(rows)
 
     async def ping(self) -> bool:
         """True when the database answers a query (readiness)."""
-        async with self._transaction() as db:
-            rows = list(await db.execute_fetchall("SELECT 1"))
+        rows = await self._read("SELECT 1")
         return rows == [(1,)]
 
     async def active_conversations(self, within_seconds: float) -> int:
         """How many conversations had a message in the last `within_seconds`."""
         sql = "SELECT COUNT(*) FROM conversations WHERE updated_at >= ?"
-        async with self._transaction() as db:
-            rows = list(await db.execute_fetchall(sql, (self._clock() - within_seconds,)))
+        rows = await self._read(sql, (self._clock() - within_seconds,))
         return int(rows[0][0])
 
     # -- seen events ---------------------------------------------------------------------
@@ -270,6 +264,12 @@ class Store:
             return cursor.rowcount
 
     # -- plumbing ------------------------------------------------------------------------
+
+    async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """One read statement, alone on the connection. A single statement is its own
+        transaction in autocommit mode, so it needs no BEGIN/COMMIT round trips."""
+        async with self._lock:
+            return list(await self._db.execute_fetchall(sql, params))
 
     @asynccontextmanager
     async def _transaction(self, *, write: bool = False) -> AsyncIterator[aiosqlite.Connection]:
