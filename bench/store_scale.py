@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import DEFAULT_HISTORY_MESSAGES
+from bot.schema import CALLS_AGGREGATE_TRIGGER
 from bot.store import Store
 from bot.types import ActionResult, Outcome
 
@@ -98,7 +99,8 @@ INSERT INTO call_totals (action, outcome, calls, latency_ms)
 SELECT action, outcome, COUNT(*), SUM(latency_ms) FROM calls GROUP BY action, outcome
 """
 
-# What UPDATE_ACTIVITY leaves: the latest call, and the latest failure's error (or outcome).
+# What the calls_aggregate trigger leaves: the latest call, and the latest failure's error
+# (or outcome).
 # SQLite takes a bare column from the row that holds the MAX().
 REBUILD_ACTIVITY = """
 INSERT INTO action_activity (action, last_call_at, last_error, last_error_at)
@@ -228,11 +230,15 @@ def fill_database(path: Path, *, calls: int, conversations: int, actions: int) -
     db = sqlite3.connect(path, isolation_level=None)
     try:
         _bulk_pragmas(db)
+        # The bot keeps the aggregates with a trigger per call; a bulk fill builds them once
+        # from the rows instead, then puts the trigger back.
+        db.execute("DROP TRIGGER calls_aggregate")
         phases = {
             "conversations_s": _timed(_fill_conversations, db, conversations, names, now),
             "calls_s": _timed(_fill_calls, db, calls, names, now),
             "aggregates_s": _timed(_fill_aggregates, db),
         }
+        db.executescript(CALLS_AGGREGATE_TRIGGER)
         db.execute("PRAGMA journal_mode = WAL")  # back to how the bot runs
         return {"phases": phases, **_check(db, conversations=conversations)}
     finally:

@@ -11,6 +11,31 @@ BUSY_TIMEOUT_MS = 5000
 
 Migration = tuple[int, str, str]
 
+# Every recorded call updates its action's aggregates in the same statement, so they are exact
+# by construction. The CLI may record with its own clock, so the latest times are kept.
+CALLS_AGGREGATE_TRIGGER = """
+CREATE TRIGGER calls_aggregate AFTER INSERT ON calls BEGIN
+    INSERT INTO call_totals (action, outcome, calls, latency_ms)
+    VALUES (NEW.action, NEW.outcome, 1, NEW.latency_ms)
+    ON CONFLICT (action, outcome) DO UPDATE SET
+        calls = calls + 1,
+        latency_ms = latency_ms + excluded.latency_ms;
+    INSERT INTO action_activity (action, last_call_at, last_error, last_error_at)
+    VALUES (
+        NEW.action,
+        NEW.recorded_at,
+        CASE WHEN NEW.outcome = 'success' THEN NULL ELSE COALESCE(NEW.error, NEW.outcome) END,
+        CASE WHEN NEW.outcome = 'success' THEN NULL ELSE NEW.recorded_at END
+    )
+    ON CONFLICT (action) DO UPDATE SET
+        last_call_at = MAX(last_call_at, excluded.last_call_at),
+        last_error = CASE WHEN excluded.last_error_at >= COALESCE(last_error_at, 0)
+                          THEN excluded.last_error ELSE last_error END,
+        last_error_at = CASE WHEN excluded.last_error_at >= COALESCE(last_error_at, 0)
+                             THEN excluded.last_error_at ELSE last_error_at END;
+END;
+"""
+
 MIGRATIONS: list[Migration] = [
     (
         1,
@@ -76,6 +101,7 @@ MIGRATIONS: list[Migration] = [
         CREATE INDEX messages_conversation_id ON messages (conversation, id);
         """,
     ),
+    (3, "aggregates kept by a trigger on each recorded call", CALLS_AGGREGATE_TRIGGER),
 ]
 
 PRAGMAS = (
@@ -97,26 +123,6 @@ INSERT INTO calls (action, call_id, conversation, started_at, recorded_at, laten
                    outcome, status, error)
 VALUES (:action, :call_id, :conversation, :started_at, :now, :latency_ms,
         :outcome, :status, :error)
-"""
-
-ADD_TO_TOTALS = """
-INSERT INTO call_totals (action, outcome, calls, latency_ms)
-VALUES (:action, :outcome, 1, :latency_ms)
-ON CONFLICT (action, outcome) DO UPDATE SET
-    calls = calls + 1,
-    latency_ms = latency_ms + excluded.latency_ms
-"""
-
-# Recording is serialised, but the CLI may record with its own clock: keep the latest times.
-UPDATE_ACTIVITY = """
-INSERT INTO action_activity (action, last_call_at, last_error, last_error_at)
-VALUES (:action, :now, :last_error, CASE WHEN :last_error IS NULL THEN NULL ELSE :now END)
-ON CONFLICT (action) DO UPDATE SET
-    last_call_at = MAX(last_call_at, excluded.last_call_at),
-    last_error = CASE WHEN excluded.last_error_at >= COALESCE(last_error_at, 0)
-                      THEN excluded.last_error ELSE last_error END,
-    last_error_at = CASE WHEN excluded.last_error_at >= COALESCE(last_error_at, 0)
-                         THEN excluded.last_error_at ELSE last_error_at END
 """
 
 SET_ACTIVE = """

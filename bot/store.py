@@ -7,11 +7,12 @@ round trips), anything longer as one explicit transaction. Another process (the 
 the same file while the bot runs: WAL lets readers and the writer proceed side by side, and
 `busy_timeout` makes a second writer wait instead of failing.
 
-Stats stay fast with millions of call rows because each `record_call` updates aggregate tables
-(counts and total latency per action and outcome, last call and last error per action) in the
-same transaction as the call row, so they are also exact under concurrency. The one number not
-taken from aggregates is p95 latency: it is computed over the most recent `P95_WINDOW` calls of
-the action (read from the index on `calls(action, id, …)`), so it describes recent behaviour.
+Stats stay fast with millions of call rows because a trigger on each recorded call updates the
+aggregate tables (counts and total latency per action and outcome, last call and last error per
+action) in the same statement as the call row, so they are also exact under concurrency. The
+one number not taken from aggregates is p95 latency: it is computed over the most recent
+`P95_WINDOW` calls of the action (read from the index on `calls(action, id, …)`), so it
+describes recent behaviour.
 
 Schema changes are appended to `MIGRATIONS` as `(version, name, sql)`; each is applied once,
 in order, in its own transaction, and recorded in `schema_migrations`.
@@ -38,7 +39,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from bot.errors import ConfigError
 from bot.schema import (
     ACTIVITY_BY_ACTION,
-    ADD_TO_TOTALS,
     APPEND_MESSAGE,
     CREATE_MIGRATIONS_TABLE,
     INSERT_CALL,
@@ -49,7 +49,6 @@ from bot.schema import (
     SLOWEST_RECENT,
     TOTALS_BY_ACTION,
     TOUCH_CONVERSATION,
-    UPDATE_ACTIVITY,
 )
 from bot.types import ActionResult, Outcome
 
@@ -158,10 +157,9 @@ class Store:
     # -- call log and stats --------------------------------------------------------------
 
     async def record_call(self, result: ActionResult, *, conversation: str | None = None) -> None:
-        """Store one webhook call and add it to its action's aggregates, atomically."""
+        """Store one webhook call; a trigger adds it to its action's aggregates in the same
+        statement, so one round trip records it atomically."""
         now = self._clock()
-        error = _short(result.error)
-        failed = result.outcome is not Outcome.SUCCESS
         params: dict[str, Any] = {
             "action": result.action,
             "call_id": result.call_id,
@@ -171,13 +169,10 @@ class Store:
             "latency_ms": result.latency_ms,
             "outcome": result.outcome.value,
             "status": result.status,
-            "error": error,
-            "last_error": (error or result.outcome.value) if failed else None,
+            "error": _short(result.error),
         }
-        async with self._transaction(write=True) as db:
-            await db.execute(INSERT_CALL, params)
-            await db.execute(ADD_TO_TOTALS, params)
-            await db.execute(UPDATE_ACTIVITY, params)
+        async with self._lock:
+            await self._db.execute(INSERT_CALL, params)
 
     async def stats(self, name: str | None = None) -> list[ActionStats]:
         """Stats for action `name` (a zero row if it has no calls), or for every action with
