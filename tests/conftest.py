@@ -6,6 +6,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -142,3 +143,31 @@ async def webhooks(
         policy=LOOPBACK_ONLY, recorder=store, ssl_context=client_ssl_context
     ) as client:
         yield client
+
+
+SECRET = "Bearer sekrit"
+"""A header secret that rendering tests must never find in their output."""
+
+
+def secret_action(**changes: Any) -> Action:
+    """The seed's inventory action, with a secret header resolved from the environment."""
+    fields: dict[str, Any] = {
+        "name": "check_inventory",
+        "display_name": "Check Inventory",
+        "description": "Check if a part is in stock. Use when a customer asks about parts.",
+        "url": "https://api.yourshop.com/inventory/check",
+        "method": Method.GET,
+        "timeout": 5,
+        "headers": {"Authorization": "Bearer ${TOKEN}"},
+        "header_values": {"Authorization": SecretStr(SECRET)},
+        "parameters": [
+            Parameter(
+                name="part_name",
+                type=ParameterType.STRING,
+                description="The part, e.g. 'screen'",
+                required=True,
+            ),
+            Parameter(name="express", type=ParameterType.BOOLEAN, description="Express only"),
+        ],
+    }
+    return Action(**(fields | changes))

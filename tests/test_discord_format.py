@@ -10,10 +10,10 @@ from typing import Any
 
 import discord
 import pytest
-from pydantic import SecretStr
+from conftest import SECRET, secret_action
 
 from adapters.discord.format import admin_reply, to_discord_markdown
-from bot.actions import Action, Method, Parameter, ParameterType
+from bot.actions import Parameter, ParameterType
 from bot.admin import (
     USAGE,
     ActionDetail,
@@ -28,38 +28,17 @@ from bot.admin import TestReport as ActionTestReport  # a Test* name would be co
 from bot.store import ActionStats
 from bot.types import ActionResult, Outcome
 
-SECRET = "Bearer sekrit"
 WHEN = datetime(2024, 6, 1, 12, 30, tzinfo=UTC)
 STAMP = f"<t:{int(WHEN.timestamp())}:f>"
 
 
-def action(**changes: Any) -> Action:
-    """The seed's inventory action, with a secret header resolved from the environment."""
-    fields: dict[str, Any] = {
-        "name": "check_inventory",
-        "display_name": "Check Inventory",
-        "description": "Check if a part is in stock. Use when a customer asks about parts.",
-        "url": "https://api.yourshop.com/inventory/check",
-        "method": Method.GET,
-        "timeout": 5,
-        "headers": {"Authorization": "Bearer ${TOKEN}"},
-        "header_values": {"Authorization": SecretStr(SECRET)},
-        "parameters": [
-            Parameter(
-                name="part_name",
-                type=ParameterType.STRING,
-                description="The part, e.g. 'screen'",
-                required=True,
-            ),
-            Parameter(name="express", type=ParameterType.BOOLEAN, description="Express only"),
-        ],
-    }
-    return Action(**(fields | changes))
-
-
 def detail(**changes: Any) -> ActionDetail:
     return ActionDetail(
-        action=action(**changes), active=False, changed_by="discord:42", changed_at=WHEN, calls=7
+        action=secret_action(**changes),
+        active=False,
+        changed_by="discord:42",
+        changed_at=WHEN,
+        calls=7,
     )
 
 
@@ -212,7 +191,7 @@ def test_detail_shows_the_definition() -> None:
     embed = embeds[0]
     values = {f.name: f.value for f in embed.fields}
     assert embed.title == "Check Inventory"
-    assert embed.description == action().description
+    assert embed.description == secret_action().description
     assert values["Name"] == "`check_inventory`"
     assert values["Endpoint"] == "`GET https://api.yourshop.com/inventory/check`"
     assert values["State"] == f"⚪ inactive\nset by discord:42, {STAMP}"

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
+from conftest import secret_action
 
 from adapters.slack.format import admin_blocks, escape, fallback_text, to_mrkdwn
-from bot.actions import Action, Method, Parameter, ParameterType
+from bot.actions import Parameter, ParameterType
 from bot.admin import (
     USAGE,
     ActionDetail,
@@ -27,34 +27,9 @@ from bot.admin import TestReport as ActionTestReport  # a Test* name would be co
 from bot.store import ActionStats
 from bot.types import ActionResult, Outcome
 
-SECRET = "Bearer sekrit"
 WHEN = datetime(2024, 6, 1, 12, 30, tzinfo=UTC)
 OWN_ANGLES = re.compile(r"<(?!https?://|mailto:|!date\^\d+\^)")
 """A `<` that opens anything but a link or date token this module wrote itself."""
-
-
-def action(**changes: Any) -> Action:
-    """The seed's inventory action, with a secret header resolved from the environment."""
-    fields: dict[str, Any] = {
-        "name": "check_inventory",
-        "display_name": "Check Inventory",
-        "description": "Check if a part is in stock. Use when a customer asks about parts.",
-        "url": "https://api.yourshop.com/inventory/check",
-        "method": Method.GET,
-        "timeout": 5,
-        "headers": {"Authorization": "Bearer ${TOKEN}"},
-        "header_values": {"Authorization": SecretStr(SECRET)},
-        "parameters": [
-            Parameter(
-                name="part_name",
-                type=ParameterType.STRING,
-                description="The part, e.g. 'screen'",
-                required=True,
-            ),
-            Parameter(name="express", type=ParameterType.BOOLEAN, description="Express only"),
-        ],
-    }
-    return Action(**(fields | changes))
 
 
 def rows(count: int) -> ActionList:
@@ -68,7 +43,11 @@ def rows(count: int) -> ActionList:
 
 def detail(**changes: Any) -> ActionDetail:
     return ActionDetail(
-        action=action(**changes), active=False, changed_by="slack:U42", changed_at=WHEN, calls=7
+        action=secret_action(**changes),
+        active=False,
+        changed_by="slack:U42",
+        changed_at=WHEN,
+        calls=7,
     )
 
 
