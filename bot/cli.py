@@ -241,7 +241,7 @@ def run() -> None:
     headless = not settings.has_platform and not sys.stdin.isatty()
     check_configuration(settings, extra=[NO_PLATFORM] if headless else [])
     if not settings.has_platform:
-        start_chat("local", log_level="INFO")
+        start_chat("local")  # a conversation on this terminal: only warnings interrupt it
         return
     try:
         model = OpenAIChatModel.from_settings(settings)

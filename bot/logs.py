@@ -18,7 +18,17 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
-QUIET_LOGGERS = ("httpx", "httpcore", "openai", "aiosqlite", "discord", "slack_bolt", "slack_sdk")
+QUIET_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "httpx2",
+    "httpcore2",
+    "openai",
+    "aiosqlite",
+    "discord",
+    "slack_bolt",
+    "slack_sdk",
+)
 """Libraries kept at WARNING: their INFO/DEBUG lines can carry URLs with customer data."""
 REDACTED = "[redacted]"
 MIN_SECRET_LENGTH = 6
