@@ -389,3 +389,23 @@ async def test_rejected_token_is_explained(
             with pytest.raises(ConfigError, match="DISCORD_TOKEN"):
                 await adapter.start()
             await adapter.close()
+
+
+async def test_managers_of_other_servers_are_not_admins(harness: Harness) -> None:
+    """Manage Server counts only in the operator's own server, not in any other one."""
+    await harness.fake.dispatch("GUILD_CREATE", guild_create("999", channels=[text_channel("900")]))
+    payload = interaction_create(
+        "actions disable",
+        channel_id="900",
+        guild_id="999",
+        command_guild_id=GUILD,
+        options={"name": "check_inventory"},
+        permissions=MANAGE_GUILD,
+    )
+    await harness.fake.dispatch("INTERACTION_CREATE", payload)
+    path = f"/interactions/{payload['id']}/{payload['token']}/callback"
+    [callback] = await harness.fake.wait_for("POST", path)
+
+    assert callback.json is not None
+    assert callback.json["data"]["content"] == wording.NOT_ADMIN_DISCORD
+    assert await harness.store.action_states() == {}

@@ -333,11 +333,16 @@ class DiscordAdapter:
         await _respond(interaction, content, embeds)
 
     def is_admin(self, interaction: discord.Interaction) -> bool:
-        """An id in ACTIONBOT_ADMINS, or a member with Manage Server in this server."""
+        """An id in ACTIONBOT_ADMINS, or a member with Manage Server in the operator's own
+        server (ACTIONBOT_DISCORD_GUILD). Action state is global, so managing some other
+        server the bot was invited to grants nothing."""
         if f"{PLATFORM}:{interaction.user.id}" in self.settings.admin_ids:
             return True
+        home = self.settings.discord_guild
+        if home is None or interaction.guild_id != home:
+            return False
         perms = interaction.permissions
-        return interaction.guild is not None and (perms.manage_guild or perms.administrator)
+        return perms.manage_guild or perms.administrator
 
 
 class _ProgressNote:
