@@ -123,24 +123,22 @@ class WebhookClient:
         max_timeout: float = config.DEFAULT_MAX_TIMEOUT,
         max_body_bytes: int = config.DEFAULT_MAX_BODY_BYTES,
         max_redirects: int = config.DEFAULT_MAX_REDIRECTS,
+        outside_policy: EgressPolicy | None = None,
     ) -> None:
         self._policy = policy
+        # The operator's allow list exempts the action's own endpoint. A redirect that leaves
+        # that origin gets no exemptions by default: an outside server must not be able to
+        # steer a call into the networks the operator opened for its own APIs.
+        self._outside_policy = outside_policy or EgressPolicy()
         self._recorder = recorder
         self._secret = secret
         self._default_timeout = default_timeout
         self._max_timeout = max_timeout
         self._max_body_bytes = max_body_bytes
         self._max_redirects = max_redirects
-        backend = PinnedBackend(policy=policy, resolver=resolver or resolve_host)
-        transport = PinnedTransport(
-            ssl_context=ssl_context or default_ssl_context(), backend=backend
-        )
-        self._client = httpx.AsyncClient(
-            transport=transport,
-            follow_redirects=False,
-            trust_env=False,
-            timeout=None,  # noqa: S113 - one asyncio deadline per call covers it all (`_attempt`)
-        )
+        context, lookup = ssl_context or default_ssl_context(), resolver or resolve_host
+        self._client = _pinned_client(policy, context, lookup)
+        self._outside_client = _pinned_client(self._outside_policy, context, lookup)
 
     @classmethod
     def from_settings(
@@ -167,8 +165,9 @@ class WebhookClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pools."""
         await self._client.aclose()
+        await self._outside_client.aclose()
 
     def timeout_for(self, action: Action) -> float:
         """Seconds allowed for one call of `action`: its own timeout, capped by the maximum."""
@@ -224,7 +223,8 @@ class WebhookClient:
             what = "a redirect to" if hop.redirected else "the URL"
             message = f"refused {what} {url.scheme}://{url.host}: only https:// is allowed"
             raise _Failed(Outcome.BLOCKED, message)
-        problem = self._policy.host_problem(url.host)
+        policy = self._policy if hop.same_origin else self._outside_policy
+        problem = policy.host_problem(url.host)
         if problem is not None:
             raise _Failed(Outcome.BLOCKED, _refusal(problem, hop))
 
@@ -233,11 +233,12 @@ class WebhookClient:
     ) -> tuple[int, httpx.URL | None, bytes]:
         """One request: status, redirect target (if following one) and the capped body."""
         headers = self._headers(action, hop, call_id)
-        request = self._client.build_request(
+        client = self._client if hop.same_origin else self._outside_client
+        request = client.build_request(
             hop.method, hop.url, headers=headers, content=hop.body or None
         )
         try:
-            response = await self._client.send(request, stream=True)
+            response = await client.send(request, stream=True)
             try:
                 target = _redirect_target(response)
                 content = b"" if target is not None else await self._read_capped(response)
@@ -287,6 +288,19 @@ class WebhookClient:
             logger.warning(
                 "could not record call %s of %s", result.call_id, result.action, exc_info=True
             )
+
+
+def _pinned_client(
+    policy: EgressPolicy, context: ssl.SSLContext, resolver: Resolver
+) -> httpx.AsyncClient:
+    """An httpx client whose connections go only where `policy` allows (see bot/pinning.py)."""
+    backend = PinnedBackend(policy=policy, resolver=resolver)
+    return httpx.AsyncClient(
+        transport=PinnedTransport(ssl_context=context, backend=backend),
+        follow_redirects=False,
+        trust_env=False,
+        timeout=None,  # noqa: S113 - one asyncio deadline per call covers it all (`_attempt`)
+    )
 
 
 def _json_bytes(body: dict[str, Any]) -> bytes:

@@ -404,20 +404,40 @@ async def test_same_origin_redirect_is_followed(
 
 
 async def test_cross_origin_redirect_drops_configured_headers(
-    client: WebhookClient,
     webhook_server: WebhookServer,
     other_server: WebhookServer,
     make_action: MakeAction,
+    client_ssl_context: ssl.SSLContext,
 ) -> None:
-    """Following a redirect to another origin does not carry the action's Authorization."""
+    """Following a redirect to another origin does not carry the action's Authorization.
+
+    (Loopback stands in for a public address here, so the outside policy allows it.)
+    """
     webhook_server.route("/go", redirect_handler(other_server.url("/landing")))
     action = make_action(webhook_server.url("/go"), headers={"Authorization": TOKEN})
-    result = await client.call(action, {})
+    async with WebhookClient(
+        policy=LOOPBACK, outside_policy=LOOPBACK, ssl_context=client_ssl_context
+    ) as client:
+        result = await client.call(action, {})
     assert result.outcome is Outcome.SUCCESS
     assert webhook_server.requests[0].headers["Authorization"] == TOKEN
     (landed,) = other_server.requests
     assert "Authorization" not in landed.headers
     assert landed.headers["Idempotency-Key"] == result.call_id
+
+
+async def test_redirect_cannot_steer_into_the_allow_list(
+    client: WebhookClient,
+    webhook_server: WebhookServer,
+    other_server: WebhookServer,
+    make_action: MakeAction,
+) -> None:
+    """The allow list covers the action's own origin; a redirect elsewhere into it is refused."""
+    webhook_server.route("/go", redirect_handler(other_server.url("/internal")))
+    result = await client.call(make_action(webhook_server.url("/go")), {})
+    assert result.outcome is Outcome.BLOCKED
+    assert (result.error or "").startswith("refused a redirect: ")
+    assert other_server.requests == []
 
 
 async def test_redirect_to_http_is_blocked(
