@@ -22,6 +22,7 @@ import os
 import ssl
 import time
 import uuid
+import zlib
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, Self, TypeVar
@@ -267,16 +268,24 @@ class WebhookClient:
         return headers
 
     async def _read_capped(self, response: httpx.Response) -> bytes:
-        """The whole body, or `_Failed` as soon as it is known to be over the cap."""
-        cap = self._max_body_bytes
+        """The whole (decoded) body, or `_Failed` as soon as it is known to be over the cap.
+
+        We ask for no compression, but a server may compress anyway: the raw bytes are then
+        inflated here with a bound, so a small compressed body cannot expand past the cap.
+        """
+        cap, status = self._max_body_bytes, response.status_code
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > cap:
-            raise _too_large(cap, response.status_code)
+            raise _too_large(cap, status)
+        inflater = _inflater(response.headers.get("Content-Encoding", ""), status)
         body = bytearray()
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > cap:
-                raise _too_large(cap, response.status_code)
+        async for chunk in response.aiter_raw():
+            try:
+                body += inflater.decompress(chunk, cap + 1 - len(body)) if inflater else chunk
+            except zlib.error:
+                raise _Failed(Outcome.INVALID_RESPONSE, _BAD_COMPRESSION, status=status) from None
+            if len(body) > cap or (inflater is not None and inflater.unconsumed_tail):
+                raise _too_large(cap, status)
         return bytes(body)
 
     async def _record(self, result: ActionResult, conversation: str | None) -> None:
@@ -358,6 +367,20 @@ def _parse_json(content: bytes) -> tuple[JSONValue, bool]:
         return json.loads(content), True
     except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, deep nesting
         return None, False
+
+
+_BAD_COMPRESSION = "the endpoint sent a compressed body that could not be decompressed"
+
+
+def _inflater(encoding: str, status: int) -> Any:
+    """A bounded decompressor for gzip/deflate bodies, None for plain ones."""
+    name = encoding.strip().lower()
+    if name in ("", "identity"):
+        return None
+    if name in ("gzip", "x-gzip", "deflate"):
+        return zlib.decompressobj(wbits=zlib.MAX_WBITS | 32)  # gzip or zlib header
+    message = f"the endpoint sent a body compressed with {name!r}, which ActionBot does not read"
+    raise _Failed(Outcome.INVALID_RESPONSE, message, status=status)
 
 
 def _too_large(cap: int, status: int) -> _Failed:

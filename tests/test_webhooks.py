@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hmac
 import ipaddress
 import json
@@ -10,11 +11,14 @@ import logging
 import socket
 import ssl
 import time
+import tracemalloc
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
+from aiohttp import web
 from pydantic import SecretStr
 
 from bot.actions import Action, Arguments, Parameter, ParameterType, tool_schema
@@ -697,3 +701,41 @@ async def test_from_settings_trusts_ssl_cert_file(
         result = await client.call(make_action(webhook_server.url("/x")), {})
     assert result.outcome is Outcome.SUCCESS
     assert "X-ActionBot-Signature" in webhook_server.requests[0].headers
+
+
+def compressed(payload: bytes, encoding: str) -> Any:
+    """A handler answering `payload` gzip-compressed, whatever the request asked for."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        body = gzip.compress(payload)
+        headers = {"Content-Encoding": encoding, "Content-Type": "application/json"}
+        return web.Response(body=body, headers=headers)
+
+    return handle
+
+
+async def test_compressed_body_is_read_within_the_cap(
+    client: WebhookClient, webhook_server: WebhookServer, make_action: MakeAction
+) -> None:
+    """A server that gzips anyway is understood; a gzip bomb stops at the cap, not in RAM."""
+    webhook_server.route("/small", compressed(b'{"in_stock": true}', "gzip"))
+    webhook_server.route("/bomb", compressed(b"[" + b"0," * 20_000_000 + b"0]", "gzip"))
+    webhook_server.route("/brotli", compressed(b"{}", "br"))
+
+    small = await client.call(make_action(webhook_server.url("/small")), {})
+    bomb_action = make_action(webhook_server.url("/bomb"))
+    tracemalloc.start()
+    try:
+        bomb = await client.call(bomb_action, {})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    brotli = await client.call(make_action(webhook_server.url("/brotli")), {})
+
+    assert small.outcome is Outcome.SUCCESS
+    assert small.data == {"in_stock": True}
+    assert bomb.outcome is Outcome.INVALID_RESPONSE
+    assert bomb.error == "the response is larger than 1 MiB"
+    assert peak < 16 * 1024 * 1024  # the 40 MB payload was never inflated in memory
+    assert brotli.outcome is Outcome.INVALID_RESPONSE
+    assert "'br'" in (brotli.error or "")
