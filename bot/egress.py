@@ -25,7 +25,9 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _LEGACY_IPV4 = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}$", re.IGNORECASE)
 _CGNAT = ipaddress.IPv4Network("100.64.0.0/10")
 _THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
-_NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+"""Local-use NAT64 (RFC 8215) leads into the operator's own networks: never a public place."""
 _LOCAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
 
 
@@ -52,7 +54,7 @@ def embedded_ipv4(addr: IPAddress) -> ipaddress.IPv4Address | None:
         return None
     if addr.ipv4_mapped is not None:
         return addr.ipv4_mapped
-    if any(addr in net for net in _NAT64):
+    if addr in _NAT64:
         return ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
     if addr.sixtofour is not None:
         return addr.sixtofour
@@ -78,6 +80,7 @@ def _ipv4_reason(addr: ipaddress.IPv4Address) -> str | None:
 def _ipv6_reason(addr: ipaddress.IPv6Address) -> str | None:
     checks: list[tuple[bool, str]] = [
         (addr.is_unspecified, "the unspecified address"),
+        (addr in _LOCAL_NAT64, "a local-use NAT64 address (64:ff9b:1::/48)"),
         (addr.is_loopback, "a loopback address"),
         (addr.is_link_local, "a link-local address"),
         (addr.is_site_local, "a site-local address"),

@@ -25,6 +25,8 @@ BLOCKED_HOSTS = [
     "[::ffff:7f00:1]",
     "[64:ff9b::7f00:1]",
     "[64:ff9b::127.0.0.1]",
+    "[64:ff9b:1:a00:1:0:808:808]",  # local-use NAT64: 10.0.1.0 behind an RFC 6052 /48 prefix
+    "[64:ff9b:1::808:808]",
     "[2002:7f00:1::]",
     # this network, link-local, metadata, CGNAT
     "0.0.0.0",  # noqa: S104 - a host to refuse, not an address to bind
