@@ -47,7 +47,6 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         env_ignore_empty=True,
-        populate_by_name=True,
         frozen=True,
     )
 

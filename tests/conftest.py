@@ -14,6 +14,7 @@ import trustme
 from pydantic import SecretStr
 
 from bot.actions import Action, ActionSet, Method, Parameter, ParameterType
+from bot.config import Settings
 from bot.egress import EgressPolicy
 from bot.engine import Engine, EngineLimits
 from bot.llm import OpenAIChatModel
@@ -171,3 +172,13 @@ def secret_action(**changes: Any) -> Action:
         ],
     }
     return Action(**(fields | changes))
+
+
+def make_settings(**fields: Any) -> Settings:
+    """Settings given by field name, passed under their documented variable names (the only
+    names Settings accepts), without reading any .env file."""
+    names = {
+        name: field.validation_alias.choices[0]  # type: ignore[union-attr]
+        for name, field in Settings.model_fields.items()
+    }
+    return Settings(_env_file=None, **{names[key]: value for key, value in fields.items()})  # type: ignore[call-arg]

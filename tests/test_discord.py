@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import build_action, make_engine
+from conftest import build_action, make_engine, make_settings
 
 from adapters.discord.adapter import MESSAGE_LIMIT, DiscordAdapter
 from bot import wording
@@ -102,7 +102,7 @@ class Harness:
 
 def settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {"discord_token": "fake-bot-token", "admins": f"discord:{ADMIN_ID}"}
-    return Settings(_env_file=None, **(values | overrides))  # type: ignore[call-arg]
+    return make_settings(**(values | overrides))
 
 
 def inventory(server: WebhookServer) -> Action:

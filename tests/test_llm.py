@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import make_settings
 
-from bot.config import Settings
 from bot.errors import ConfigError, LLMResponseError
 from bot.llm import OpenAIChatModel, parse_completion
 
@@ -74,7 +74,7 @@ def test_malformed_completion_is_a_typed_error(raw: bytes) -> None:
 
 def test_missing_llm_settings_say_what_to_set() -> None:
     """Neither key nor base URL: the error names both variables and the Ollama option."""
-    settings = Settings(_env_file=None, openai_api_key=None, openai_base_url=None)  # type: ignore[call-arg]
+    settings = make_settings(openai_api_key=None, openai_base_url=None)
     with pytest.raises(ConfigError) as caught:
         OpenAIChatModel.from_settings(settings)
     assert "OPENAI_API_KEY" in str(caught.value)

@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import build_action, make_engine
+from conftest import build_action, make_engine, make_settings
 
 from adapters.slack.adapter import MESSAGE_LIMIT, SlackAdapter
 from bot import wording
@@ -78,7 +78,7 @@ def settings_for(slack: FakeSlack, **overrides: Any) -> Settings:
         "slack_api_url": slack.api_url,
         "admins": "slack:UADMIN",
     }
-    return Settings(_env_file=None, **(values | overrides))  # type: ignore[call-arg]
+    return make_settings(**(values | overrides))
 
 
 def inventory(server: WebhookServer) -> Action:

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 import trustme
 from aiohttp import web
+from conftest import make_settings
 from pydantic import SecretStr
 
 from bot.actions import Action, Arguments, Parameter, ParameterType, tool_schema
-from bot.config import Settings
 from bot.egress import EgressPolicy, IPAddress
 from bot.types import ActionResult, Outcome
 from bot.webhooks import USER_AGENT, WebhookClient, default_ssl_context, sign
@@ -696,7 +696,7 @@ async def test_from_settings_trusts_ssl_cert_file(
     bundle = tmp_path / "extra-ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
     monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
-    settings = Settings(egress_allow="127.0.0.1/32", webhook_secret="s3", _env_file=None)
+    settings = make_settings(egress_allow="127.0.0.1/32", webhook_secret="s3")
     async with WebhookClient.from_settings(settings) as client:
         result = await client.call(make_action(webhook_server.url("/x")), {})
     assert result.outcome is Outcome.SUCCESS
