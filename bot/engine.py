@@ -92,8 +92,13 @@ class Engine:
         return reply
 
     async def _handle(self, key: str, message: IncomingMessage, progress: Progress | None) -> Reply:
-        history = await self.store.load_messages(key, limit=self.limits.history_messages)
-        turn = _Turn(key, [{"role": "user", "content": message.text}], await self._active())
+        try:
+            history = await self.store.load_messages(key, limit=self.limits.history_messages)
+            offered = await self._active()
+        except Exception:
+            logger.exception("could not load conversation %s", key)
+            return Reply(text=wording.UNEXPECTED, failed=True)
+        turn = _Turn(key, [{"role": "user", "content": message.text}], offered)
         failed = True
         try:
             text = await self._loop(history, turn, progress)
@@ -110,8 +115,16 @@ class Engine:
         if failed:
             turn.new = _answered_only(turn.new)
             turn.new.append({"role": "assistant", "content": text})
-        await self.store.append_messages(key, platform=message.platform, messages=turn.new)
+        await self._save(key, message.platform, turn.new)
         return Reply(text=text, actions_called=turn.actions_called, failed=failed)
+
+    async def _save(self, key: str, platform: str, messages: list[Message]) -> None:
+        """Keep the turn in the history; if the database fails, the customer still gets the
+        answer and the operator a log line."""
+        try:
+            await self.store.append_messages(key, platform=platform, messages=messages)
+        except Exception:
+            logger.exception("could not save the turn in %s", key)
 
     async def _active(self) -> dict[str, Action]:
         states = await self.store.action_states()

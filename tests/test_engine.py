@@ -377,3 +377,17 @@ async def test_different_conversations_run_in_parallel(
     )
 
     assert [r.text for r in replies] == ["A done", "B done"]
+
+
+async def test_database_failure_still_answers(
+    tmp_path: Path, webhooks: WebhookClient, chat_model: OpenAIChatModel
+) -> None:
+    """If the database cannot be read, the customer gets the apology, not an exception."""
+    broken = await Store.open(tmp_path / "broken.db")
+    await broken.close()
+    engine = make_engine([], store=broken, webhooks=webhooks, model=chat_model)
+
+    reply = await engine.handle(message("hello"))
+
+    assert reply.failed
+    assert reply.text == wording.UNEXPECTED
