@@ -99,7 +99,6 @@ async def serve(
             "shutting down: finishing turns in progress (up to %.0f s)", settings.shutdown_grace
         )
     finally:
-        turns.refuse_new()
         for platform in platforms.values():
             await platform.stop_receiving()
         await turns.close(grace=settings.shutdown_grace)

@@ -57,16 +57,19 @@ class Turns:
         self.closing = True
 
     async def close(self, *, grace: float) -> int:
-        """Refuse new turns, let running ones finish within `grace` seconds, cancel the rest.
+        """Let running turns finish within `grace` seconds, then refuse new ones and cancel
+        the rest; returns how many had to be cancelled.
 
-        Returns how many turns had to be cancelled.
+        Adapters stop taking messages at their door before this (`stop_receiving`); a
+        message already past the door may still start its turn during the grace period.
         """
-        self.refuse_new()
         try:
             async with asyncio.timeout(grace):
                 await self.drain()
+            self.refuse_new()
             return 0
         except TimeoutError:
+            self.refuse_new()
             left = list(self._tasks)
             for task in left:
                 task.cancel()

@@ -33,3 +33,24 @@ async def test_turns_past_the_grace_period_are_cancelled() -> None:
 
     assert await turns.close(grace=0.05) == 1
     assert len(turns) == 0
+
+
+async def test_turn_started_during_the_grace_period_is_not_dropped() -> None:
+    """A message already past an adapter's door when shutdown begins still gets its turn."""
+    turns = Turns()
+    release = asyncio.Event()
+    finished: list[str] = []
+
+    async def turn(name: str) -> None:
+        await release.wait()
+        finished.append(name)
+
+    turns.spawn(turn("running"), name="running")
+    closing = asyncio.create_task(turns.close(grace=30))
+    late_started = turns.spawn(turn("late"), name="late")
+    release.set()
+
+    assert late_started
+    assert await closing == 0
+    assert sorted(finished) == ["late", "running"]
+    assert not turns.spawn(turn("after"), name="after")

@@ -157,7 +157,7 @@ class DiscordAdapter:
 
     async def on_message(self, message: discord.Message) -> None:
         """Decide whether a message is for the bot; if so, start its turn once."""
-        if message.author.bot or self.turns.closing:
+        if message.author.bot or not self.receiving:
             return
         conversation = await self._conversation_of(message)
         if conversation is None or not await self.store.mark_seen(f"{PLATFORM}:{message.id}"):

@@ -186,7 +186,7 @@ class SlackAdapter:
     async def _first_delivery(self, body: dict[str, Any]) -> bool:
         """False for an event id seen before (a Slack retry or a duplicate delivery), and
         for any event once shutdown has begun, which is then left unmarked."""
-        if self.turns.closing:
+        if not self.connected:
             return False
         event_id = body.get("event_id")
         if not event_id:
