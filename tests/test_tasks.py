@@ -38,19 +38,25 @@ async def test_turns_past_the_grace_period_are_cancelled() -> None:
 async def test_turn_started_during_the_grace_period_is_not_dropped() -> None:
     """A message already past an adapter's door when shutdown begins still gets its turn."""
     turns = Turns()
-    release = asyncio.Event()
+    waiting, release = asyncio.Event(), asyncio.Event()
     finished: list[str] = []
+    started: list[bool] = []
 
-    async def turn(name: str) -> None:
-        await release.wait()
-        finished.append(name)
+    async def late() -> None:
+        finished.append("late")
 
-    turns.spawn(turn("running"), name="running")
+    async def running() -> None:
+        waiting.set()
+        await release.wait()  # woken only after close() below has begun
+        started.append(turns.spawn(late(), name="late"))
+        finished.append("running")
+
+    turns.spawn(running(), name="running")
+    await waiting.wait()
     closing = asyncio.create_task(turns.close(grace=30))
-    late_started = turns.spawn(turn("late"), name="late")
     release.set()
 
-    assert late_started
     assert await closing == 0
+    assert started == [True]
     assert sorted(finished) == ["late", "running"]
-    assert not turns.spawn(turn("after"), name="after")
+    assert not turns.spawn(late(), name="after")
