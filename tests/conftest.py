@@ -100,6 +100,16 @@ def build_action(
     )
 
 
+def inventory_action(server: WebhookServer, **changes: Any) -> Action:
+    """The seed's `check_inventory` (part_name, device_model) on `server`'s /inventory/check."""
+    return build_action(
+        server.url("/inventory/check"),
+        name="check_inventory",
+        parameters=["part_name", "device_model"],
+        **changes,
+    )
+
+
 def _parameter(spec: str | Parameter) -> Parameter:
     if isinstance(spec, Parameter):
         return spec

@@ -10,10 +10,9 @@ from typing import Any
 import openai
 import pytest
 from aiohttp import web
-from conftest import build_action, make_engine
+from conftest import build_action, inventory_action, make_engine
 
 from bot import wording
-from bot.actions import Action
 from bot.engine import EngineLimits
 from bot.llm import OpenAIChatModel
 from bot.store import Store
@@ -25,15 +24,6 @@ from fakes.openai_server import ScriptedLLM
 
 QUESTION = "Do you have iPhone 15 Pro screens in stock?"
 STOCK = {"in_stock": True, "quantity": 4, "price": "$129"}
-
-
-def inventory(server: WebhookServer, **kwargs: Any) -> Action:
-    return build_action(
-        server.url("/inventory/check"),
-        name="check_inventory",
-        parameters=["part_name", "device_model"],
-        **kwargs,
-    )
 
 
 def message(text: str, conversation: str = "C1") -> IncomingMessage:
@@ -60,7 +50,7 @@ async def test_seed_example_end_to_end(
 ) -> None:
     """The customer's question becomes a check_inventory call and the answer comes back."""
     webhook_server.route("/inventory/check", json_handler(STOCK))
-    engine = make_engine([inventory(webhook_server)], **engine_parts)
+    engine = make_engine([inventory_action(webhook_server)], **engine_parts)
     args = {"part_name": "screen", "device_model": "iPhone 15 Pro"}
     [call_id] = llm.tool_calls(("check_inventory", args))
     llm.reply("Yes! We have 4 in stock at $129.")
@@ -123,7 +113,7 @@ async def test_missing_required_value_goes_back_to_model(
     webhook_server: WebhookServer, llm: ScriptedLLM, engine_parts: dict[str, Any]
 ) -> None:
     """A call without a required value never reaches the endpoint; the model is told to ask."""
-    engine = make_engine([inventory(webhook_server)], **engine_parts)
+    engine = make_engine([inventory_action(webhook_server)], **engine_parts)
     llm.tool_calls(("check_inventory", {"part_name": "screen"}))
     llm.reply("Which device is the screen for?")
 
@@ -143,7 +133,7 @@ async def test_unknown_tool_and_bad_json_are_tool_errors(
     webhook_server: WebhookServer, llm: ScriptedLLM, engine_parts: dict[str, Any]
 ) -> None:
     """An invented tool name and malformed arguments become errors the model can read."""
-    engine = make_engine([inventory(webhook_server)], **engine_parts)
+    engine = make_engine([inventory_action(webhook_server)], **engine_parts)
     llm.tool_calls(("delete_everything", {}), ("check_inventory", '{"part_name": "scr'))
     llm.reply("Sorry about that.")
 
@@ -161,7 +151,7 @@ async def test_disabled_action_not_offered_next_turn(
 ) -> None:
     """After an admin disables an action, the next LLM request no longer lists it."""
     other = build_action(webhook_server.url("/other"), name="warranty_status")
-    engine = make_engine([inventory(webhook_server), other], **engine_parts)
+    engine = make_engine([inventory_action(webhook_server), other], **engine_parts)
     llm.reply("first")
     llm.reply("second")
 
@@ -177,7 +167,7 @@ async def test_disabled_action_called_anyway_is_refused(
     webhook_server: WebhookServer, llm: ScriptedLLM, engine_parts: dict[str, Any]
 ) -> None:
     """A model that calls a disabled action (e.g. from history) does not reach the endpoint."""
-    engine = make_engine([inventory(webhook_server)], **engine_parts)
+    engine = make_engine([inventory_action(webhook_server)], **engine_parts)
     await engine_parts["store"].set_active("check_inventory", False, actor="test:admin")
     llm.tool_calls(("check_inventory", {"part_name": "screen", "device_model": "X"}))
     llm.reply("I can't check that right now.")
@@ -197,7 +187,7 @@ async def test_round_limit_gives_friendly_reply(
     limits = EngineLimits(
         max_tool_rounds=2, history_messages=40, history_chars=24000, result_chars=4000
     )
-    engine = make_engine([inventory(webhook_server)], limits=limits, **engine_parts)
+    engine = make_engine([inventory_action(webhook_server)], limits=limits, **engine_parts)
     args = {"part_name": "screen", "device_model": "X"}
     for _ in range(3):
         llm.tool_calls(("check_inventory", args))
@@ -264,14 +254,16 @@ async def test_history_carries_tool_messages_across_turns_and_restarts(
 
     async with await Store.open(db) as first_store:
         engine = make_engine(
-            [inventory(webhook_server)], store=first_store, webhooks=webhooks, model=chat_model
+            [inventory_action(webhook_server)],
+            store=first_store,
+            webhooks=webhooks,
+            model=chat_model,
         )
         await engine.handle(message(QUESTION))
         await engine.handle(message("How much?"))
     async with await Store.open(db) as reopened:
-        engine = make_engine(
-            [inventory(webhook_server)], store=reopened, webhooks=webhooks, model=chat_model
-        )
+        actions = [inventory_action(webhook_server)]
+        engine = make_engine(actions, store=reopened, webhooks=webhooks, model=chat_model)
         await engine.handle(message("Thanks"))
 
     for request in llm.requests[2:]:
@@ -322,7 +314,7 @@ async def test_secret_headers_never_reach_the_llm(
 ) -> None:
     """A secret header reaches the endpoint but never any request sent to the model."""
     webhook_server.route("/inventory/check", json_handler(STOCK))
-    action = inventory(
+    action = inventory_action(
         webhook_server,
         headers={"Authorization": "Bearer ${INVENTORY_TOKEN}"},
         header_values={"Authorization": "Bearer sekrit-inventory-token"},

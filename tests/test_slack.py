@@ -9,11 +9,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import build_action, make_engine, make_settings
+from conftest import inventory_action, make_engine, make_settings
 
 from adapters.slack.adapter import MESSAGE_LIMIT, SlackAdapter
 from bot import wording
-from bot.actions import Action, ActionSet
+from bot.actions import ActionSet
 from bot.admin import Admin
 from bot.config import Settings
 from bot.errors import ConfigError
@@ -81,14 +81,6 @@ def settings_for(slack: FakeSlack, **overrides: Any) -> Settings:
     return make_settings(**(values | overrides))
 
 
-def inventory(server: WebhookServer) -> Action:
-    return build_action(
-        server.url("/inventory/check"),
-        name="check_inventory",
-        parameters=["part_name", "device_model"],
-    )
-
-
 @pytest.fixture
 async def harness(
     webhook_server: WebhookServer,
@@ -98,7 +90,7 @@ async def harness(
     chat_model: OpenAIChatModel,
 ) -> AsyncIterator[Harness]:
     webhook_server.route("/inventory/check", json_handler(STOCK))
-    actions = [inventory(webhook_server)]
+    actions = [inventory_action(webhook_server)]
     engine = make_engine(actions, store=store, webhooks=webhooks, model=chat_model)
     admin = Admin(
         actions=ActionSet(actions, source="test"), store=store, webhooks=webhooks, result_chars=4000

@@ -42,7 +42,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any, Self
 
 import discord
@@ -50,6 +49,8 @@ import discord.gateway
 import discord.http
 import yarl
 from aiohttp import WSMsgType, web
+
+from fakes.loopback import LoopbackServer
 
 API_PREFIX = "/api/v10"
 BOT_USER_ID = "1000"
@@ -181,7 +182,7 @@ class DiscordError(Exception):
         self.message = message
 
 
-class FakeDiscord:
+class FakeDiscord(LoopbackServer):
     """Discord's REST API and gateway on 127.0.0.1, recording what discord.py sends."""
 
     def __init__(
@@ -194,6 +195,7 @@ class FakeDiscord:
         application_flags: int = GATEWAY_MESSAGE_CONTENT_LIMITED,
         echo_own_messages: bool = True,
     ) -> None:
+        super().__init__()
         self.token = token
         self.deny_intents = deny_intents
         self.heartbeat_interval_ms = heartbeat_interval_ms
@@ -220,8 +222,6 @@ class FakeDiscord:
         self._events: list[dict[str, Any]] = []
         self._replay_from: int | None = None
         self._emit_lock = asyncio.Lock()
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
         for guild in guilds:
             self.add_guild(guild)
 
@@ -230,9 +230,7 @@ class FakeDiscord:
     @property
     def origin(self) -> str:
         """``http://127.0.0.1:<port>``."""
-        if self._port is None:
-            raise RuntimeError("FakeDiscord is not started")
-        return f"http://127.0.0.1:{self._port}"
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def rest_base(self) -> str:
@@ -249,36 +247,19 @@ class FakeDiscord:
         """The ``resume_gateway_url`` sent in READY; a RESUME arrives here."""
         return self.gateway_url + "/resume"
 
-    async def start(self) -> None:
-        """Listen on 127.0.0.1 on a free port."""
+    def build_app(self) -> web.Application:
+        """REST routes and the gateway websocket."""
         app = web.Application(middlewares=[self._middleware])
         self._add_routes(app)
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self._port = self._runner.addresses[0][1]
+        return app
 
-    async def stop(self) -> None:
-        """Close open websockets (code 1001) and shut the server down."""
+    async def release(self) -> None:
+        """Close open websockets (code 1001)."""
         for ws in list(self._sockets):
             await ws.close(code=1001, message=b"server stopping")
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-        if exc_type is None:
-            self.assert_done()
+    def on_clean_exit(self) -> None:
+        self.assert_done()
 
     @contextlib.contextmanager
     def patched(self) -> Iterator[Self]:

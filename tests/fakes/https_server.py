@@ -20,13 +20,14 @@ import json
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qsl
 
 import trustme
 from aiohttp import web
 from multidict import CIMultiDict
+
+from fakes.loopback import LoopbackServer
 
 TEST_DOMAIN = "webhook.test"
 CERT_IDENTITIES = ("localhost", "127.0.0.1", "::1", f"*.{TEST_DOMAIN}")
@@ -96,23 +97,16 @@ async def echo(request: web.Request) -> web.StreamResponse:
     return web.json_response(payload)
 
 
-class WebhookServer:
+class WebhookServer(LoopbackServer):
     """An HTTPS server on 127.0.0.1 (port 0) that records requests and answers by path."""
 
     def __init__(self, ca: trustme.CA) -> None:
+        super().__init__()
         self.requests: list[RecordedRequest] = []
         self.stopping = asyncio.Event()
         self._received = asyncio.Condition()
         self._ca = ca
         self._routes: dict[str, Handler] = {}
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("WebhookServer is not started")
-        return self._port
 
     def url(self, path: str = "/", *, host: str = "127.0.0.1") -> str:
         """`https://<host>:<port><path>`; `host` may be any name the certificate covers."""
@@ -159,36 +153,17 @@ class WebhookServer:
 
         self.route(path, handle)
 
-    async def start(self) -> None:
-        """Listen with TLS on 127.0.0.1 on a free port."""
+    def build_app(self) -> web.Application:
+        """TLS on 127.0.0.1: every path is dispatched to its route or the echo."""
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self._ssl_context())
-        await site.start()
-        self._port = self._runner.addresses[0][1]
+        return app
 
-    async def stop(self) -> None:
-        """Release hanging and dripping handlers, then shut down."""
+    async def release(self) -> None:
+        """Let hanging and dripping handlers go."""
         self.stopping.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    def _ssl_context(self) -> ssl.SSLContext:
+    def tls_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._ca.issue_cert(*CERT_IDENTITIES).configure_cert(context)
         return context

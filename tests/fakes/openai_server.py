@@ -25,10 +25,11 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self, TypeAlias
+from typing import Any, TypeAlias
 
 from aiohttp import web
+
+from fakes.loopback import LoopbackServer
 
 DEFAULT_USAGE: Mapping[str, int] = {"prompt_tokens": 10, "completion_tokens": 5}
 
@@ -78,10 +79,11 @@ class Respond:
     fn: Responder
 
 
-class ScriptedLLM:
+class ScriptedLLM(LoopbackServer):
     """A Chat Completions server that answers from a queue of scripted steps."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[dict[str, Any]] = []
         self.request_headers: list[dict[str, str]] = []
         self.failures: list[str] = []
@@ -89,46 +91,25 @@ class ScriptedLLM:
         self._ids = itertools.count(1)
         self._received = asyncio.Condition()
         self._stopping = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
 
     @property
     def base_url(self) -> str:
         """The URL to pass to `openai.AsyncOpenAI(base_url=...)`."""
-        if self._port is None:
-            raise RuntimeError("ScriptedLLM is not started")
-        return f"http://127.0.0.1:{self._port}/v1"
+        return f"http://127.0.0.1:{self.port}/v1"
 
-    async def start(self) -> None:
-        """Listen on 127.0.0.1 on a free port."""
+    def build_app(self) -> web.Application:
+        """The Chat Completions endpoint; anything else is unexpected."""
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle_chat)
         app.router.add_route("*", "/{tail:.*}", self._handle_other)
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self._port = self._runner.addresses[0][1]
+        return app
 
-    async def stop(self) -> None:
-        """Release hung responses and shut the server down."""
+    async def release(self) -> None:
+        """Let hung responses go."""
         self._stopping.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-        if exc_type is None:
-            self.assert_done()
+    def on_clean_exit(self) -> None:
+        self.assert_done()
 
     def reply(self, text: str, *, usage: Mapping[str, int] | None = None) -> None:
         """Queue an assistant text reply."""

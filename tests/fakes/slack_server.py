@@ -37,10 +37,11 @@ import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self, TypeAlias
+from typing import Any, TypeAlias
 
 from aiohttp import WSCloseCode, WSMsgType, web
+
+from fakes.loopback import LoopbackServer
 
 BOT_TOKEN = "xoxb-test-token"
 APP_TOKEN = "xapp-test-token"
@@ -104,7 +105,7 @@ class SlackApiFailure(Exception):
         self.error = error
 
 
-class FakeSlack:
+class FakeSlack(LoopbackServer):
     """Slack's Web API, Socket Mode and response URLs on one loopback port."""
 
     def __init__(
@@ -116,6 +117,7 @@ class FakeSlack:
         team_id: str = TEAM_ID,
         app_id: str = APP_ID,
     ) -> None:
+        super().__init__()
         self.valid_tokens = None if valid_tokens is None else frozenset(valid_tokens)
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
@@ -135,8 +137,6 @@ class FakeSlack:
         self._ts = itertools.count(1)
         self._ids = itertools.count(1)
         self._changed = asyncio.Condition()
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
         self._methods: dict[str, Handler] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
@@ -154,45 +154,25 @@ class FakeSlack:
     @property
     def url(self) -> str:
         """The fake's root URL, `http://127.0.0.1:<port>`."""
-        if self._port is None:
-            raise RuntimeError("FakeSlack is not started")
-        return f"http://127.0.0.1:{self._port}"
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def api_url(self) -> str:
         """The URL to pass to `AsyncWebClient(base_url=...)`."""
         return f"{self.url}/api/"
 
-    async def start(self) -> None:
-        """Listen on 127.0.0.1 on a free port."""
+    def build_app(self) -> web.Application:
+        """The Web API, the Socket Mode websocket and response URLs."""
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_get("/socket-mode", self._handle_socket)
         app.router.add_post("/response/{key}", self._handle_response_url)
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self._port = self._runner.addresses[0][1]
+        return app
 
-    async def stop(self) -> None:
-        """Close open websockets, then shut the server down."""
+    async def release(self) -> None:
+        """Close open websockets."""
         for socket in list(self._sockets):
             await socket.close(code=WSCloseCode.GOING_AWAY, message=b"server stopping")
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- scripting and state -----------------------------------------------------------
 
