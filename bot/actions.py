@@ -19,6 +19,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from bot.config import DEFAULT_MAX_CONCURRENCY
 from bot.errors import ActionNotFoundError, ArgumentError
 
 ACTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -91,6 +92,8 @@ class ActionConfig(BaseModel):
     method: Method = Method.GET
     active: bool = True
     timeout: float | None = Field(None, gt=0)
+    max_concurrency: int = Field(DEFAULT_MAX_CONCURRENCY, ge=1)
+    """Calls of this action in flight at once; more wait (bounded) for a slot."""
     headers: dict[str, str] = Field(default_factory=dict, repr=False)
     parameters: list[Parameter] = Field(default_factory=list)
 

@@ -318,6 +318,7 @@ def _render_detail(detail: ActionDetail) -> str:
         f"  endpoint:    {a.method.value} {a.url}",
         f"  state:       {state}",
         f"  timeout:     {f'{a.timeout:g} s' if a.timeout else 'default'}",
+        f"  concurrency: at most {a.max_concurrency} calls at once",
         f"  calls:       {detail.calls}",
     ]
     lines += [f"  header:      {k}: {v}" for k, v in a.masked_headers().items()]

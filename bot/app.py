@@ -104,7 +104,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     metrics = Metrics()
     recorder = MeteredRecorder(store, metrics)
     try:
-        async with WebhookClient.from_settings(settings, recorder=recorder) as webhooks:
+        webhooks = WebhookClient.from_settings(settings, recorder=recorder, observer=metrics)
+        async with webhooks:
             admin = Admin(
                 actions=actions, store=store, webhooks=webhooks, result_chars=settings.result_chars
             )

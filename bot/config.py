@@ -23,6 +23,12 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_RESULT_CHARS = 4000
 """At most this many characters of a webhook body are shown to the model."""
 DEFAULT_MAX_REDIRECTS = 3
+DEFAULT_WEBHOOK_CONNECTIONS = 100
+"""Webhook calls in flight at once across all actions (the connection pool's size)."""
+DEFAULT_WEBHOOK_QUEUE_TIMEOUT = 5.0
+"""Seconds a call may wait for a free slot before it ends `busy` (not part of its timeout)."""
+DEFAULT_MAX_CONCURRENCY = 10
+"""Calls of one action in flight at once, unless its `max_concurrency` says otherwise."""
 
 DEFAULT_MAX_TOOL_ROUNDS = 5
 DEFAULT_LLM_TIMEOUT = 60.0
@@ -71,6 +77,14 @@ class Settings(BaseSettings):
     )
     result_chars: int = Field(
         DEFAULT_RESULT_CHARS, gt=0, validation_alias=_env("ACTIONBOT_RESULT_CHARS")
+    )
+    webhook_connections: int = Field(
+        DEFAULT_WEBHOOK_CONNECTIONS, ge=1, validation_alias=_env("ACTIONBOT_WEBHOOK_CONNECTIONS")
+    )
+    webhook_queue_timeout: float = Field(
+        DEFAULT_WEBHOOK_QUEUE_TIMEOUT,
+        ge=0,
+        validation_alias=_env("ACTIONBOT_WEBHOOK_QUEUE_TIMEOUT"),
     )
 
     max_tool_rounds: int = Field(

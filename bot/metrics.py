@@ -2,8 +2,9 @@
 
 Call counts per action and outcome are read from the store when scraped, so they are the
 same numbers as `/actions stats` and survive restarts. Latency, LLM use and messages are
-counted in this process: a histogram of webhook latency per action, LLM requests, errors
-and tokens, messages handled per platform, plus conversations active in the last hour.
+counted in this process: a histogram of webhook latency per action, webhook calls in flight
+and time spent waiting for a slot, LLM requests, errors and tokens, messages handled per
+platform, Slack acknowledgement time, plus conversations active in the last hour.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from bot.types import ActionResult
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 ACTIVE_WINDOW_SECONDS = 3600.0
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+QUEUE_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+ACK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 3.0)
+"""Slack wants an acknowledgement within 3 s; the buckets resolve the fast end."""
 
 
 class _StoreTotals(Collector):
@@ -53,6 +57,25 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.webhook_inflight = Gauge(
+            "actionbot_webhook_inflight",
+            "Webhook calls being sent right now, per action.",
+            ["action"],
+            registry=self.registry,
+        )
+        self.webhook_queue = Histogram(
+            "actionbot_webhook_queue_seconds",
+            "Time a webhook call waited for a free slot (its action's or the pool's).",
+            ["action"],
+            buckets=QUEUE_BUCKETS,
+            registry=self.registry,
+        )
+        self.slack_ack = Histogram(
+            "actionbot_slack_ack_seconds",
+            "Time from receiving a Slack HTTP request to sending its acknowledgement.",
+            buckets=ACK_BUCKETS,
+            registry=self.registry,
+        )
         self.llm_requests = Counter(
             "actionbot_llm_requests", "Chat Completions requests.", registry=self.registry
         )
@@ -82,6 +105,12 @@ class Metrics:
 
     def observe_call(self, result: ActionResult) -> None:
         self.latency.labels(result.action).observe(result.latency_ms / 1000)
+
+    def webhook_queued(self, action: str, seconds: float) -> None:
+        self.webhook_queue.labels(action).observe(seconds)
+
+    def webhook_in_flight(self, action: str, change: int) -> None:
+        self.webhook_inflight.labels(action).inc(change)
 
     async def render(self, store: Store) -> bytes:
         """The exposition text, with the store's numbers fetched now."""

@@ -1,10 +1,15 @@
 """Connect-time egress enforcement: resolve once, check every address, connect to it.
 
-`PinnedBackend` sits under httpx's connection pool as httpcore's network backend. For each new
-connection it resolves the host once, refuses the host when any of its addresses is blocked by
-the `EgressPolicy`, and connects to a checked IP itself, so a second DNS answer (rebinding) is
-never used. TLS still sends SNI and verifies the certificate for the host *name*, because
-httpcore passes `server_hostname` to `start_tls`.
+`PinnedBackend` is the network backend of the webhook client's connection pool (httpcore2,
+public API). For each new connection it resolves the host once, refuses the host when any of
+its addresses is blocked by the `EgressPolicy`, and connects to a checked IP itself, so a second
+DNS answer (rebinding) is never used. TLS still sends SNI and verifies the certificate for the
+host *name*, because the pool passes `server_hostname` to `start_tls`.
+
+httpcore2 rather than httpcore 1.x: httpcore 1.0.x leaks a pool slot for good whenever a
+request is cancelled after the pool gave it a fresh connection but before it ran (a known
+bug), so a burst of webhook timeouts could shrink the pool to nothing; httpcore2 reclaims
+such connections. `pinned_pool` is the one place the pool is made.
 """
 
 from __future__ import annotations
@@ -16,13 +21,14 @@ import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-import httpcore
-import httpx
+import httpcore2
 
 from bot.egress import EgressPolicy, IPAddress, parse_ip_literal
 
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
 """Looks up `host` (for `port`) and returns all its addresses; `resolve_host` by default."""
+KEEPALIVE_SECONDS = 5.0
+"""How long an idle connection to an endpoint is kept for reuse."""
 
 
 async def resolve_host(host: str, port: int) -> list[IPAddress]:
@@ -37,43 +43,43 @@ async def resolve_host(host: str, port: int) -> list[IPAddress]:
 
 
 class Refused(Exception):
-    """The policy refused a destination at connect time, inside httpcore's pool. httpx's
-    `map_httpcore_exceptions` converts only httpcore's exceptions, so this arrives as is."""
+    """The policy refused a destination at connect time, inside the connection pool."""
 
 
 class Unresolvable(Exception):
     """The resolver found no address for a host."""
 
 
-class PinnedBackend(httpcore.AsyncNetworkBackend):
+class PinnedBackend(httpcore2.AsyncNetworkBackend):
     """A network backend that connects only to addresses the policy allows.
 
     The host is resolved once per new connection, every address is checked (one blocked
     address refuses the whole host), and the connection goes to a checked IP, never to the
-    name. httpcore then calls `start_tls` with `server_hostname` set to the name.
+    name. The pool then calls `start_tls` with `server_hostname` set to the name.
     """
 
     def __init__(self, *, policy: EgressPolicy, resolver: Resolver = resolve_host) -> None:
         self._policy = policy
         self._resolver = resolver
-        self._inner = httpcore.AnyIOBackend()
+        self._inner = httpcore2.AnyIOBackend()
 
     async def connect_tcp(
         self,
         host: str,
         port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's signature
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore2's signature
         local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,  # httpcore's option tuples, passed on
-    ) -> httpcore.AsyncNetworkStream:
-        failure: httpcore.ConnectError | None = None
+        socket_options: Iterable[Any] | None = None,  # httpcore2's option tuples, passed on
+    ) -> httpcore2.AsyncNetworkStream:
+        failure: httpcore2.ConnectError | None = None
         for address in await self.checked_addresses(host, port):
             try:
                 inner = self._inner.connect_tcp
-                return await inner(str(address), port, timeout, local_address, socket_options)
-            except httpcore.ConnectError as exc:
+                stream = await inner(str(address), port, timeout, local_address, socket_options)
+                return _ClosingStream(stream)
+            except httpcore2.ConnectError as exc:
                 failure = exc
-        raise failure or httpcore.ConnectError(f"no address to connect to for {host}")
+        raise failure or httpcore2.ConnectError(f"no address to connect to for {host}")
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
@@ -98,16 +104,52 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
         return addresses
 
 
-class PinnedTransport(httpx.AsyncHTTPTransport):
-    """httpx's own transport over a connection pool that connects through `PinnedBackend`.
+class _ClosingStream(httpcore2.AsyncNetworkStream):
+    """A connected TCP stream whose TLS handshake, when cut off (the call's deadline cancels
+    it), closes the socket at once. httpcore2 closes it only on an error, and leaves a
+    cancelled handshake's socket to the garbage collector: under a burst of timeouts that is
+    one open file per call until the next collection."""
 
-    httpx has no public setting for httpcore's network backend. Subclassing keeps httpx's
-    request/response adaptation and exception mapping and replaces only the pool; the pool
-    made by `super().__init__` is never used, and holds nothing until used.
+    def __init__(self, inner: httpcore2.AsyncNetworkStream) -> None:
+        self._inner = inner
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+        return await self._inner.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore2's signature
+    ) -> httpcore2.AsyncNetworkStream:
+        try:
+            return await self._inner.start_tls(ssl_context, server_hostname, timeout)
+        except BaseException:
+            await self._inner.aclose()  # closes the socket before its first await
+            raise
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+def pinned_pool(
+    *, ssl_context: ssl.SSLContext, backend: PinnedBackend, connections: int
+) -> httpcore2.AsyncConnectionPool:
+    """A connection pool of at most `connections` that connects only through `backend`.
+
+    Idle connections are kept briefly (an action called again soon skips a TLS handshake).
+    The webhook client never queues more requests on the pool than it has connections, so
+    waiting for capacity happens in the client, where it is bounded and measured.
     """
-
-    def __init__(self, *, ssl_context: ssl.SSLContext, backend: PinnedBackend) -> None:
-        super().__init__(verify=ssl_context, trust_env=False)
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context, network_backend=backend, keepalive_expiry=5.0
-        )
+    return httpcore2.AsyncConnectionPool(
+        ssl_context=ssl_context,
+        max_connections=connections,
+        keepalive_expiry=KEEPALIVE_SECONDS,
+        network_backend=backend,
+    )

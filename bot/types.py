@@ -21,6 +21,8 @@ class Outcome(StrEnum):
     BLOCKED = "blocked"
     INVALID_RESPONSE = "invalid_response"
     ERROR = "error"
+    BUSY = "busy"
+    """Never sent: the action's (or the pool's) slots stayed full for the queue timeout."""
 
 
 TRUNCATION_MARKER = "…[truncated {omitted} characters]"

@@ -79,6 +79,7 @@ def build_action(
     headers: Mapping[str, str] | None = None,
     header_values: Mapping[str, str] | None = None,
     timeout: float | None = None,
+    max_concurrency: int = 10,
 ) -> Action:
     """An `Action` for `url`, built directly rather than from an actions file.
 
@@ -94,6 +95,7 @@ def build_action(
         url=url,
         method=Method(method),
         timeout=timeout,
+        max_concurrency=max_concurrency,
         headers=templates,
         parameters=[_parameter(p) for p in parameters],
         header_values={key: SecretStr(value) for key, value in values.items()},

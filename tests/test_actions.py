@@ -94,6 +94,13 @@ def test_fields_derived_and_normalised() -> None:
     assert actions.get("loyalty").method == "POST"
 
 
+def test_max_concurrency_defaults_to_ten_and_is_read() -> None:
+    """An action allows 10 calls at once unless its `max_concurrency` says otherwise."""
+    assert load(GOOD).get("loyalty").max_concurrency == 10
+    changed = load(GOOD.replace("timeout = 5", "timeout = 5\nmax_concurrency = 3"))
+    assert changed.get("loyalty").max_concurrency == 3
+
+
 def test_secret_resolved_but_never_shown() -> None:
     """A ${VAR} header is resolved for calls but absent from repr, schema and masked view."""
     action = load(GOOD).get("loyalty")
@@ -246,6 +253,10 @@ BAD_CASES = [
     (GOOD.replace('name = "quantity"', 'name = "2nd"'), "must be an identifier"),
     (GOOD.replace("X-Shop", "Idempotency-Key"), "set by ActionBot"),
     (GOOD.replace('description = "Loyalty status"\n', ""), "field 'description': is required"),
+    (
+        GOOD.replace("timeout = 5", "timeout = 5\nmax_concurrency = 0"),
+        "action 'loyalty': field 'max_concurrency': Input should be greater than or equal to 1",
+    ),
 ]
 
 

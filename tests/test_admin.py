@@ -192,6 +192,7 @@ async def test_show_masks_secrets(admin: Admin) -> None:
     assert SECRET not in repr(detail)
     assert "customer_id" in text
     assert "https://127.0.0.1:" in text
+    assert "concurrency: at most 10 calls at once" in text
 
 
 async def test_disable_persists_with_the_actor(

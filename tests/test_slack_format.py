@@ -252,7 +252,7 @@ def test_action_detail_shows_the_definition_with_secrets_masked() -> None:
     assert fields[1].startswith("*State*\n:white_circle: inactive\nset by slack:U42, ")
     assert "<!date^1717245000^" in fields[1]
     assert fields[2] == "*Endpoint*\n`GET https://api.yourshop.com/inventory/check`"
-    assert fields[3:] == ["*Timeout*\n5 s", "*Calls*\n7"]
+    assert fields[3:] == ["*Timeout*\n5 s", "*Concurrency*\nat most 10 at once", "*Calls*\n7"]
     rendered = "\n".join(texts(blocks))
     assert "Check if a part is in stock." in rendered
     assert "`Authorization`: ${TOKEN} (from the environment)" in rendered

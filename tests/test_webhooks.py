@@ -1,4 +1,4 @@
-"""Outbound webhook calls against a real HTTPS server, through real httpx and httpcore."""
+"""Outbound webhook calls against a real HTTPS server, through the real connection pool."""
 
 from __future__ import annotations
 
@@ -636,11 +636,13 @@ async def test_unresolvable_name_is_an_error(
 
 async def test_every_outcome_is_recorded_with_its_conversation(
     client: WebhookClient,
+    client_ssl_context: ssl.SSLContext,
     recorder: ListRecorder,
     webhook_server: WebhookServer,
     make_action: MakeAction,
 ) -> None:
-    """Each of the six outcomes reaches the recorder, with the conversation passed through."""
+    """Each of the seven outcomes reaches the recorder, with the conversation passed through
+    (`busy`: a second call of an action limited to one while the first hangs)."""
     webhook_server.hang("/hang")
     webhook_server.route("/404", json_handler({"error": "nope"}, status=404))
     webhook_server.route("/html", body_handler(b"<p>", content_type="text/html"))
@@ -654,7 +656,17 @@ async def test_every_outcome_is_recorded_with_its_conversation(
     ]
     for url in urls:
         await client.call(make_action(url, timeout=0.3), {}, conversation="slack:C1:171.5")
-    assert [result.outcome for result, _ in recorder.calls] == list(Outcome)
+    async with WebhookClient(
+        policy=LOOPBACK, recorder=recorder, ssl_context=client_ssl_context, queue_timeout=0
+    ) as strict:
+        single = make_action(webhook_server.url("/hang"), timeout=0.3, max_concurrency=1)
+        before = len(webhook_server.requests)
+        first = asyncio.create_task(strict.call(single, {}, conversation="slack:C1:171.5"))
+        await webhook_server.wait_for_requests(before + 1)
+        await strict.call(single, {}, conversation="slack:C1:171.5")
+        await first
+    outcomes = [result.outcome for result, _ in recorder.calls]
+    assert outcomes == [*list(Outcome)[:6], Outcome.BUSY, Outcome.TIMEOUT]
     assert {conversation for _, conversation in recorder.calls} == {"slack:C1:171.5"}
 
 

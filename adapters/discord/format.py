@@ -202,6 +202,7 @@ def _detail_cards(detail: ActionDetail) -> list[_Card]:
         _field("Calls", str(detail.calls), inline=True),
         _field("Endpoint", _span(f"{action.method.value} {action.url}")),
         _field("Timeout", f"{action.timeout:g} s" if action.timeout else "default", inline=True),
+        _field("Concurrency", f"at most {action.max_concurrency} at once", inline=True),
         *_line_fields("Headers", headers or ["none"]),
         *_line_fields("Parameters", _up_to(parameters, MAX_PARAMETER_TEXT) or ["none"]),
     ]

@@ -199,6 +199,7 @@ def _detail_blocks(detail: ActionDetail) -> list[Block]:
         f"*State*\n{state}",
         f"*Endpoint*\n`{escape(action.method.value)} {escape(action.url)}`",
         f"*Timeout*\n{timeout}",
+        f"*Concurrency*\nat most {action.max_concurrency} at once",
         f"*Calls*\n{detail.calls}",
     ]
     headers = [f"`{escape(k)}`: {escape(v)}" for k, v in action.masked_headers().items()]
