@@ -74,7 +74,7 @@ async def serve(
     settings: Settings, *, engine: Engine, admin: Admin, store: Store, metrics: Metrics
 ) -> None:
     """Run the HTTP server and every configured platform until SIGTERM or SIGINT."""
-    turns = Turns()
+    turns = Turns(limit=settings.max_turns)
     http = HttpServer(port=settings.http_port)
 
     async def scrape(_: web.Request) -> web.Response:

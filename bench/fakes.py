@@ -1,5 +1,6 @@
-"""The benchmark's counterparts, in their own process: an instant OpenAI-compatible server
-and an instant HTTPS webhook, so the measured process's CPU is only the bot's.
+"""The benchmark's counterparts, in their own process: an instant OpenAI-compatible server,
+an instant HTTPS webhook and the few Slack Web API methods a turn uses, so the measured
+process's CPU is only the bot's.
 
 The LLM answers a request whose last message is a tool result with a final text, and any
 other request with a tool call to the first offered tool (or `parallel:K` in the user's
@@ -88,6 +89,32 @@ class Fakes:
         return web.json_response({"ok": True})
 
 
+def slack_app() -> web.Application:
+    """`auth.test`, `chat.postMessage`, `chat.update` and `users.info`, all instant;
+    `GET /api/answers` counts the `chat.update` calls (each turn's final answer)."""
+    ts = itertools.count(1)
+    answers = [0]
+
+    async def count(_: web.Request) -> web.Response:
+        return web.json_response(answers[0])
+
+    async def method(request: web.Request) -> web.Response:
+        name = request.match_info["method"]
+        if name == "auth.test":
+            identity = {"user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1", "user": "bot"}
+            return web.json_response({"ok": True, "team": "Bench", **identity})
+        if name == "users.info":
+            return web.json_response({"ok": True, "user": {"id": "U1", "is_admin": False}})
+        await request.read()
+        answers[0] += name == "chat.update"
+        return web.json_response({"ok": True, "channel": "C1", "ts": f"{next(ts)}.000100"})
+
+    app = web.Application()
+    app.router.add_post("/api/{method}", method)
+    app.router.add_get("/api/answers", count)
+    return app
+
+
 def webhook_app() -> web.Application:
     async def inventory(_: web.Request) -> web.Response:
         return web.json_response({"in_stock": True, "quantity": 4, "price": "$129"})
@@ -107,9 +134,7 @@ async def start(app: web.Application, **site: Any) -> tuple[web.AppRunner, int]:
     await runner.setup()
     tcp = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024, **site)
     await tcp.start()
-    server = tcp._server
-    sockets = getattr(server, "sockets", None) or []
-    return runner, sockets[0].getsockname()[1]
+    return runner, runner.addresses[0][1]
 
 
 async def serve() -> None:
@@ -123,12 +148,14 @@ async def serve() -> None:
     fakes = Fakes()
     llm, llm_port = await start(fakes.llm_app())
     hook, hook_port = await start(webhook_app(), ssl_context=context)
+    slack, slack_port = await start(slack_app())
     print(
         json.dumps(
             {
                 "llm": f"http://127.0.0.1:{llm_port}/v1",
                 "webhook": f"https://127.0.0.1:{hook_port}",
                 "ca": str(ca_file),
+                "slack": f"http://127.0.0.1:{slack_port}/api/",
             }
         ),
         flush=True,
@@ -136,6 +163,7 @@ async def serve() -> None:
     await asyncio.to_thread(sys.stdin.read)  # serve until the driver closes our stdin
     await llm.cleanup()
     await hook.cleanup()
+    await slack.cleanup()
 
 
 if __name__ == "__main__":

@@ -193,6 +193,12 @@ def store_table() -> str:
     return table("Store at scale", ["measure", "value"], rows)
 
 
+def ack_table(fakes: dict[str, str]) -> str:
+    from bench.ack import ack_table as measure_acks
+
+    return measure_acks(fakes)
+
+
 def start_fakes() -> tuple[subprocess.Popen[str], dict[str, str]]:
     process = subprocess.Popen(
         [sys.executable, "-m", "bench.fakes"],
@@ -209,7 +215,7 @@ def main() -> None:
     print(f"# ActionBot benchmarks\n\nMachine: {machine()}\n", flush=True)
     fakes_process, fakes = start_fakes()
     try:
-        for section in (cost_tables, parallel_table, growth_and_memory_tables):
+        for section in (cost_tables, parallel_table, growth_and_memory_tables, ack_table):
             section_started = time.perf_counter()
             print(section(fakes), flush=True)
             print(f"({time.perf_counter() - section_started:.0f} s)\n", flush=True)

@@ -36,6 +36,8 @@ DEFAULT_LLM_MAX_RETRIES = 2
 DEFAULT_HISTORY_MESSAGES = 40
 DEFAULT_HISTORY_CHARS = 24000
 DEFAULT_HISTORY_DAYS = 30
+DEFAULT_MAX_TURNS = 100
+"""Customer turns running at once; more wait, in order, for one to finish."""
 DEFAULT_SHUTDOWN_GRACE = 20.0
 """Seconds turns in progress get to finish after SIGTERM before they are cancelled."""
 
@@ -106,6 +108,7 @@ class Settings(BaseSettings):
         DEFAULT_HISTORY_DAYS, ge=0, validation_alias=_env("ACTIONBOT_HISTORY_DAYS")
     )
 
+    max_turns: int = Field(DEFAULT_MAX_TURNS, ge=1, validation_alias=_env("ACTIONBOT_MAX_TURNS"))
     shutdown_grace: float = Field(
         DEFAULT_SHUTDOWN_GRACE, ge=0, validation_alias=_env("ACTIONBOT_SHUTDOWN_GRACE")
     )

@@ -46,9 +46,8 @@ class HttpServer:
         site = web.TCPSite(runner, self.host, self.requested_port)
         await site.start()
         self._runner = runner
-        server = site._server  # aiohttp exposes the bound port only through the server
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else self.requested_port
+        addresses = runner.addresses  # the bound (host, port, …) of each listening socket
+        self.port = addresses[0][1] if addresses else self.requested_port
         logger.info("HTTP server listening on %s:%s", self.host, self.port)
 
     async def stop(self) -> None:

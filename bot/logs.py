@@ -24,7 +24,6 @@ QUIET_LOGGERS = (
     "httpx2",
     "httpcore2",
     "openai",
-    "aiosqlite",
     "discord",
     "slack_bolt",
     "slack_sdk",

@@ -1,11 +1,16 @@
 """The SQLite store: migrations, admin action state, the call log with stats, seen events.
 
-One aiosqlite connection is shared by every coroutine of the process. A statement issued while
-another coroutine's transaction is open would join that transaction, so every operation runs
-alone under a single `asyncio.Lock`: a single read as its own implicit transaction (no extra
-round trips), anything longer as one explicit transaction. Another process (the CLI) may open
-the same file while the bot runs: WAL lets readers and the writer proceed side by side, and
-`busy_timeout` makes a second writer wait instead of failing.
+One `sqlite3` connection, used from the event loop's own thread: every operation runs its
+statements inline, a single read as its own implicit transaction, anything longer as one
+explicit transaction, and never yields to the loop in between, so operations cannot
+interleave and need no lock. Each statement takes well under a millisecond on a local file
+(WAL, `synchronous = NORMAL`: a commit does not wait for the disk). Handing them to a worker
+thread instead (as aiosqlite does) costs two GIL handoffs per statement, about 5 ms each
+while turns keep the loop busy: under a burst of Slack events that made every
+acknowledgement wait ~15 ms for its one insert, and capped turns at the rate the store could
+serialise them. Another process (the CLI) may open the same file while the bot runs: WAL lets
+readers and the writer proceed side by side, and `busy_timeout` makes a second writer wait
+(briefly: the CLI's writes are single statements) instead of failing.
 
 Stats stay fast with millions of call rows because a trigger on each recorded call updates the
 aggregate tables (counts and total latency per action and outcome, last call and last error per
@@ -26,14 +31,13 @@ import logging
 import math
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-import aiosqlite
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.errors import ConfigError
@@ -92,10 +96,9 @@ class Store:
     """The bot's database. Create with `await Store.open(path)`; close with `close()` or
     use it as `async with await Store.open(path) as store`."""
 
-    def __init__(self, db: aiosqlite.Connection, *, clock: Callable[[], float]) -> None:
+    def __init__(self, db: sqlite3.Connection, *, clock: Callable[[], float]) -> None:
         self._db = db
         self._clock = clock
-        self._lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: Path, *, clock: Callable[[], float] = time.time) -> Store:
@@ -106,25 +109,24 @@ class Store:
         """
         try:
             await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-            db = await aiosqlite.connect(path, isolation_level=None)
+            db = sqlite3.connect(path, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"Cannot open the database {path}: {exc}") from exc
         store = cls(db, clock=clock)
         try:
-            await store._configure(path)
-            await store._migrate(path)
+            store._configure(path)
+            store._migrate(path)
         except sqlite3.DatabaseError as exc:
-            await db.close()
+            db.close()
             raise ConfigError(f"Cannot use the database {path}: {exc}") from exc
         except BaseException:
-            await db.close()
+            db.close()
             raise
         return store
 
     async def close(self) -> None:
-        """Wait for the transaction in progress, if any, then close the connection."""
-        async with self._lock:
-            await self._db.close()
+        """Close the connection (no operation is ever in progress between awaits)."""
+        self._db.close()
 
     async def __aenter__(self) -> Self:
         return self
@@ -142,7 +144,7 @@ class Store:
     async def action_states(self) -> dict[str, ActionState]:
         """Every action an admin has toggled, by name."""
         sql = "SELECT action, active, changed_by, changed_at FROM action_state"
-        rows = await self._read(sql)
+        rows = self._read(sql)
         return {
             name: ActionState(active=bool(active), changed_by=actor, changed_at=_utc(at))
             for name, active, actor, at in rows
@@ -150,8 +152,8 @@ class Store:
 
     async def set_active(self, name: str, active: bool, *, actor: str) -> None:
         """Record that `actor` turned action `name` on or off, now."""
-        async with self._transaction(write=True) as db:
-            await db.execute(SET_ACTIVE, (name, int(active), actor, self._clock()))
+        with self._transaction(write=True) as db:
+            db.execute(SET_ACTIVE, (name, int(active), actor, self._clock()))
         logger.info("action %s set %s by %s", name, "active" if active else "inactive", actor)
 
     # -- call log and stats --------------------------------------------------------------
@@ -171,18 +173,17 @@ class Store:
             "status": result.status,
             "error": _short(result.error),
         }
-        async with self._lock:
-            await self._db.execute(INSERT_CALL, params)
+        self._db.execute(INSERT_CALL, params)
 
     async def stats(self, name: str | None = None) -> list[ActionStats]:
         """Stats for action `name` (a zero row if it has no calls), or for every action with
         calls, sorted by name. A constant number of queries, however many actions there are."""
-        async with self._transaction() as db:
-            totals = await _by_action(db, TOTALS_BY_ACTION, name)
-            activity = await _by_action(db, ACTIVITY_BY_ACTION, name)
+        with self._transaction() as db:
+            totals = _by_action(db, TOTALS_BY_ACTION, name)
+            activity = _by_action(db, ACTIVITY_BY_ACTION, name)
             names = [name] if name is not None else sorted(totals)
             calls = {a: sum(int(row[1]) for row in totals.get(a, [])) for a in names}
-            p95 = await _p95_by_action(db, calls)
+            p95 = _p95_by_action(db, calls)
         return [
             _build_stats(a, totals=totals.get(a, []), activity=activity.get(a, []), p95=p95.get(a))
             for a in names
@@ -191,13 +192,13 @@ class Store:
     async def call_totals(self) -> list[tuple[str, str, int]]:
         """(action, outcome, calls) for every pair with calls, from the aggregates."""
         sql = "SELECT action, outcome, calls FROM call_totals ORDER BY action, outcome"
-        rows = await self._read(sql)
+        rows = self._read(sql)
         return [(str(a), str(o), int(c)) for a, o, c in rows]
 
     async def call_counts(self) -> dict[str, int]:
         """Total calls per action that has any, from the aggregates (cheap)."""
         sql = "SELECT action, SUM(calls) FROM call_totals GROUP BY action"
-        rows = await self._read(sql)
+        rows = self._read(sql)
         return {action: int(count) for action, count in rows}
 
     # -- conversations -------------------------------------------------------------------
@@ -205,7 +206,7 @@ class Store:
     async def load_messages(self, conversation: str, *, limit: int) -> list[dict[str, Any]]:
         """The newest `limit` messages of a conversation, oldest first."""
         sql = "SELECT payload FROM messages WHERE conversation = ? ORDER BY id DESC LIMIT ?"
-        rows = await self._read(sql, (conversation, limit))
+        rows = self._read(sql, (conversation, limit))
         return [json.loads(payload) for (payload,) in reversed(list(rows))]
 
     async def append_messages(
@@ -214,32 +215,31 @@ class Store:
         """Add one turn's messages to a conversation, in one transaction."""
         now = self._clock()
         rows = [(conversation, now, json.dumps(m, ensure_ascii=False)) for m in messages]
-        async with self._transaction(write=True) as db:
-            await db.execute(TOUCH_CONVERSATION, (conversation, platform, now, now))
-            await db.executemany(APPEND_MESSAGE, rows)
+        with self._transaction(write=True) as db:
+            db.execute(TOUCH_CONVERSATION, (conversation, platform, now, now))
+            db.executemany(APPEND_MESSAGE, rows)
 
     async def prune_conversations(self, older_than_seconds: float) -> int:
         """Delete conversations idle for more than `older_than_seconds`; returns how many."""
         sql = "DELETE FROM conversations WHERE updated_at < ?"
-        async with self._transaction(write=True) as db:
-            cursor = await db.execute(sql, (self._clock() - older_than_seconds,))
-            return cursor.rowcount
+        with self._transaction(write=True) as db:
+            return db.execute(sql, (self._clock() - older_than_seconds,)).rowcount
 
     async def has_conversation(self, conversation: str) -> bool:
         """Whether the bot has taken part in this conversation (and it was not pruned)."""
         sql = "SELECT 1 FROM conversations WHERE key = ?"
-        rows = await self._read(sql, (conversation,))
+        rows = self._read(sql, (conversation,))
         return bool(rows)
 
     async def ping(self) -> bool:
         """True when the database answers a query (readiness)."""
-        rows = await self._read("SELECT 1")
+        rows = self._read("SELECT 1")
         return rows == [(1,)]
 
     async def active_conversations(self, within_seconds: float) -> int:
         """How many conversations had a message in the last `within_seconds`."""
         sql = "SELECT COUNT(*) FROM conversations WHERE updated_at >= ?"
-        rows = await self._read(sql, (self._clock() - within_seconds,))
+        rows = self._read(sql, (self._clock() - within_seconds,))
         return int(rows[0][0])
 
     # -- seen events ---------------------------------------------------------------------
@@ -247,52 +247,45 @@ class Store:
     async def mark_seen(self, event_id: str) -> bool:
         """Remember `event_id`; True the first time it is seen, False on every later call."""
         sql = "INSERT OR IGNORE INTO seen_events (event_id, seen_at) VALUES (?, ?)"
-        async with self._transaction(write=True) as db:
-            cursor = await db.execute(sql, (event_id, self._clock()))
-            return cursor.rowcount == 1
+        return self._db.execute(sql, (event_id, self._clock())).rowcount == 1
 
     async def prune_seen(self, older_than_seconds: float) -> int:
         """Forget event ids seen more than `older_than_seconds` ago; returns how many."""
         sql = "DELETE FROM seen_events WHERE seen_at < ?"
-        async with self._transaction(write=True) as db:
-            cursor = await db.execute(sql, (self._clock() - older_than_seconds,))
-            return cursor.rowcount
+        with self._transaction(write=True) as db:
+            return db.execute(sql, (self._clock() - older_than_seconds,)).rowcount
 
     # -- plumbing ------------------------------------------------------------------------
 
-    async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        """One read statement, alone on the connection. A single statement is its own
-        transaction in autocommit mode, so it needs no BEGIN/COMMIT round trips."""
-        async with self._lock:
-            return list(await self._db.execute_fetchall(sql, params))
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """One read statement. A single statement is its own transaction in autocommit
+        mode, so it needs no BEGIN/COMMIT."""
+        return self._db.execute(sql, params).fetchall()
 
-    @asynccontextmanager
-    async def _transaction(self, *, write: bool = False) -> AsyncIterator[aiosqlite.Connection]:
-        """One transaction, alone on the connection. Writes take the file's write lock up
+    @contextmanager
+    def _transaction(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """One transaction; the block must not await. Writes take the file's write lock up
         front (IMMEDIATE), so they wait on `busy_timeout` rather than fail midway."""
-        async with self._lock:
-            try:
-                await self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                yield self._db
-                await self._db.commit()
-            except BaseException:
-                # Statements run in order on aiosqlite's thread, so even after a cancellation
-                # this comes after the BEGIN; it is a no-op when no transaction is open.
-                await self._db.rollback()
-                raise
+        self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.rollback()
+            raise
+        self._db.commit()
 
-    async def _configure(self, path: Path) -> None:
+    def _configure(self, path: Path) -> None:
         for pragma in PRAGMAS:
-            await self._db.execute(pragma)
-        rows = list(await self._db.execute_fetchall("PRAGMA journal_mode = WAL"))
+            self._db.execute(pragma)
+        rows = self._read("PRAGMA journal_mode = WAL")
         if rows[0][0] != "wal":
             logger.warning("database %s is not in WAL mode (%s)", path, rows[0][0])
 
-    async def _migrate(self, path: Path) -> None:
-        await self._db.execute(CREATE_MIGRATIONS_TABLE)
+    def _migrate(self, path: Path) -> None:
+        self._db.execute(CREATE_MIGRATIONS_TABLE)
         known = max(version for version, _, _ in MIGRATIONS)
-        async with self._transaction() as db:
-            applied = await _applied_versions(db)
+        with self._transaction() as db:
+            applied = _applied_versions(db)
         if applied and max(applied) > known:
             raise ConfigError(
                 f"The database {path} has schema version {max(applied)}, but this ActionBot "
@@ -301,41 +294,41 @@ class Store:
             )
         for version, name, sql in MIGRATIONS:
             if version not in applied:
-                await self._apply(version, name=name, sql=sql)
+                self._apply(version, name=name, sql=sql)
                 logger.info("database %s: applied migration %d (%s)", path, version, name)
 
-    async def _apply(self, version: int, *, name: str, sql: str) -> None:
-        async with self._transaction(write=True) as db:
+    def _apply(self, version: int, *, name: str, sql: str) -> None:
+        with self._transaction(write=True) as db:
             # Another process may have applied it since we looked.
-            if version in await _applied_versions(db):
+            if version in _applied_versions(db):
                 return
             for statement in _statements(sql):
-                await db.execute(statement)
-            await db.execute(
+                db.execute(statement)
+            db.execute(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                 (version, name, self._clock()),
             )
 
 
-async def _applied_versions(db: aiosqlite.Connection) -> set[int]:
-    rows = await db.execute_fetchall("SELECT version FROM schema_migrations")
+def _applied_versions(db: sqlite3.Connection) -> set[int]:
+    rows = db.execute("SELECT version FROM schema_migrations").fetchall()
     return {int(row[0]) for row in rows}
 
 
-async def _by_action(
-    db: aiosqlite.Connection, sql: str, name: str | None
+def _by_action(
+    db: sqlite3.Connection, sql: str, name: str | None
 ) -> dict[str, list[tuple[Any, ...]]]:
     """Rows of `sql` (whose first column is the action) grouped by action, maybe just one."""
-    rows = await db.execute_fetchall(
+    rows = db.execute(
         sql + (" WHERE action = ?" if name is not None else ""), () if name is None else (name,)
-    )
+    ).fetchall()
     grouped: dict[str, list[tuple[Any, ...]]] = {}
     for action, *rest in rows:
         grouped.setdefault(str(action), []).append(tuple(rest))
     return grouped
 
 
-async def _p95_by_action(db: aiosqlite.Connection, calls: dict[str, int]) -> dict[str, float]:
+def _p95_by_action(db: sqlite3.Connection, calls: dict[str, int]) -> dict[str, float]:
     """Nearest-rank p95 over each action's most recent `P95_WINDOW` calls, in one query per
     chunk of actions: each action's window gives back only its slowest `k` latencies, and
     the p95 is the smallest of them."""
@@ -347,7 +340,7 @@ async def _p95_by_action(db: aiosqlite.Connection, calls: dict[str, int]) -> dic
         for action, total in chunk:
             window = min(total, P95_WINDOW)
             params += [action, action, P95_WINDOW, window - max(math.ceil(0.95 * window), 1) + 1]
-        rows = await db.execute_fetchall(" UNION ALL ".join([SLOWEST_RECENT] * len(chunk)), params)
+        rows = db.execute(" UNION ALL ".join([SLOWEST_RECENT] * len(chunk)), params).fetchall()
         for action, latency in rows:
             found[action] = min(float(latency), found.get(action, math.inf))
     return found

@@ -3,6 +3,14 @@
 An adapter acknowledges a platform event quickly and runs the turn in the background. Every
 such task is registered here, so nothing is fire-and-forget: shutdown stops new turns, waits
 for the running ones within a grace period, and cancels what is left.
+
+Admission: the adapters acknowledge events on the same event loop that runs the turns, and
+Slack retries an event not acknowledged within 3 s. So a waiting turn starts only when fewer
+than `limit` turns run (`ACTIONBOT_MAX_TURNS`) *and* the loop is keeping up: one pass over its
+ready work takes at most `max_lag`. Under a burst, turns then start as fast as the machine
+absorbs them and acknowledgements never queue behind hundreds of freshly started turns;
+with a slow model, where turns mostly wait on the network, the loop keeps up and nothing is
+held back. Waiting turns start in arrival order. Admin commands skip the queue.
 """
 
 from __future__ import annotations
@@ -14,28 +22,69 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
+MAX_LAG_SECONDS = 0.005
+"""A waiting turn starts only while one pass of the event loop takes at most this long."""
+
+
+async def loop_lag() -> float:
+    """Seconds the event loop took to come back to us: the ready work queued ahead of us."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await asyncio.sleep(0)
+    return loop.time() - started
+
 
 class Turns:
     """The set of background turns of this process."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, limit: int | None = None, max_lag: float = MAX_LAG_SECONDS) -> None:
         self._tasks: set[asyncio.Task[None]] = set()
         self._changed = asyncio.Condition()
+        self._running = asyncio.Semaphore(limit) if limit is not None else None
+        self._admission = asyncio.Lock()
+        self._max_lag = max_lag
         self.closing = False
 
     def __len__(self) -> int:
         return len(self._tasks)
 
-    def spawn(self, work: Coroutine[Any, Any, None], *, name: str) -> bool:
-        """Run `work` in the background; False (and `work` discarded) once closing."""
+    def spawn(self, work: Coroutine[Any, Any, None], *, name: str, queued: bool = True) -> bool:
+        """Run `work` in the background, after the turns ahead of it when `limit` are running
+        (`queued=False` starts it at once); False (and `work` discarded) once closing."""
         if self.closing:
             work.close()
             logger.info("not starting %s: shutting down", name)
             return False
-        task = asyncio.create_task(work, name=name)
+        limited = queued and self._running is not None
+        task = asyncio.create_task(self._in_turn(work) if limited else work, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._finished)
         return True
+
+    async def _in_turn(self, work: Coroutine[Any, Any, None]) -> None:
+        assert self._running is not None  # only queued when there is a limit
+        try:
+            await self._admit(self._running)
+        except BaseException:
+            work.close()  # cancelled while waiting: it never started
+            raise
+        try:
+            await work
+        finally:
+            self._running.release()
+
+    async def _admit(self, running: asyncio.Semaphore) -> None:
+        """Take a running slot once the loop keeps up (see the module docstring)."""
+        async with self._admission:  # one admission at a time keeps arrival order
+            await running.acquire()
+            try:
+                # Back off about as long as the loop is behind; lag is measured, not
+                # signalled, so there is no event to wait for.
+                while (lag := await loop_lag()) > self._max_lag:  # noqa: ASYNC110
+                    await asyncio.sleep(lag)
+            except BaseException:
+                running.release()
+                raise
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

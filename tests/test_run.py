@@ -244,6 +244,9 @@ async def test_serves_health_readiness_and_metrics_matching_stats(deployment: De
     assert 'actionbot_messages_handled_total{platform="slack"} 1.0' in metrics
     assert "actionbot_action_latency_seconds_bucket" in metrics
     assert 'actionbot_llm_tokens_total{kind="prompt"}' in metrics
+    assert "actionbot_slack_ack_seconds_count 1.0" in metrics
+    assert 'actionbot_webhook_queue_seconds_count{action="check_inventory"} 1.0' in metrics
+    assert 'actionbot_webhook_inflight{action="check_inventory"} 0.0' in metrics
 
 
 async def test_sigterm_lets_the_turn_in_progress_finish(deployment: Deployment) -> None:

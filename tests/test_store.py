@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import aiosqlite
 import pytest
 
 from bot import store as store_module
@@ -73,8 +74,8 @@ async def store(db_path: Path, clock: Clock) -> AsyncIterator[Store]:
 
 async def query(path: Path, sql: str) -> list[tuple[object, ...]]:
     """Read the file through a separate connection, as another process would."""
-    async with aiosqlite.connect(path) as db:
-        return [tuple(row) for row in await db.execute_fetchall(sql)]
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return [tuple(row) for row in db.execute(sql).fetchall()]
 
 
 # -- opening and migrations --------------------------------------------------------------
@@ -150,12 +151,11 @@ async def test_newer_schema_is_refused(db_path: Path, clock: Clock) -> None:
     async with await Store.open(db_path, clock=clock):
         pass
     newer = len(MIGRATIONS) + 5
-    async with aiosqlite.connect(db_path) as db:
-        await db.execute(
+    with contextlib.closing(sqlite3.connect(db_path)) as db, db:
+        db.execute(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'future', 0)",
             (newer,),
         )
-        await db.commit()
     with pytest.raises(ConfigError, match=f"schema version {newer}.*Upgrade ActionBot"):
         await Store.open(db_path, clock=clock)
 

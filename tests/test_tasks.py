@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from bot.tasks import Turns
 
@@ -60,3 +61,94 @@ async def test_turn_started_during_the_grace_period_is_not_dropped() -> None:
     assert started == [True]
     assert sorted(finished) == ["late", "running"]
     assert not turns.spawn(late(), name="after")
+
+
+async def test_at_most_limit_turns_run_and_the_rest_start_in_order() -> None:
+    """With a limit of 2, the third and fourth turns wait and start in arrival order as
+    running ones finish; an admin command (not queued) starts at once."""
+    turns = Turns(limit=2)
+    releases = {name: asyncio.Event() for name in ("a", "b", "c", "d")}
+    started: list[str] = []
+    changed = asyncio.Condition()
+
+    async def turn(name: str) -> None:
+        async with changed:
+            started.append(name)
+            changed.notify_all()
+        await releases[name].wait()
+
+    async def wait_started(count: int) -> None:
+        async with asyncio.timeout(5), changed:
+            await changed.wait_for(lambda: len(started) >= count)
+
+    for name in "abcd":
+        turns.spawn(turn(name), name=name)
+    await wait_started(2)
+    admin_done = asyncio.Event()
+
+    async def admin() -> None:
+        admin_done.set()
+
+    turns.spawn(admin(), name="admin", queued=False)
+    await asyncio.wait_for(admin_done.wait(), 5)
+    assert started == ["a", "b"]
+    releases["b"].set()
+    await wait_started(3)
+    releases["a"].set()
+    await wait_started(4)
+    assert started == ["a", "b", "c", "d"]
+    releases["c"].set()
+    releases["d"].set()
+    assert await turns.close(grace=5) == 0
+
+
+async def test_waiting_turn_cancelled_at_shutdown_never_runs() -> None:
+    """A turn still waiting for a slot when the grace period ends is cancelled without ever
+    starting (and without a 'never awaited' warning, which fails the suite)."""
+    turns = Turns(limit=1)
+    ran: list[str] = []
+
+    async def stuck() -> None:
+        await asyncio.Event().wait()
+
+    async def waiting() -> None:
+        ran.append("waiting")
+
+    turns.spawn(stuck(), name="stuck")
+    turns.spawn(waiting(), name="waiting")
+    assert await turns.close(grace=0.05) == 2
+    assert ran == []
+
+
+async def test_waiting_turns_start_only_while_the_loop_keeps_up() -> None:
+    """While other work keeps every pass of the event loop over the lag limit, a waiting
+    turn does not start (acknowledgements come first); once the loop keeps up, it starts."""
+    turns = Turns(limit=10, max_lag=0.005)
+    started = asyncio.Event()
+    stop = False
+    passes = 0
+    busy_passes = asyncio.Event()
+
+    async def hog() -> None:
+        nonlocal passes
+        while not stop:
+            busy_until = time.perf_counter() + 0.02  # CPU work: 20 ms of every loop pass
+            while time.perf_counter() < busy_until:
+                pass
+            passes += 1
+            if passes == 10:
+                busy_passes.set()
+            await asyncio.sleep(0)
+
+    async def turn() -> None:
+        started.set()
+
+    hogging = asyncio.create_task(hog())
+    await asyncio.sleep(0)  # let the hog take its first pass before the turn is offered
+    turns.spawn(turn(), name="turn")
+    await busy_passes.wait()
+    assert not started.is_set()
+    stop = True
+    await hogging
+    await asyncio.wait_for(started.wait(), 5)
+    assert await turns.close(grace=5) == 0

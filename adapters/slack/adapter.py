@@ -147,12 +147,16 @@ class SlackAdapter:
         """`POST /slack/events` in HTTP mode: bolt verifies the signature (401 otherwise).
 
         While shutting down the answer is 503, so Slack delivers the event again later
-        (to this bot after its restart) rather than losing it.
+        (to this bot after its restart) rather than losing it. The time to answer is
+        observed as `actionbot_slack_ack_seconds`.
         """
         if not self.connected:
             return web.Response(status=503, text="shutting down")
+        started = time.perf_counter()
         response = await self.app.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(response)
+        answer = await to_aiohttp_response(response)
+        self.engine.metrics.slack_ack.observe(time.perf_counter() - started)
+        return answer
 
     # --- events -------------------------------------------------------------------------
 
@@ -277,7 +281,7 @@ class SlackAdapter:
         user = str(command.get("user_id", ""))
         text = str(command.get("text", ""))
         work = self._run_admin(user, text, respond)
-        self.turns.spawn(work, name=f"slack /actions by {user}")
+        self.turns.spawn(work, name=f"slack /actions by {user}", queued=False)
 
     async def _run_admin(
         self, user: str, text: str, respond: Callable[..., Awaitable[Any]]

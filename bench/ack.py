@@ -1,0 +1,220 @@
+"""Slack acknowledgement latency: bursts of signed events against a real `actionbot run`.
+
+A fresh `actionbot run` in Slack HTTP mode (its Web API, LLM and webhook are the instant
+fakes of `bench/fakes.py`, in their own process) receives a burst of N signed `app_mention`
+events, each in its own thread, so each starts a turn. The burst is open-loop: event i is sent
+at i/N of a second whatever happened to the earlier ones (Slack does not wait for our
+answers either), so turns started by the first events run while the later ones arrive. The
+latency of an event is the time from sending it to its HTTP answer, measured by this process
+(a separate one). Slack retries an event not acknowledged within 3 s. The table also shows
+how long after the first event the last of the N turns posted its answer: holding turns
+back to keep acknowledgements fast must not slow the answers down.
+
+Run alone: `python -m bench.ack` (starts its own fakes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+SIZES = (200, 500)
+BURST_SECONDS = 1.0
+TARGET_P99_MS = 100.0
+SIGNING_SECRET = "bench-signing-secret"  # noqa: S105 - the benchmark deployment's own
+ACTIONBOT = str(Path(sys.executable).parent / "actionbot")
+ACTIONS = """\
+[[actions]]
+name = "check_inventory"
+display_name = "Check Inventory"
+description = "Check if a specific part is in stock."
+url = "{webhook}/inventory"
+max_concurrency = 100
+
+[[actions.parameters]]
+name = "part_name"
+type = "string"
+description = "The part"
+required = true
+
+[[actions.parameters]]
+name = "device_model"
+type = "string"
+description = "The device"
+required = true
+"""
+
+
+def bot_env(fakes: dict[str, str], folder: Path) -> dict[str, str]:
+    (folder / "actions.toml").write_text(ACTIONS.format(webhook=fakes["webhook"]))
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "OPENAI_API_KEY": "sk-bench",
+        "OPENAI_BASE_URL": fakes["llm"],
+        "SLACK_BOT_TOKEN": "xoxb-bench",
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": fakes["slack"],
+        "SSL_CERT_FILE": fakes["ca"],
+        "ACTIONBOT_EGRESS_ALLOW": "127.0.0.1",
+        "ACTIONBOT_ACTIONS": str(folder / "actions.toml"),
+        "ACTIONBOT_DB": str(folder / "actionbot.db"),
+        "ACTIONBOT_HTTP_PORT": "0",
+        "ACTIONBOT_SHUTDOWN_GRACE": "1",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+def start_bot(fakes: dict[str, str], folder: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """`actionbot run`, once it reports itself running; its HTTP port."""
+    log = (folder / "bot.log").open("wb")
+    env = bot_env(fakes, folder) | {"LOG_LEVEL": "INFO"}
+    process = subprocess.Popen(  # noqa: S603 - our own entry point
+        [ACTIONBOT, "run"], cwd=folder, env=env, stdout=log, stderr=log
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and process.poll() is None:
+        text = (folder / "bot.log").read_text(errors="replace")
+        port = re.search(r"HTTP server listening on [^:]+:(\d+)", text)
+        if port and "ActionBot is running" in text:
+            return process, int(port.group(1))
+        time.sleep(0.05)
+    process.kill()
+    raise SystemExit("actionbot run did not start:\n" + (folder / "bot.log").read_text()[-3000:])
+
+
+def event(i: int) -> bytes:
+    ts = f"{1_700_000_000 + i}.000100"
+    mention = {
+        "type": "app_mention",
+        "user": "U1",
+        "text": "<@UBOT> do you have iPhone 15 Pro screens?",
+        "ts": ts,
+        "channel": "C1",
+        "event_ts": ts,
+    }
+    body = {
+        "type": "event_callback",
+        "team_id": "T1",
+        "api_app_id": "A1",
+        "event": mention,
+        "event_id": f"EvBench{i}",
+        "event_time": 1_700_000_000 + i,
+    }
+    return json.dumps(body).encode()
+
+
+def signed(body: bytes) -> dict[str, str]:
+    timestamp = str(int(time.time()))
+    base = b"v0:" + timestamp.encode() + b":" + body
+    digest = hmac.new(SIGNING_SECRET.encode(), base, hashlib.sha256).hexdigest()
+    return {
+        "Content-Type": "application/json",
+        "X-Slack-Request-Timestamp": timestamp,
+        "X-Slack-Signature": f"v0={digest}",
+    }
+
+
+async def answered(session: aiohttp.ClientSession, slack: str) -> int:
+    async with session.get(f"{slack}answers") as response:
+        return int(await response.json())
+
+
+async def burst(port: int, n: int, slack: str) -> tuple[list[float], list[int], float]:
+    """Latencies (ms) and statuses of n events sent open-loop over `BURST_SECONDS`, and the
+    seconds from the first event until all n turns have answered."""
+    url = f"http://127.0.0.1:{port}/slack/events"
+    bodies = [event(i) for i in range(n)]
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        before = await answered(session, slack)
+
+        async def send(i: int, at: float) -> tuple[float, int]:
+            await asyncio.sleep(max(0.0, at - time.perf_counter()))
+            started = time.perf_counter()
+            async with session.post(url, data=bodies[i], headers=signed(bodies[i])) as response:
+                await response.read()
+            return (time.perf_counter() - started) * 1000, response.status
+
+        start = time.perf_counter() + 0.2
+        sends = [send(i, start + i * BURST_SECONDS / n) for i in range(n)]
+        results = await asyncio.gather(*sends)
+        limit = start + 120
+        # A counter in another process: there is no event to wait on.
+        while await answered(session, slack) - before < n and time.perf_counter() < limit:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        all_answered = time.perf_counter() - start
+    return [r[0] for r in results], [r[1] for r in results], all_answered
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
+def measure(fakes: dict[str, str], n: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="actionbot-ack-") as name:
+        process, port = start_bot(fakes, Path(name))
+        try:
+            latencies, statuses, seconds = asyncio.run(burst(port, n, fakes["slack"]))
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+    return {
+        "n": n,
+        "ok": sum(status == 200 for status in statuses),
+        "p50": percentile(latencies, 0.50),
+        "p99": percentile(latencies, 0.99),
+        "max": max(latencies),
+        "answered": seconds,
+    }
+
+
+def ack_table(fakes: dict[str, str]) -> str:
+    from bench.run import table, verdict
+
+    rows = []
+    for n in SIZES:
+        r = measure(fakes, n)
+        target = f"{verdict(r['p99'] < TARGET_P99_MS)}" if n == max(SIZES) else "—"
+        rows.append(
+            [
+                str(n),
+                f"{r['ok']}/{n}",
+                f"{r['p50']:.1f}",
+                f"{r['p99']:.1f}",
+                f"{r['max']:.1f}",
+                target,
+                f"{r['answered']:.1f}",
+            ]
+        )
+    header = ["events in 1 s", "acknowledged", "p50 ms", "p99 ms", "max ms", "p99 < 100 ms"]
+    header.append("all answered after s")
+    return table("Slack HTTP mode: acknowledgement latency under a burst", header, rows)
+
+
+def main() -> None:
+    from bench.run import start_fakes
+
+    fakes_process, fakes = start_fakes()
+    try:
+        print(ack_table(fakes), flush=True)
+    finally:
+        assert fakes_process.stdin is not None
+        fakes_process.stdin.close()
+        fakes_process.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
