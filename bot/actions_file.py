@@ -7,6 +7,7 @@ non-public hosts, misplaced placeholders and missing `${VAR}` secrets.
 
 from __future__ import annotations
 
+import codecs
 import math
 import re
 import tomllib
@@ -32,11 +33,26 @@ from bot.actions import (
 from bot.egress import EgressPolicy
 from bot.errors import ActionsFileError, ConfigError, Problem
 
+_UTF16_32_BOMS = (
+    codecs.BOM_UTF32_LE,
+    codecs.BOM_UTF32_BE,
+    codecs.BOM_UTF16_LE,
+    codecs.BOM_UTF16_BE,
+)
+_SYNTAX_WORDING = (
+    ("Illegal character '\\n'", 'a "…" string is not closed on this line (add the closing ")'),
+    ("Unterminated string", 'a """…""" string is never closed'),
+    ('Expected "\'"', "a '…' string is not closed (add the closing ')"),
+    ("Unclosed array", "a [ list ] is not closed (add the closing ])"),
+    ("Unclosed inline table", "a { table } is not closed (add the closing } on the same line)"),
+)
+"""tomllib's messages for the commonest slips, in words (prefix → what to say instead)."""
+
 
 def load_actions(path: Path, *, environ: Mapping[str, str], policy: EgressPolicy) -> ActionSet:
     """Load and check the actions file; raise `ActionsFileError` listing every problem."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = decode_text(path.read_bytes(), path)
     except FileNotFoundError:
         raise ConfigError(
             f"Actions file not found: {path}. Copy actions.example.toml to {path} "
@@ -47,10 +63,28 @@ def load_actions(path: Path, *, environ: Mapping[str, str], policy: EgressPolicy
     return parse_actions(text, source=str(path), environ=environ, policy=policy)
 
 
+def decode_text(raw: bytes, path: Path) -> str:
+    """The file's text: UTF-8, with or without a byte order mark; anything else is a
+    `ConfigError` that says how to fix it."""
+    fix = "save it as UTF-8 (in most editors: Save As, encoding UTF-8)"
+    if raw.startswith(_UTF16_32_BOMS) or b"\x00" in raw:
+        raise ConfigError(f"The actions file {path} is UTF-16 or UTF-32 text; {fix}.")
+    try:
+        return raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        byte = raw[exc.start]
+        raise ConfigError(
+            f"The actions file {path} is not UTF-8 text (line {line} has the byte "
+            f"0x{byte:02x}); {fix}."
+        ) from None
+
+
 def parse_actions(
     text: str, *, source: str, environ: Mapping[str, str], policy: EgressPolicy
 ) -> ActionSet:
     """Parse the TOML text of an actions file (see `load_actions`)."""
+    text = text.removeprefix("\ufeff")
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -69,7 +103,8 @@ def parse_actions(
     actions = [a for i, raw in enumerate(entries) if (a := checker.check(i, raw)) is not None]
     problems += checker.problems
     if problems:
-        raise ActionsFileError(problems)
+        # In file order; the few problems without a line (top-level ones) stay in front.
+        raise ActionsFileError(sorted(problems, key=lambda p: p.line or 0))
     return ActionSet(actions, source=source)
 
 
@@ -77,7 +112,11 @@ def _syntax_problem(exc: tomllib.TOMLDecodeError, source: str) -> Problem:
     message = str(exc)
     found = re.search(r"\(at line (\d+), column \d+\)", message)
     line = int(found.group(1)) if found else None
-    message = re.sub(r"\s*\(at line \d+, column \d+\)", "", message)
+    message = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", message)
+    for prefix, words in _SYNTAX_WORDING:
+        if message.startswith(prefix):
+            message = words
+            break
     return Problem(f"TOML syntax error: {message}", source, line=line)
 
 
@@ -96,15 +135,34 @@ class _Locator:
             elif self._PARAMETER.match(line) and self.actions:
                 self.actions[-1][1].append(number)
 
-    def line(self, action: int, parameter: int | None = None, key: str | None = None) -> int | None:
+    def line(
+        self, action: int, parameter: int | None = None, keys: tuple[str, ...] = ()
+    ) -> int | None:
         if action >= len(self.actions):
             return None
         start, params = self.actions[action]
         if parameter is not None and parameter < len(params):
             start = params[parameter]
-        return self._key_line(start, key) if key else start
+        return self._key_line(start, keys) if keys else start
 
-    def _key_line(self, start: int, key: str) -> int:
+    def _key_line(self, start: int, keys: tuple[str, ...]) -> int:
+        """The line of `keys[0] = …` in the table at `start` or, for a key written as a
+        sub-table (`[actions.headers]`), the line of `keys[1] = …` in it."""
+        found = self._find_key(start, keys[0])
+        if found is not None:
+            return found
+        table = re.compile(rf"^\s*\[\s*actions\s*\.\s*{re.escape(keys[0])}\s*\]")
+        for number in range(start + 1, len(self.lines) + 1):
+            text = self.lines[number - 1]
+            if table.match(text):
+                inner = self._find_key(number, keys[1]) if len(keys) > 1 else None
+                return inner or number
+            if self._ACTION.match(text):
+                break
+        return start
+
+    def _find_key(self, start: int, key: str) -> int | None:
+        """The line of `key = …` among the plain keys right after the table header `start`."""
         pattern = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
         for number in range(start + 1, len(self.lines) + 1):
             text = self.lines[number - 1]
@@ -112,7 +170,7 @@ class _Locator:
                 break
             if pattern.match(text):
                 return number
-        return start
+        return None
 
 
 class _Checker:
@@ -141,8 +199,8 @@ class _Checker:
         field: str | None = None,
         loc: tuple[int | str, ...] | None = None,
     ) -> None:
-        param, key = _locate_hint(loc if loc is not None else tuple((field or "").split(".")))
-        line = self.locator.line(index, param, key)
+        param, keys = _locate_hint(loc if loc is not None else tuple((field or "").split(".")))
+        line = self.locator.line(index, param, keys)
         self.problems.append(Problem(message, self.source, label, field, line))
 
     def check(self, index: int, raw: dict[str, Any]) -> Action | None:
@@ -150,6 +208,9 @@ class _Checker:
         if "name" not in entry and isinstance(entry.get("display_name"), str):
             entry["name"] = derive_name(entry["display_name"])
         label = str(entry.get("name") or entry.get("display_name") or f"#{index + 1}")
+        before = len(self.problems)
+        if isinstance(entry.get("name"), str):  # even when other fields are wrong
+            self._check_unique_name(index, entry["name"])
         try:
             config = ActionConfig.model_validate(entry)
         except ValidationError as exc:
@@ -158,8 +219,7 @@ class _Checker:
                 self.add(index, label, _pydantic_message(error), _field_path(loc, raw), loc)
             self._check_remaining(index, label, raw, {str(e["loc"][0]) for e in exc.errors()})
             return None
-        before = len(self.problems)
-        self._check_unique(index, config)
+        self._check_unique_parameters(index, config)
         self._check_url(index, config.name, config.url, config.parameters)
         self._check_timeout(index, config)
         header_values = self._resolve_headers(index, config.name, config.headers)
@@ -177,12 +237,14 @@ class _Checker:
         if "headers" not in bad and isinstance(headers, dict):
             self._resolve_headers(index, label, headers)
 
-    def _check_unique(self, index: int, config: ActionConfig) -> None:
-        if config.name in self.seen:
-            first = self.locator.line(self.seen[config.name])
+    def _check_unique_name(self, index: int, name: str) -> None:
+        if name in self.seen:
+            first = self.locator.line(self.seen[name])
             where = f" (first defined at line {first})" if first else ""
-            self.add(index, config.name, f"duplicate action name{where}", "name")
-        self.seen.setdefault(config.name, index)
+            self.add(index, name, f"duplicate action name{where}", "name")
+        self.seen.setdefault(name, index)
+
+    def _check_unique_parameters(self, index: int, config: ActionConfig) -> None:
         names = [p.name for p in config.parameters]
         for dup in sorted({n for n in names if names.count(n) > 1}):
             self.add(index, config.name, f"parameter {dup!r} is declared twice", "parameters")
@@ -254,7 +316,7 @@ def url_problems(url: str, parameters: Any, policy: EgressPolicy) -> list[str]:
     if PLACEHOLDER.search(parts.netloc + "?" + parts.query):
         problems.append("{placeholders} are only allowed in the path")
     if (host_problem := policy.host_problem(host)) is not None:
-        problems.append(host_problem)
+        problems.append(f"{host_problem} (to allow it, add {host} to ACTIONBOT_EGRESS_ALLOW)")
     if parameters is not None:
         problems += _placeholder_problems(parameters, PLACEHOLDER.findall(parts.path))
     return problems
@@ -292,13 +354,14 @@ def _field_path(loc: tuple[int | str, ...], raw: Mapping[str, Any]) -> str:
     return ".".join(parts)
 
 
-def _locate_hint(loc: tuple[int | str, ...]) -> tuple[int | None, str | None]:
-    """Where to look for an error: the parameter index (if any) and the key within it."""
+def _locate_hint(loc: tuple[int | str, ...]) -> tuple[int | None, tuple[str, ...]]:
+    """Where to look for an error: the parameter index (if any) and the key path within the
+    action or parameter, e.g. `(None, ("headers", "Host"))`."""
     if len(loc) >= 2 and loc[0] == "parameters" and isinstance(loc[1], int):
         key = loc[2] if len(loc) >= 3 and isinstance(loc[2], str) else None
-        return loc[1], key
-    first = loc[0] if loc and isinstance(loc[0], str) and loc[0] else None
-    return None, first
+        return loc[1], (key,) if key else ()
+    keys = tuple(str(part) for part in loc if isinstance(part, str) and part)
+    return None, keys
 
 
 def _pydantic_message(error: Any) -> str:

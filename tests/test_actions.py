@@ -16,9 +16,9 @@ from bot.actions import (
     prepare_request,
     tool_schema,
 )
-from bot.actions_file import parse_actions
+from bot.actions_file import load_actions, parse_actions
 from bot.egress import EgressPolicy
-from bot.errors import ActionNotFoundError, ActionsFileError, ArgumentError
+from bot.errors import ActionNotFoundError, ActionsFileError, ArgumentError, ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 PUBLIC = EgressPolicy()
@@ -276,6 +276,84 @@ def test_every_problem_reported_together() -> None:
     assert len(found) == 2
     assert "check_inventory" in found[0]
     assert "loyalty" in found[1]
+
+
+def test_file_with_a_utf8_byte_order_mark_loads(tmp_path: Path) -> None:
+    """Editors that save UTF-8 with a byte order mark (Notepad) produce a valid file."""
+    path = tmp_path / "actions.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD.encode())
+    actions = load_actions(path, environ={"CRM_TOKEN": "x"}, policy=PUBLIC)
+    assert actions.names() == ["check_inventory", "loyalty"]
+
+
+@pytest.mark.parametrize(
+    ("encoding", "expected"),
+    [
+        ("utf-16", "is UTF-16 or UTF-32 text; save it as UTF-8"),
+        ("utf-16-le", "is UTF-16 or UTF-32 text; save it as UTF-8"),
+        ("latin-1", "is not UTF-8 text (line 25 has the byte 0xe9); save it as UTF-8"),
+    ],
+)
+def test_file_in_another_encoding_is_one_clear_error(
+    tmp_path: Path, encoding: str, expected: str
+) -> None:
+    """A file saved as UTF-16 or Latin-1 is named with what to do, not a decoding trace."""
+    path = tmp_path / "actions.toml"
+    path.write_bytes(GOOD.replace("Loyalty status", "Loyalty café").encode(encoding))
+    with pytest.raises(ConfigError) as caught:
+        load_actions(path, environ={"CRM_TOKEN": "x"}, policy=PUBLIC)
+    assert f"The actions file {path} {expected}" in str(caught.value)
+
+
+def test_unclosed_string_is_said_in_words() -> None:
+    """A missing closing quote is named as such, on its line."""
+    found = problems(GOOD.replace('"Check Inventory"', '"Check Inventory'))
+    assert found == [
+        'actions.toml:2: TOML syntax error: a "…" string is not closed on this line '
+        '(add the closing ")'
+    ]
+
+
+def test_duplicate_name_reported_even_when_the_first_has_other_errors() -> None:
+    """The first of two same-named actions has its own error: both problems are listed."""
+    text = GOOD.replace('name = "loyalty"', 'name = "check_inventory"').replace(
+        'url = "https://api.example.com/inventory/check"', 'url = "ftp://api.example.com/"'
+    )
+    found = problems(text)
+    assert len(found) == 2, found
+    assert "field 'url': must use https://" in found[0]
+    assert "duplicate action name (first defined at line 1)" in found[1]
+
+
+def test_problems_are_listed_in_file_order() -> None:
+    """Problems come sorted by line, whatever order they were found in."""
+    text = (
+        GOOD.replace("${CRM_TOKEN}", "${NOPE}")
+        .replace('type = "NUMBER"', 'type = "integer"')
+        .replace('description = "Check if a specific part is in stock."\n', "")
+    )
+    lines = [int(p.split(":")[1]) for p in problems(text)]
+    assert len(lines) == 3
+    assert lines == sorted(lines)
+
+
+def test_reserved_header_in_a_sub_table_is_located_on_its_line() -> None:
+    """`Host` written in an `[actions.headers]` table is reported at its own line."""
+    text = (
+        GOOD.replace(
+            'headers = { Authorization = "Bearer ${CRM_TOKEN}", X-Shop = "static-value" }\n', ""
+        )
+        + '\n[actions.headers]\nAccept = "x"\nHost = "evil.example"\n'
+    )
+    [found] = problems(text)
+    line = len(text.splitlines())
+    assert found.startswith(f"actions.toml:{line}: action 'loyalty': field 'headers.Host'")
+
+
+def test_private_address_error_names_the_allow_list() -> None:
+    """Refusing a private endpoint says how the operator can allow it."""
+    [found] = problems(GOOD.replace("https://api.example.com", "https://10.1.2.3"))
+    assert "(to allow it, add 10.1.2.3 to ACTIONBOT_EGRESS_ALLOW)" in found
 
 
 def test_allow_list_admits_local_host() -> None:
