@@ -9,19 +9,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import Protocol
+from collections.abc import Awaitable, Coroutine
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from bot.admin import Admin
 from bot.config import Settings
 from bot.engine import Engine
+from bot.errors import ConfigError, StartupError
 from bot.http import HttpServer
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.store import Store
 from bot.tasks import Turns
 
 logger = logging.getLogger(__name__)
+
+WATCH_SECONDS = 2.0
+"""How often the platforms' connections are looked at, to log when one is lost or back."""
+CLOSE_SECONDS = 5.0
+"""How long shutdown waits for one client to close before going on without it."""
 
 
 class Platform(Protocol):
@@ -73,7 +80,11 @@ def configured_platforms(
 async def serve(
     settings: Settings, *, engine: Engine, admin: Admin, store: Store, metrics: Metrics
 ) -> None:
-    """Run the HTTP server and every configured platform until SIGTERM or SIGINT."""
+    """Run the HTTP server and every configured platform until SIGTERM or SIGINT.
+
+    Starting is one phase with one outcome: every problem (port, rejected token, unreachable
+    platform) is collected into one `StartupError`. A signal during start stops it at once.
+    """
     turns = Turns(limit=settings.max_turns)
     http = HttpServer(port=settings.http_port)
 
@@ -89,22 +100,95 @@ async def serve(
     for name, platform in platforms.items():
         http.add_check(name, platform.ready)
     stop = _stop_on_signals()
-    await http.start()
     try:
-        for platform in platforms.values():
-            await platform.start()
+        if not await _unless_stopped(stop, _start(http, platforms)):
+            logger.info("stopped while starting")
+            return
         logger.info("ActionBot is running: %s", ", ".join(platforms) or "no platforms")
+        watch = asyncio.create_task(_watch(platforms), name="platform watch")
         await stop.wait()
+        watch.cancel()
         logger.info(
             "shutting down: finishing turns in progress (up to %.0f s)", settings.shutdown_grace
         )
     finally:
-        for platform in platforms.values():
-            await platform.stop_receiving()
-        await turns.close(grace=settings.shutdown_grace)
-        for platform in platforms.values():
-            await platform.close()
-        await http.stop()
+        await _shut_down(platforms, turns=turns, http=http, grace=settings.shutdown_grace)
+
+
+async def _start(http: HttpServer, platforms: dict[str, Platform]) -> None:
+    """Start the HTTP server and every platform; `StartupError` lists all that failed."""
+    problems: list[str] = []
+    for name, start in [("http", http.start)] + [(n, p.start) for n, p in platforms.items()]:
+        try:
+            await start()
+        except ConfigError as exc:
+            problems.append(str(exc))
+            logger.debug("%s failed to start", name)
+    if problems:
+        raise StartupError(problems)
+
+
+async def _unless_stopped(stop: asyncio.Event, work: Coroutine[Any, Any, None]) -> bool:
+    """Run `work` unless `stop` is set first (then cancel it); True when it finished."""
+    task = asyncio.create_task(work, name="start")
+    stopped = asyncio.create_task(stop.wait(), name="stop signal")
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if task.done():
+        task.result()  # raises what the start raised
+        return True
+    task.cancel()
+    await _bounded(asyncio.gather(task, return_exceptions=True), "cancelling the start")
+    return False
+
+
+async def _watch(platforms: dict[str, Platform]) -> None:
+    """Log each platform's connection state when it changes (readiness shows it too)."""
+    connected = dict.fromkeys(platforms, True)
+    while True:
+        await asyncio.sleep(WATCH_SECONDS)
+        for name, platform in platforms.items():
+            now = await _ready(platform)
+            if now == connected[name]:
+                continue
+            connected[name] = now
+            if now:
+                logger.info("%s connection restored", name.capitalize())
+            else:
+                logger.warning(
+                    "%s connection lost; reconnecting with backoff (/readyz is 503 meanwhile)",
+                    name.capitalize(),
+                )
+
+
+async def _ready(platform: Platform) -> bool:
+    try:
+        return await platform.ready()
+    except Exception:
+        return False
+
+
+async def _shut_down(
+    platforms: dict[str, Platform], *, turns: Turns, http: HttpServer, grace: float
+) -> None:
+    """Close the doors, let turns finish within `grace`, then close everything; a client
+    that does not close within `CLOSE_SECONDS` is left behind rather than waited for."""
+    for name, platform in platforms.items():
+        await _bounded(platform.stop_receiving(), f"{name}: stop receiving")
+    await turns.close(grace=grace)
+    for name, platform in platforms.items():
+        await _bounded(platform.close(), f"{name}: close")
+    await _bounded(http.stop(), "HTTP server: stop")
+
+
+async def _bounded(work: Awaitable[Any], what: str) -> None:
+    try:
+        async with asyncio.timeout(CLOSE_SECONDS):
+            await work
+    except TimeoutError:
+        logger.warning("%s took more than %.0f s; going on without it", what, CLOSE_SECONDS)
+    except Exception as exc:
+        logger.warning("%s failed: %s", what, exc)
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import logging
 import sys
 import urllib.request
 from http import HTTPStatus
@@ -11,7 +12,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from dotenv import load_dotenv
 from pydantic import ValidationError
 
 from adapters.console import ConsoleAdapter, stdin_lines
@@ -22,10 +22,12 @@ from bot.app import (
     open_engine,
     open_services,
 )
-from bot.config import ENV_FILE, Settings
-from bot.errors import ActionBotError, ActionsFileError
+from bot.config import ENV_FILE, Settings, apply_env_file
+from bot.errors import ActionBotError, ActionsFileError, StartupError
 from bot.llm import OpenAIChatModel
 from bot.logs import configure_logging, protect_secrets
+
+logger = logging.getLogger(__name__)
 
 app = typer.Typer(
     name="actionbot",
@@ -48,14 +50,13 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def load_settings(log_level: str = "WARNING") -> Settings:
-    """Settings from the environment and `.env`, with logging set up first; exits on
-    invalid values.
-
-    `.env` is loaded into the environment (never overriding a variable already set), so
-    `${VAR}` secrets of the actions file, `LOG_LEVEL` and `SSL_CERT_FILE` can live there too.
-    """
-    load_dotenv(ENV_FILE, override=False)
+    """Settings from the environment and `.env` (see `apply_env_file`), with logging set up
+    first; exits on invalid values."""
+    shadowed = apply_env_file(ENV_FILE)
     configure_logging(log_level)
+    if shadowed:
+        names = ", ".join(shadowed)
+        logger.info("set in the environment, so %s's value is not used: %s", ENV_FILE, names)
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -230,8 +231,7 @@ def check_configuration(settings: Settings, *, extra: list[str] | None = None) -
     """Exit with every configuration problem listed, if there is any."""
     problems = configuration_problems(settings) + (extra or [])
     if problems:
-        listed = "\n\n".join(f"- {problem}" for problem in problems)
-        raise fail(f"ActionBot cannot start; fix these and start again:\n\n{listed}", 2)
+        raise fail(str(StartupError(problems)), 2)
 
 
 @app.command()

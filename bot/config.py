@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import MutableMapping
 from pathlib import Path
 
+from dotenv import dotenv_values
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -40,6 +43,26 @@ DEFAULT_MAX_TURNS = 100
 """Customer turns running at once; more wait, in order, for one to finish."""
 DEFAULT_SHUTDOWN_GRACE = 20.0
 """Seconds turns in progress get to finish after SIGTERM before they are cancelled."""
+
+
+def apply_env_file(
+    path: Path = ENV_FILE, environ: MutableMapping[str, str] | None = None
+) -> list[str]:
+    """Load `path` (`.env`) into the environment, never overriding a variable already set,
+    so the `${VAR}` secrets of the actions file, `LOG_LEVEL` and `SSL_CERT_FILE` can live
+    there too. A blank value counts as unset on both sides: a blank variable is removed (so
+    `.env` may fill it, and no library reads `""` as a setting), and a blank line of `.env`
+    sets nothing. Returns the names the environment sets to something else than `.env`
+    does (names only, for the startup log: values may be secrets)."""
+    env = os.environ if environ is None else environ
+    for name in [name for name, value in env.items() if not value.strip()]:
+        del env[name]
+    found = dotenv_values(path) if path.is_file() else {}
+    values = {name: value for name, value in found.items() if value and value.strip()}
+    shadowed = sorted(name for name, value in values.items() if env.get(name, value) != value)
+    for name, value in values.items():
+        env.setdefault(name, value)
+    return shadowed
 
 
 def _env(*names: str) -> AliasChoices:

@@ -2,7 +2,8 @@
 
     ActionBotError
      ├── ConfigError              settings or startup configuration is unusable
-     │    └── ActionsFileError     the actions file has one or more problems (all listed)
+     │    ├── ActionsFileError     the actions file has one or more problems (all listed)
+     │    └── StartupError         the bot cannot start: every problem, one line each
      ├── ActionNotFoundError       a name that is not a defined action
      ├── ArgumentError             arguments for an action do not fit its parameters
      ├── AdminUsageError           an /actions command that cannot be understood
@@ -23,6 +24,15 @@ class ActionBotError(Exception):
 
 class ConfigError(ActionBotError):
     """Settings or startup configuration cannot be used as given."""
+
+
+class StartupError(ConfigError):
+    """The bot cannot start; `problems` lists every reason, each saying what to fix."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        listed = "\n\n".join(f"- {problem}" for problem in problems)
+        super().__init__(f"ActionBot cannot start; fix these and start again:\n\n{listed}")
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,13 @@ Slack's HTTP mode adds `POST /slack/events` here.
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+
+from bot.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +44,15 @@ class HttpServer:
         self.app.router.add_route(method, path, handler)
 
     async def start(self) -> None:
+        """Listen; `ConfigError` saying which setting to change when the port is unusable."""
         runner = web.AppRunner(self.app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.requested_port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise ConfigError(_listen_problem(exc, self.requested_port)) from None
         self._runner = runner
         addresses = runner.addresses  # the bound (host, port, …) of each listening socket
         self.port = addresses[0][1] if addresses else self.requested_port
@@ -65,6 +73,17 @@ class HttpServer:
             {"status": "ready" if ready else "not ready", "checks": results},
             status=200 if ready else 503,
         )
+
+
+def _listen_problem(exc: OSError, port: int) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"port {port} is in use (another program, or another ActionBot, listens on it): "
+            "set ACTIONBOT_HTTP_PORT to a free port"
+        )
+    if exc.errno == errno.EACCES:
+        return f"no permission to listen on port {port}: set ACTIONBOT_HTTP_PORT above 1023"
+    return f"cannot listen on port {port} ({exc.strerror}): check ACTIONBOT_HTTP_PORT"
 
 
 async def _safely(check: Check) -> bool:

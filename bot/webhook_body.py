@@ -94,8 +94,11 @@ def interpret(status: int, content: bytes) -> Ending:
     return Ending(Outcome.HTTP_ERROR, status=status, data=data, text=text, error=error)
 
 
-def failure(exc: Exception, *, host: str, port: int, redirected: bool) -> CallFailed:
-    """A transport failure as an outcome with a short message that names no secret."""
+def failure(
+    exc: Exception, *, host: str, port: int, redirected: bool, extra_ca: str | None = None
+) -> CallFailed:
+    """A transport failure as an outcome with a short message that names no secret.
+    `extra_ca` is the CA file trusted besides the public CAs, named when verification fails."""
     refused = _find(exc, Refused)
     if refused is not None:
         return CallFailed(Outcome.BLOCKED, refusal(str(refused), redirected=redirected))
@@ -103,7 +106,7 @@ def failure(exc: Exception, *, host: str, port: int, redirected: bool) -> CallFa
         return CallFailed(Outcome.ERROR, f"could not resolve {host}")
     if isinstance(exc, httpcore2.TimeoutException):
         return CallFailed(Outcome.TIMEOUT, f"timed out talking to {host}")
-    return CallFailed(Outcome.ERROR, _connection_problem(exc, host, port))
+    return CallFailed(Outcome.ERROR, _connection_problem(exc, host, port, extra_ca))
 
 
 def refusal(problem: str, *, redirected: bool) -> str:
@@ -140,10 +143,13 @@ def _size(count: int) -> str:
     return f"{count} bytes"
 
 
-def _connection_problem(exc: Exception, host: str, port: int) -> str:
+def _connection_problem(exc: Exception, host: str, port: int, extra_ca: str | None) -> str:
     verification = _find(exc, ssl.SSLCertVerificationError)
     if verification is not None:
-        return f"TLS certificate verification failed for {host}: {verification.verify_message}"
+        message = f"TLS certificate verification failed for {host}: {verification.verify_message}"
+        if extra_ca:
+            message += f" (trusted: the public CAs and SSL_CERT_FILE={extra_ca})"
+        return message
     if _find(exc, ssl.SSLError) is not None:
         return f"TLS handshake with {host} failed"
     if _find(exc, ConnectionRefusedError) is not None:

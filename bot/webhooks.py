@@ -140,6 +140,8 @@ class WebhookClient:
         self._max_body_bytes = max_body_bytes
         self._max_redirects = max_redirects
         self._slots = CallSlots(connections=connections, queue_timeout=queue_timeout)
+        # Named in verification errors: a system-wide SSL_CERT_FILE may not be the one meant.
+        self._extra_ca = os.environ.get("SSL_CERT_FILE") if ssl_context is None else None
         context, lookup = ssl_context or default_ssl_context(), resolver or resolve_host
         self._pool = _pool(self._policy, context, lookup, connections)
         self._outside_pool = _pool(self._outside_policy, context, lookup, connections)
@@ -285,8 +287,13 @@ class WebhookClient:
                 target = _redirect_target(hop.url, response.status, received)
                 content = b"" if target is not None else await self._body(response, received)
         except TRANSPORT_ERRORS as exc:
-            port = hop.url.port or 443
-            raise failure(exc, host=hop.url.host, port=port, redirected=hop.redirected) from exc
+            raise failure(
+                exc,
+                host=hop.url.host,
+                port=hop.url.port or 443,
+                redirected=hop.redirected,
+                extra_ca=self._extra_ca,
+            ) from exc
         return response.status, target, content
 
     async def _body(self, response: httpcore2.Response, headers: httpx2.Headers) -> bytes:

@@ -98,6 +98,15 @@ def bad_arguments(problems: list[str]) -> str:
     )
 
 
+def unreachable(service: str, where: str, error: BaseException) -> str:
+    """What to do when a platform cannot be reached at startup (DNS, refused, timed out)."""
+    reason = str(error) or type(error).__name__
+    return (
+        f"ActionBot cannot reach {service} at {where} ({reason}). Check this machine's "
+        "network and DNS (and any proxy or firewall), then start again."
+    )
+
+
 def slack_token_rejected(variable: str, error: str) -> str:
     """What to do when Slack refuses one of the configured tokens at startup."""
     advice = {

@@ -11,6 +11,7 @@ from typing import Any
 import openai
 import pytest
 import trustme
+from deployment import ACTIONS, SECRETS, Deployment, base_env
 from pydantic import SecretStr
 
 from bot.actions import Action, ActionSet, Method, Parameter, ParameterType
@@ -22,6 +23,7 @@ from bot.store import Store
 from bot.webhooks import WebhookClient, default_ssl_context
 from fakes.https_server import WebhookServer
 from fakes.openai_server import ScriptedLLM
+from fakes.slack_server import FakeSlack
 
 LOOPBACK_ONLY = EgressPolicy(["127.0.0.1/32"])
 """Tests reach the local fakes through the operator's allow list, as a deployment would."""
@@ -194,3 +196,28 @@ def make_settings(**fields: Any) -> Settings:
         for name, field in Settings.model_fields.items()
     }
     return Settings(_env_file=None, **{names[key]: value for key, value in fields.items()})  # type: ignore[call-arg]
+
+
+@pytest.fixture
+async def deployment(
+    tmp_path: Path, ca: trustme.CA, webhook_server: WebhookServer, llm: ScriptedLLM
+) -> AsyncIterator[Deployment]:
+    """A data directory, an actions file and the environment of a real deployment, against
+    the fake Slack (HTTP mode), the scripted LLM and the webhook fake."""
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    (tmp_path / "actions.toml").write_text(
+        ACTIONS.format(url=webhook_server.url("/inventory/check"))
+    )
+    async with FakeSlack() as slack:
+        env = base_env(
+            tmp_path,
+            **SECRETS,
+            OPENAI_BASE_URL=llm.base_url,
+            ACTIONBOT_LLM_MAX_RETRIES="0",
+            ACTIONBOT_EGRESS_ALLOW="127.0.0.1",
+            ACTIONBOT_HTTP_PORT="0",
+            SSL_CERT_FILE=str(ca_file),
+            SLACK_API_URL=slack.api_url,
+        )
+        yield Deployment(slack, llm, webhook_server, env, tmp_path)

@@ -383,6 +383,26 @@ async def test_rejected_token_is_explained(
             await adapter.close()
 
 
+async def test_unreachable_discord_is_one_clear_error(
+    store: Store, webhooks: WebhookClient, chat_model: OpenAIChatModel
+) -> None:
+    """Discord's API cannot be reached at start: a `ConfigError` naming Discord and its
+    address, which `actionbot run` prints as one line, not a connection traceback."""
+    engine = make_engine([], store=store, webhooks=webhooks, model=chat_model)
+    admin = Admin(
+        actions=ActionSet([], source="t"), store=store, webhooks=webhooks, result_chars=100
+    )
+    async with FakeDiscord() as fake:
+        with fake.patched():
+            await fake.stop()  # nothing listens at the API address any more
+            adapter = DiscordAdapter(
+                settings=settings(), engine=engine, admin=admin, store=store, turns=Turns()
+            )
+            with pytest.raises(ConfigError, match=r"cannot reach Discord at http://127\.0\.0\.1:"):
+                await adapter.start()
+            await adapter.close()
+
+
 async def test_managers_of_other_servers_are_not_admins(harness: Harness) -> None:
     """Manage Server counts only in the operator's own server, not in any other one."""
     await harness.fake.dispatch("GUILD_CREATE", guild_create("999", channels=[text_channel("900")]))

@@ -27,6 +27,7 @@ from fakes.openai_server import ScriptedLLM
 from fakes.slack_server import (
     APP_TOKEN,
     BOT_TOKEN,
+    TEAM_ID,
     FakeSlack,
     app_mention,
     event_callback,
@@ -58,10 +59,11 @@ class Harness:
         await self.slack.wait_for_ack(await self.slack.push(envelope))
         await self.turns.drain()
 
-    async def slash(self, text: str, *, user: str) -> dict[str, Any]:
-        """Run `/actions TEXT` as `user` and return what was posted to the response URL."""
+    async def slash(self, text: str, *, user: str, team: str = TEAM_ID) -> dict[str, Any]:
+        """Run `/actions TEXT` as `user` of `team` and return what was posted to the
+        response URL."""
         url = self.slack.response_url(text)
-        envelope = slash_command_envelope(text=text, user_id=user, response_url=url)
+        envelope = slash_command_envelope(text=text, user_id=user, response_url=url, team_id=team)
         await self.slack.wait_for_ack(await self.slack.push(envelope))
         await self.turns.drain()
         [response] = self.slack.responses(text)
@@ -280,6 +282,16 @@ async def test_admin_disable_removes_tool_and_stats_show_counts(harness: Harness
     assert harness.tools_offered(2) == []
     state = (await harness.store.action_states())["check_inventory"]
     assert state.changed_by == "slack:UADMIN"
+
+
+async def test_admin_id_of_another_workspace_is_refused(harness: Harness) -> None:
+    """`slack:UADMIN` is an admin of the bot's own workspace only: the same user id sent
+    from another team (a shared channel, another org) is refused and nothing changes."""
+    response = await harness.slash("disable check_inventory", user="UADMIN", team="TOTHER")
+
+    assert response["text"] == wording.NOT_ADMIN
+    assert await harness.store.action_states() == {}
+    assert harness.slack.calls("users.info") == []
 
 
 async def test_workspace_admin_is_allowed(harness: Harness) -> None:

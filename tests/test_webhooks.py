@@ -715,6 +715,25 @@ async def test_from_settings_trusts_ssl_cert_file(
     assert "X-ActionBot-Signature" in webhook_server.requests[0].headers
 
 
+async def test_verification_failure_names_the_ssl_cert_file_in_use(
+    webhook_server: WebhookServer,
+    make_action: MakeAction,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With SSL_CERT_FILE pointing at a bundle that does not hold the endpoint's CA (say a
+    system-wide one that shadowed .env's), the error names the file actually in use."""
+    other = trustme.CA()
+    bundle = tmp_path / "system-ca.pem"
+    other.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    async with WebhookClient.from_settings(make_settings(egress_allow="127.0.0.1/32")) as client:
+        result = await client.call(make_action(webhook_server.url("/x")), {})
+    assert result.outcome is Outcome.ERROR
+    assert (result.error or "").startswith("TLS certificate verification failed for 127.0.0.1")
+    assert (result.error or "").endswith(f"(trusted: the public CAs and SSL_CERT_FILE={bundle})")
+
+
 def compressed(payload: bytes, encoding: str) -> Any:
     """A handler answering `payload` gzip-compressed, whatever the request asked for."""
 

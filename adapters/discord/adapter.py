@@ -15,6 +15,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import discord
 from discord import app_commands
 
@@ -101,6 +102,10 @@ class DiscordAdapter:
         except discord.LoginFailure:
             await self.client.close()
             raise ConfigError(wording.DISCORD_LOGIN_REJECTED) from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            await self.client.close()
+            where = discord.http.Route.BASE
+            raise ConfigError(wording.unreachable("Discord", where, exc)) from None
         self._connection = asyncio.create_task(self.client.connect(), name="discord gateway")
         ready = asyncio.create_task(self.client.wait_until_ready(), name="discord ready")
         await asyncio.wait({self._connection, ready}, return_when=asyncio.FIRST_COMPLETED)

@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -76,19 +77,20 @@ class SlackAdapter:
         self.turns = turns
         self.clock = clock
         self.bot_user_id = ""
+        self.team_id = ""
         self.connected = False
-        self.client = AsyncWebClient(
-            token=settings.slack_bot_token.get_secret_value(),
-            base_url=settings.slack_api_url or AsyncWebClient.BASE_URL,
-            retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=2)],
-        )
         signing = settings.slack_signing_secret
+        # The app builds its own client from the token: given a client too, bolt warns that
+        # the token (which it also reads from SLACK_BOT_TOKEN) is unused.
         self.app = AsyncApp(
-            client=self.client,
+            token=settings.slack_bot_token.get_secret_value(),
             signing_secret=signing.get_secret_value() if signing else None,
             process_before_response=True,
             request_verification_enabled=settings.slack_app_token is None,
         )
+        self.client = self.app.client
+        self.client.base_url = self.api_url
+        self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
         self.app.event("app_mention")(self._on_mention)
         self.app.event("message")(self._on_message)
         self.app.command("/actions")(self._on_actions)
@@ -98,6 +100,10 @@ class SlackAdapter:
     @property
     def socket_mode(self) -> bool:
         return self.settings.slack_app_token is not None
+
+    @property
+    def api_url(self) -> str:
+        return self.settings.slack_api_url or AsyncWebClient.BASE_URL
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -121,27 +127,41 @@ class SlackAdapter:
         await self.stop_receiving()
 
     async def ready(self) -> bool:
-        return self.connected
+        """Started and, in Socket Mode, connected right now (the client reconnects by
+        itself, with backoff, after a lost connection)."""
+        if not self.connected:
+            return False
+        return self._socket is None or bool(await self._socket.client.is_connected())
 
     async def _check_bot_token(self) -> None:
-        try:
-            identity = await self.client.auth_test()
-        except SlackApiError as exc:
-            error = exc.response.get("error", "unknown_error")
-            raise ConfigError(wording.slack_token_rejected("SLACK_BOT_TOKEN", error)) from None
+        identity = await self._checked("auth_test", "SLACK_BOT_TOKEN")
         self.bot_user_id = str(identity.get("user_id", ""))
+        self.team_id = str(identity.get("team_id", ""))
 
     async def _connect_socket(self) -> None:
         token = self.settings.slack_app_token
         assert token is not None  # checked by socket_mode
+        # Checked first: the Socket Mode client retries a rejected token forever.
+        app_token = token.get_secret_value()
+        await self._checked("apps_connections_open", "SLACK_APP_TOKEN", app_token=app_token)
         self._socket = AsyncSocketModeHandler(self.app, token.get_secret_value())
         try:
             await self._socket.connect_async()
-        except SlackApiError as exc:
+        except BaseException:
             await self._socket.close_async()
             self._socket = None
+            raise
+
+    async def _checked(self, method: str, variable: str, **arguments: str) -> Any:
+        """Call a Web API method at startup; a rejection or an unreachable Slack becomes a
+        `ConfigError` that says what to fix."""
+        try:
+            return await getattr(self.client, method)(**arguments)
+        except SlackApiError as exc:
             error = exc.response.get("error", "unknown_error")
-            raise ConfigError(wording.slack_token_rejected("SLACK_APP_TOKEN", error)) from None
+            raise ConfigError(wording.slack_token_rejected(variable, error)) from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise ConfigError(wording.unreachable("Slack", self.api_url, exc)) from None
 
     async def handle_http(self, request: web.Request) -> web.Response:
         """`POST /slack/events` in HTTP mode: bolt verifies the signature (401 otherwise).
@@ -280,12 +300,17 @@ class SlackAdapter:
         await ack()
         user = str(command.get("user_id", ""))
         text = str(command.get("text", ""))
-        work = self._run_admin(user, text, respond)
+        team = str(command.get("team_id", ""))
+        work = self._run_admin(user, text, respond, team=team)
         self.turns.spawn(work, name=f"slack /actions by {user}", queued=False)
 
     async def _run_admin(
-        self, user: str, text: str, respond: Callable[..., Awaitable[Any]]
+        self, user: str, text: str, respond: Callable[..., Awaitable[Any]], *, team: str
     ) -> None:
+        if team != self.team_id:
+            logger.warning("refused /actions %r from slack:%s of another team %s", text, user, team)
+            await respond(text=wording.NOT_ADMIN, response_type="ephemeral")
+            return
         if not await self.is_admin(user):
             logger.info("refused /actions %r from non-admin slack:%s", text, user)
             await respond(text=wording.NOT_ADMIN, response_type="ephemeral")
@@ -296,7 +321,8 @@ class SlackAdapter:
         )
 
     async def is_admin(self, user: str) -> bool:
-        """An id in ACTIONBOT_ADMINS, or a workspace admin or owner (cached for 5 minutes)."""
+        """An id in ACTIONBOT_ADMINS, or a workspace admin or owner (cached for 5 minutes).
+        The caller has checked that the command comes from the bot's own workspace."""
         if f"{PLATFORM}:{user}" in self.settings.admin_ids:
             return True
         cached = self._admins.get(user)

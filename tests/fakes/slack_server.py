@@ -654,6 +654,7 @@ def slash_command(
     user_id: str = "U1",
     channel_id: str = "C1",
     response_url: str | None = None,
+    team_id: str = TEAM_ID,
 ) -> dict[str, str]:
     """A slash command payload: form fields over HTTP, an envelope's payload in Socket Mode.
 
@@ -662,7 +663,7 @@ def slash_command(
     """
     payload = {
         "token": "legacy-verification-token",
-        "team_id": TEAM_ID,
+        "team_id": team_id,
         "team_domain": "fake-team",
         "channel_id": channel_id,
         "channel_name": "directmessage" if channel_id.startswith("D") else channel_id.lower(),
@@ -687,10 +688,16 @@ def slash_command_envelope(
     channel_id: str = "C1",
     response_url: str | None = None,
     envelope_id: str | None = None,
+    team_id: str = TEAM_ID,
 ) -> dict[str, Any]:
     """A Socket Mode `slash_commands` envelope, whose ack may carry a response payload."""
     payload = slash_command(
-        command, text, user_id=user_id, channel_id=channel_id, response_url=response_url
+        command,
+        text,
+        user_id=user_id,
+        channel_id=channel_id,
+        response_url=response_url,
+        team_id=team_id,
     )
     return {
         "envelope_id": envelope_id or str(uuid.uuid4()),

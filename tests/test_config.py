@@ -1,0 +1,42 @@
+"""Settings: `.env` loaded under the environment, blank values as unset on both sides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.config import apply_env_file
+
+
+def test_environment_wins_and_the_shadowed_names_are_returned(tmp_path: Path) -> None:
+    """A variable set in both keeps the environment's value; its name (never its value) is
+    returned for the startup log; `.env` fills what the environment lacks."""
+    env_file = tmp_path / ".env"
+    env_file.write_text("SSL_CERT_FILE=/srv/shop-ca.pem\nCRM_TOKEN=from-dotenv\nSAME=1\n")
+    environ = {"SSL_CERT_FILE": "/etc/ssl/system.pem", "SAME": "1"}
+
+    shadowed = apply_env_file(env_file, environ)
+
+    assert shadowed == ["SSL_CERT_FILE"]
+    assert environ == {
+        "SSL_CERT_FILE": "/etc/ssl/system.pem",
+        "CRM_TOKEN": "from-dotenv",
+        "SAME": "1",
+    }
+
+
+def test_blank_values_count_as_unset_on_both_sides(tmp_path: Path) -> None:
+    """`export OPENAI_BASE_URL=` does not hide `.env`'s value, and `OPENAI_API_KEY=` in
+    `.env` sets nothing (the openai SDK would otherwise take `""` as its base URL)."""
+    env_file = tmp_path / ".env"
+    env_file.write_text("OPENAI_BASE_URL=http://localhost:11434/v1\nOPENAI_API_KEY=\n")
+    environ = {"OPENAI_BASE_URL": "", "ACTIONBOT_MODEL": "  "}
+
+    assert apply_env_file(env_file, environ) == []
+    assert environ == {"OPENAI_BASE_URL": "http://localhost:11434/v1"}
+
+
+def test_missing_env_file_changes_nothing_but_blanks(tmp_path: Path) -> None:
+    """Without a `.env`, the environment is used as it is (blank variables still dropped)."""
+    environ = {"OPENAI_API_KEY": "sk-x", "SLACK_APP_TOKEN": ""}
+    assert apply_env_file(tmp_path / ".env", environ) == []
+    assert environ == {"OPENAI_API_KEY": "sk-x"}
