@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Literal
 
 from dotenv import dotenv_values
 from pydantic import AliasChoices, Field, SecretStr
@@ -118,6 +119,11 @@ class Settings(BaseSettings):
     llm_timeout: float = Field(
         DEFAULT_LLM_TIMEOUT, gt=0, validation_alias=_env("ACTIONBOT_LLM_TIMEOUT")
     )
+    tool_mode: Literal["native", "prompt", "auto"] = Field(
+        "auto", validation_alias=_env("ACTIONBOT_TOOL_MODE")
+    )
+    """How tools reach the model: its native tool calling, described in the prompt, or
+    native with a fallback to the prompt when the server shows it ignores tools."""
     llm_max_retries: int = Field(
         DEFAULT_LLM_MAX_RETRIES, ge=0, validation_alias=_env("ACTIONBOT_LLM_MAX_RETRIES")
     )

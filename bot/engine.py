@@ -20,7 +20,7 @@ import openai
 
 from bot import wording
 from bot.actions import Action, ActionSet, parse_arguments, tool_schema
-from bot.errors import ArgumentError, LLMResponseError
+from bot.errors import ArgumentError, LLMRejectedError, LLMResponseError
 from bot.history import Message, size_of, window
 from bot.llm import ChatModel, ModelTurn
 from bot.logs import turn_scope
@@ -106,6 +106,8 @@ class Engine:
         except _RoundLimitError as exc:
             logger.warning("turn in %s stopped: %s", key, exc)
             text = wording.ROUND_LIMIT
+        except LLMRejectedError:
+            text = wording.LLM_REJECTED  # the model client logged the cause once
         except (openai.OpenAIError, LLMResponseError) as exc:
             logger.warning("turn in %s failed: %s", key, _describe_failure(exc))
             text = wording.LLM_DOWN
@@ -231,7 +233,7 @@ class _RoundLimitError(Exception):
 def _assistant_message(answer: ModelTurn) -> Message:
     return {
         "role": "assistant",
-        "content": answer.text or None,
+        "content": answer.text,  # "" rather than null: some servers refuse null
         "tool_calls": [
             {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
             for c in answer.tool_calls

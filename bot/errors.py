@@ -7,7 +7,8 @@
      ├── ActionNotFoundError       a name that is not a defined action
      ├── ArgumentError             arguments for an action do not fit its parameters
      ├── AdminUsageError           an /actions command that cannot be understood
-     └── LLMResponseError          the LLM server answered with something that is not a completion
+     ├── LLMResponseError          the LLM server answered with something that is not a completion
+     └── LLMRejectedError          the LLM server refused the request (4xx other than 429)
 
 Failed webhook calls are *not* exceptions: they are `ActionResult`s with an outcome, so a
 caller never has to guess which errors an outbound call can raise.
@@ -90,3 +91,13 @@ class AdminUsageError(ActionBotError):
 
 class LLMResponseError(ActionBotError):
     """The LLM server's answer could not be read as a Chat Completions response."""
+
+
+class LLMRejectedError(ActionBotError):
+    """The LLM server refused the request itself (4xx other than 429): retrying the same
+    request cannot help; `status` and the server's `detail` are for the operator's log."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"the LLM server refused the request: HTTP {status}: {detail}")
+        self.status = status
+        self.detail = detail

@@ -19,6 +19,10 @@ LLM_DOWN = (
     "Sorry, I can't answer right now because my language service isn't responding. "
     "Please try again in a moment."
 )
+LLM_REJECTED = (
+    "Sorry, I couldn't process that request. Please try rephrasing it; if this keeps "
+    "happening, let the team know."
+)
 ROUND_LIMIT = (
     "Sorry, I couldn't finish looking that up. Could you rephrase your question, "
     "or ask about one thing at a time?"

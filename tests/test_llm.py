@@ -79,3 +79,23 @@ def test_missing_llm_settings_say_what_to_set() -> None:
         OpenAIChatModel.from_settings(settings)
     assert "OPENAI_API_KEY" in str(caught.value)
     assert "OPENAI_BASE_URL=http://localhost:11434/v1" in str(caught.value)
+
+
+def test_tool_call_without_id_or_with_object_arguments_is_read() -> None:
+    """A call without an id gets one; arguments sent as an object become JSON text."""
+    raw = json.dumps(
+        {
+            "choices": [
+                {
+                    "message": {
+                        "content": "",
+                        "tool_calls": [{"function": {"name": "f", "arguments": {"a": 1}}}],
+                        "function_call": {"name": "f", "arguments": {"a": 1}},
+                    },
+                    "finish_reason": "stop",
+                }
+            ]
+        }
+    ).encode()
+    [call] = parse_completion(raw).tool_calls
+    assert (call.id, call.name, json.loads(call.arguments)) == ("call_0", "f", {"a": 1})

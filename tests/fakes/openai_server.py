@@ -13,6 +13,11 @@ async context manager calls on a clean exit) on an unexpected request or an unco
 
 Unexpected requests get a 500 with a clear message and are remembered, so `assert_done`
 still fails when the client swallowed the 500.
+
+`ScriptedLLM(quirks=LLAMA_CPP)` (see `fakes/model_servers.py`) behaves like a real
+self-hosted server: it refuses what that server refuses, answers in its exact shape, and
+when the server would not pass the tools to the model, a scripted tool call becomes the
+model's invented answer `IMAGINED` instead (leaving the rest of the script unconsumed).
 """
 
 from __future__ import annotations
@@ -30,7 +35,10 @@ from typing import Any, TypeAlias
 from aiohttp import web
 
 from fakes.loopback import LoopbackServer
+from fakes.model_servers import OPENAI, Quirks, request_problem, reshape, tools_reach_the_model
 
+IMAGINED = "Yes, we have plenty of those in stock!"
+"""What a model answers from memory when the server dropped the tools it should have used."""
 DEFAULT_USAGE: Mapping[str, int] = {"prompt_tokens": 10, "completion_tokens": 5}
 
 
@@ -82,8 +90,9 @@ class Respond:
 class ScriptedLLM(LoopbackServer):
     """A Chat Completions server that answers from a queue of scripted steps."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, quirks: Quirks = OPENAI) -> None:
         super().__init__()
+        self.quirks = quirks
         self.requests: list[dict[str, Any]] = []
         self.request_headers: list[dict[str, str]] = []
         self.failures: list[str] = []
@@ -173,6 +182,8 @@ class ScriptedLLM(LoopbackServer):
             return _error_response(Error(400, "ScriptedLLM: request body is not JSON"))
         await self._record(body, request)
         number = len(self.requests)
+        if (problem := request_problem(self.quirks, body)) is not None:
+            return _error_response(Error(*problem))
         if body.get("stream"):
             self.failures.append(f"request #{number} asked for streaming, which is unsupported")
             return _error_response(Error(400, "ScriptedLLM: streaming is not supported"))
@@ -181,6 +192,8 @@ class ScriptedLLM(LoopbackServer):
             return _error_response(Error(500, f"ScriptedLLM: nothing queued for #{number}"))
         try:
             step = await self._resolve(self._steps.popleft(), body)
+            if isinstance(step, ToolCalls) and not tools_reach_the_model(self.quirks, body):
+                step = Reply(IMAGINED)
             return await self._serve(step, body)
         except Exception as exc:
             self.failures.append(f"request #{number}: responder failed: {exc!r}")
@@ -202,15 +215,18 @@ class ScriptedLLM(LoopbackServer):
         match step:
             case Reply(text=text, usage=usage):
                 message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
-                return web.json_response(_completion(body, message, "stop", usage))
+                return self._json(_completion(body, message, "stop", usage))
             case ToolCalls():
                 message = {"role": "assistant", "content": None, "tool_calls": self._calls(step)}
-                return web.json_response(_completion(body, message, "tool_calls", step.usage))
+                return self._json(_completion(body, message, "tool_calls", step.usage))
             case Error():
                 return _error_response(step)
             case Hang(until=until, then=then):
                 await self._hold(until)
                 return await self._serve(then or Error(503, "ScriptedLLM: hang released"), body)
+
+    def _json(self, completion: dict[str, Any]) -> web.Response:
+        return web.json_response(reshape(self.quirks, completion))
 
     def _calls(self, step: ToolCalls) -> list[dict[str, Any]]:
         ids = step.ids or tuple(self._next_call_id() for _ in step.calls)
