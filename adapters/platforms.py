@@ -34,6 +34,9 @@ CLOSE_SECONDS = 5.0
 class Platform(Protocol):
     """What `actionbot run` needs from a platform adapter."""
 
+    async def check(self) -> None:
+        """Check the tokens with the platform without connecting; `ConfigError` if not."""
+
     async def start(self) -> None:
         """Connect, checking the tokens; `ConfigError` with what to fix."""
 

@@ -116,8 +116,12 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
 
 @asynccontextmanager
 async def open_engine(services: Services, model: OpenAIChatModel) -> AsyncIterator[Engine]:
-    """The engine over the services, with old conversations pruned first."""
+    """The engine over the services, with old conversations pruned first, and the tools in
+    the prompt when `actionbot doctor` found that this model server ignores native ones."""
     settings = services.settings
+    found = await services.store.native_tools(model.endpoint, model.model)
+    if model.tool_mode == "auto" and found is False:
+        model.use_prompt_tools("actionbot doctor found that the server ignores tools")
     await services.store.prune_seen(SEEN_EVENTS_DAYS * DAY)
     if settings.history_days > 0:
         pruned = await services.store.prune_conversations(settings.history_days * DAY)

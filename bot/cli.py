@@ -23,9 +23,12 @@ from bot.app import (
     open_services,
 )
 from bot.config import ENV_FILE, Settings, apply_env_file
+from bot.doctor import Finding, ModelReport, check_actions, check_model, check_store
+from bot.egress import EgressPolicy
 from bot.errors import ActionBotError, ActionsFileError, StartupError
 from bot.llm import OpenAIChatModel
 from bot.logs import configure_logging, protect_secrets
+from bot.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -248,6 +251,100 @@ def run() -> None:
         asyncio.run(_serve(settings, model))
     except ActionBotError as exc:
         raise fail(str(exc), 2) from None
+
+
+async def _diagnose(settings: Settings) -> tuple[list[Finding], ModelReport | None]:
+    """Every check of `actionbot doctor`, in the order they are printed."""
+    findings = [Finding("configuration", False, p) for p in configuration_problems(settings)]
+    findings.append(await check_store(lambda: Store.open(settings.db_path)))
+    report = None
+    if settings.openai_api_key is not None or settings.openai_base_url:
+        model = OpenAIChatModel.from_settings(settings)
+        try:
+            report = await check_model(model)
+            findings += report.findings
+            await _remember(settings, model, report)
+        finally:
+            await model.aclose()
+    try:
+        actions = load_configured_actions(settings)
+    except ActionBotError:
+        actions = None  # already listed as a configuration problem
+    if actions is not None:
+        findings += await check_actions(actions, EgressPolicy(settings.egress_allow_entries))
+        if settings.has_platform:
+            findings += await _platform_findings(settings)
+    return findings, report
+
+
+async def _remember(settings: Settings, model: OpenAIChatModel, report: ModelReport) -> None:
+    """Keep what was found, so `run` in auto mode starts with the tools in the prompt."""
+    if report.native_tools is None:
+        return
+    try:
+        async with await Store.open(settings.db_path) as store:
+            await store.record_model_check(
+                model.endpoint, model.model, native_tools=report.native_tools
+            )
+    except ActionBotError:
+        pass  # the database finding already says why
+
+
+async def _platform_findings(settings: Settings) -> list[Finding]:
+    from adapters.platforms import configured_platforms
+    from bot.http import HttpServer
+    from bot.tasks import Turns
+
+    model = OpenAIChatModel.from_settings(settings)
+    async with open_services(settings) as services, open_engine(services, model) as engine:
+        platforms = configured_platforms(
+            settings,
+            engine=engine,
+            admin=services.admin,
+            store=services.store,
+            turns=Turns(),
+            http=HttpServer(port=0),
+        )
+        findings = []
+        for name, platform in platforms.items():
+            try:
+                await platform.check()
+            except ActionBotError as exc:
+                findings.append(Finding(name, False, str(exc)))
+            else:
+                findings.append(Finding(name, True, "tokens accepted"))
+        return findings
+
+
+def _print_findings(findings: list[Finding], report: ModelReport | None) -> int:
+    """The report; the number of blocking problems."""
+    width = max(len(f.check) for f in findings)
+    for f in findings:
+        mark = "ok  " if f.ok else ("FAIL" if f.blocking else "warn")
+        detail = f.detail.replace("\n", " ")
+        typer.echo(f"  {mark}  {f.check.ljust(width)}  {detail}")
+    if report is not None and report.native_tools is not None:
+        mode = report.recommended
+        why = (
+            "native tool calls work"
+            if mode == "native"
+            else "this server does not call tools natively; in auto mode ActionBot now "
+            "describes them in the prompt for this model"
+        )
+        typer.echo(f"\nRecommended: ACTIONBOT_TOOL_MODE={mode} ({why}).")
+    problems = sum(1 for f in findings if f.blocking and not f.ok)
+    typer.echo("\nThe bot can run." if not problems else f"\n{problems} problem(s) to fix.")
+    return problems
+
+
+@app.command()
+def doctor() -> None:
+    """Check the model server, the actions' hosts, the database and the platform tokens."""
+    settings = load_settings()
+    typer.echo("ActionBot doctor")
+    findings, report = asyncio.run(_diagnose(settings))
+    if _print_findings(findings, report):
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -102,6 +102,19 @@ MIGRATIONS: list[Migration] = [
         """,
     ),
     (3, "aggregates kept by a trigger on each recorded call", CALLS_AGGREGATE_TRIGGER),
+    (
+        4,
+        "what actionbot doctor found about each model server",
+        """
+        CREATE TABLE model_checks (
+            endpoint      TEXT NOT NULL,
+            model         TEXT NOT NULL,
+            native_tools  INTEGER NOT NULL CHECK (native_tools IN (0, 1)),
+            checked_at    REAL NOT NULL,
+            PRIMARY KEY (endpoint, model)
+        );
+        """,
+    ),
 ]
 
 PRAGMAS = (
@@ -135,6 +148,12 @@ ON CONFLICT (action) DO UPDATE SET
 TOUCH_CONVERSATION = """
 INSERT INTO conversations (key, platform, created_at, updated_at) VALUES (?, ?, ?, ?)
 ON CONFLICT (key) DO UPDATE SET updated_at = excluded.updated_at
+"""
+
+RECORD_MODEL_CHECK = """
+INSERT INTO model_checks (endpoint, model, native_tools, checked_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (endpoint, model) DO UPDATE SET
+    native_tools = excluded.native_tools, checked_at = excluded.checked_at
 """
 
 APPEND_MESSAGE = "INSERT INTO messages (conversation, created_at, payload) VALUES (?, ?, ?)"

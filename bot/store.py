@@ -49,6 +49,7 @@ from bot.schema import (
     MAX_COMPOUND_SELECTS,
     MIGRATIONS,
     PRAGMAS,
+    RECORD_MODEL_CHECK,
     SET_ACTIVE,
     SLOWEST_RECENT,
     TOTALS_BY_ACTION,
@@ -241,6 +242,18 @@ class Store:
         sql = "SELECT COUNT(*) FROM conversations WHERE updated_at >= ?"
         rows = self._read(sql, (self._clock() - within_seconds,))
         return int(rows[0][0])
+
+    # -- model checks --------------------------------------------------------------------
+
+    async def record_model_check(self, endpoint: str, model: str, *, native_tools: bool) -> None:
+        """Remember whether `model` at `endpoint` calls tools natively (`actionbot doctor`)."""
+        self._db.execute(RECORD_MODEL_CHECK, (endpoint, model, int(native_tools), self._clock()))
+
+    async def native_tools(self, endpoint: str, model: str) -> bool | None:
+        """What the last check found for `model` at `endpoint`; None if never checked."""
+        sql = "SELECT native_tools FROM model_checks WHERE endpoint = ? AND model = ?"
+        rows = self._read(sql, (endpoint, model))
+        return bool(rows[0][0]) if rows else None
 
     # -- seen events ---------------------------------------------------------------------
 

@@ -95,6 +95,21 @@ class DiscordAdapter:
 
     async def start(self) -> None:
         """Log in, connect to the gateway and wait for READY; `ConfigError` says what to fix."""
+        await self._login()
+        self._connection = asyncio.create_task(self.client.connect(), name="discord gateway")
+        ready = asyncio.create_task(self.client.wait_until_ready(), name="discord ready")
+        await asyncio.wait({self._connection, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if not ready.done():
+            ready.cancel()
+            await self._failed_to_connect()
+        logger.info("Discord connected as %s; invite: %s", self.client.user, self.invite_url())
+
+    async def check(self) -> None:
+        """The token, checked with Discord as `start` does, without connecting."""
+        await self._login()
+        await self.client.close()
+
+    async def _login(self) -> None:
         token = self.settings.discord_token
         assert token is not None  # checked in __init__
         try:
@@ -106,13 +121,6 @@ class DiscordAdapter:
             await self.client.close()
             where = discord.http.Route.BASE
             raise ConfigError(wording.unreachable("Discord", where, exc)) from None
-        self._connection = asyncio.create_task(self.client.connect(), name="discord gateway")
-        ready = asyncio.create_task(self.client.wait_until_ready(), name="discord ready")
-        await asyncio.wait({self._connection, ready}, return_when=asyncio.FIRST_COMPLETED)
-        if not ready.done():
-            ready.cancel()
-            await self._failed_to_connect()
-        logger.info("Discord connected as %s; invite: %s", self.client.user, self.invite_url())
 
     async def _failed_to_connect(self) -> None:
         assert self._connection is not None

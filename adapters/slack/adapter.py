@@ -138,13 +138,23 @@ class SlackAdapter:
         self.bot_user_id = str(identity.get("user_id", ""))
         self.team_id = str(identity.get("team_id", ""))
 
-    async def _connect_socket(self) -> None:
+    async def check(self) -> None:
+        """The tokens, checked with Slack as `start` does, without connecting."""
+        await self._check_bot_token()
+        if self.socket_mode:
+            await self._check_app_token()
+
+    async def _check_app_token(self) -> str:
         token = self.settings.slack_app_token
         assert token is not None  # checked by socket_mode
-        # Checked first: the Socket Mode client retries a rejected token forever.
         app_token = token.get_secret_value()
         await self._checked("apps_connections_open", "SLACK_APP_TOKEN", app_token=app_token)
-        self._socket = AsyncSocketModeHandler(self.app, token.get_secret_value())
+        return app_token
+
+    async def _connect_socket(self) -> None:
+        # Checked first: the Socket Mode client retries a rejected token forever.
+        app_token = await self._check_app_token()
+        self._socket = AsyncSocketModeHandler(self.app, app_token)
         try:
             await self._socket.connect_async()
         except BaseException:

@@ -90,9 +90,12 @@ class Respond:
 class ScriptedLLM(LoopbackServer):
     """A Chat Completions server that answers from a queue of scripted steps."""
 
-    def __init__(self, *, quirks: Quirks = OPENAI) -> None:
+    def __init__(
+        self, *, quirks: Quirks = OPENAI, models: tuple[str, ...] = ("test-model",)
+    ) -> None:
         super().__init__()
         self.quirks = quirks
+        self.models = models
         self.requests: list[dict[str, Any]] = []
         self.request_headers: list[dict[str, str]] = []
         self.failures: list[str] = []
@@ -110,6 +113,7 @@ class ScriptedLLM(LoopbackServer):
         """The Chat Completions endpoint; anything else is unexpected."""
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle_chat)
+        app.router.add_get("/v1/models", self._handle_models)
         app.router.add_route("*", "/{tail:.*}", self._handle_other)
         return app
 
@@ -169,6 +173,11 @@ class ScriptedLLM(LoopbackServer):
 
     def _next_call_id(self) -> str:
         return f"call_{next(self._ids)}"
+
+    async def _handle_models(self, request: web.Request) -> web.Response:
+        """The model list (`GET /v1/models`), as OpenAI and the self-hosted servers give it."""
+        data = [{"id": name, "object": "model", "owned_by": "local"} for name in self.models]
+        return web.json_response({"object": "list", "data": data})
 
     async def _handle_other(self, request: web.Request) -> web.Response:
         self.failures.append(f"unexpected endpoint: {request.method} {request.path}")
