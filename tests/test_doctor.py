@@ -19,6 +19,7 @@ from bot.llm import OpenAIChatModel
 from fakes.https_server import WebhookServer
 from fakes.model_servers import LLAMA_CPP_CHATML, OLLAMA, Quirks
 from fakes.openai_server import ScriptedLLM
+from fakes.slack_server import FakeSlack
 
 MODEL = "test-model"
 
@@ -128,3 +129,31 @@ async def test_doctor_reports_an_unreachable_model_server(
     assert "completion" in fails[0]
     assert "cannot reach the model server" in fails[0]
     assert finished.stdout.rstrip().endswith("1 problem(s) to fix.")
+
+
+@pytest.mark.parametrize("accepted", [True, False])
+async def test_doctor_checks_the_platform_tokens(
+    accepted: bool, tmp_path: Path, ca: trustme.CA, webhook_server: WebhookServer
+) -> None:
+    """Slack's tokens are checked as `run` would check them (auth.test; in Socket Mode
+    apps.connections.open too), without connecting: a rejection is a failing line."""
+    async with ScriptedLLM(quirks=OLLAMA) as llm, FakeSlack() as slack:
+        script_probe(llm)
+        if not accepted:
+            slack.fail_next("apps.connections.open", "invalid_auth")
+        env = doctor_env(tmp_path, ca, webhook_server, llm.base_url) | {
+            "SLACK_BOT_TOKEN": "xoxb-doctor",
+            "SLACK_APP_TOKEN": "xapp-doctor",
+            "SLACK_API_URL": slack.api_url,
+        }
+        finished = await run_cli("doctor", cwd=tmp_path, env=env)
+        methods = [call.method for call in slack.api_calls]
+    assert methods == ["auth.test", "apps.connections.open"]
+    assert slack.connection_count == 0
+    if accepted:
+        assert finished.code == 0, finished.stdout
+        assert "ok    slack" in finished.stdout
+    else:
+        assert finished.code == 1
+        assert "FAIL  slack" in finished.stdout
+        assert "Slack rejected SLACK_APP_TOKEN (invalid_auth)" in finished.stdout
