@@ -13,7 +13,7 @@ import sys
 from collections.abc import AsyncIterator
 from typing import TextIO
 
-from bot.admin import Admin, render_text
+from bot.admin.operations import Admin, render_text
 from bot.engine import Engine
 from bot.types import IncomingMessage
 

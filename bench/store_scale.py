@@ -28,9 +28,9 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from bot.config import DEFAULT_HISTORY_MESSAGES
-from bot.schema import CALLS_AGGREGATE_TRIGGER
-from bot.store import Store
+from bot.runtime.config import DEFAULT_HISTORY_MESSAGES
+from bot.store.queries import CALLS_AGGREGATE_TRIGGER
+from bot.store.sqlite import SQLiteStore
 from bot.types import ActionResult, Outcome
 
 DEFAULT_CALLS = 1_000_000
@@ -347,7 +347,7 @@ async def time_op(op: Callable[[], Awaitable[object]], repeats: int) -> Timing:
 
 async def measure(path: Path, *, action: str, conversation: str, repeats: int) -> dict[str, Timing]:
     """Time the read paths on the filled database, then one write per repeat."""
-    async with await Store.open(path) as store:
+    async with await SQLiteStore.open(path) as store:
         return {
             "stats_all": await time_op(lambda: store.stats(None), repeats),
             "stats_one": await time_op(lambda: store.stats(action), repeats),
@@ -396,7 +396,7 @@ async def run(
     """Build the database in a temp dir, time the store on it, remove it; all numbers."""
     with tempfile.TemporaryDirectory(prefix="actionbot-store-scale-") as tmp:
         path = Path(tmp) / "actionbot.db"
-        await (await Store.open(path)).close()
+        await (await SQLiteStore.open(path)).close()
         start = time.perf_counter()
         filled = await asyncio.to_thread(
             fill_database, path, calls=calls, conversations=conversations, actions=actions

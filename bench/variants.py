@@ -59,16 +59,16 @@ class ActionBotVariant:
 
     @classmethod
     async def create(cls, *, llm: str, webhook: str, ca: str, path: str = "/inventory") -> Any:
-        from bot.actions import Action, ActionSet, Method, Parameter, ParameterType
-        from bot.egress import EgressPolicy
+        from bot.actions.models import Action, ActionSet, Method, Parameter, ParameterType
         from bot.engine import Engine, EngineLimits
-        from bot.llm import OpenAIChatModel
-        from bot.metrics import MeteredRecorder, Metrics
-        from bot.store import Store
-        from bot.webhooks import WebhookClient
+        from bot.llm.client import OpenAIChatModel
+        from bot.outbound.egress import EgressPolicy
+        from bot.outbound.webhooks import WebhookClient
+        from bot.runtime.metrics import MeteredRecorder, Metrics
+        from bot.store.sqlite import SQLiteStore
 
         folder = tempfile.mkdtemp(prefix="actionbot-bench-db-")
-        store = await Store.open(Path(folder) / "bench.db")
+        store = await SQLiteStore.open(Path(folder) / "bench.db")
         metrics = Metrics()
         webhooks = WebhookClient(
             policy=EgressPolicy(["127.0.0.1/32"]),

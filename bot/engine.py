@@ -19,15 +19,15 @@ from typing import Any
 import openai
 
 from bot import wording
-from bot.actions import Action, ActionSet, parse_arguments, tool_schema
+from bot.actions.models import Action, ActionSet, parse_arguments, tool_schema
 from bot.errors import ArgumentError, LLMRejectedError, LLMResponseError
-from bot.history import Message, size_of, window
-from bot.llm import ChatModel, ModelTurn
-from bot.logs import turn_scope
-from bot.metrics import Metrics
+from bot.llm.client import ChatModel, ModelTurn
+from bot.llm.history import Message, size_of, window
+from bot.outbound.webhooks import WebhookClient
+from bot.runtime.logs import turn_scope
+from bot.runtime.metrics import Metrics
 from bot.store import Store
 from bot.types import IncomingMessage, Reply, ToolCall
-from bot.webhooks import WebhookClient
 
 logger = logging.getLogger(__name__)
 

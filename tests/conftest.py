@@ -14,13 +14,14 @@ import trustme
 from deployment import ACTIONS, SECRETS, Deployment, base_env
 from pydantic import SecretStr
 
-from bot.actions import Action, ActionSet, Method, Parameter, ParameterType
-from bot.config import Settings
-from bot.egress import EgressPolicy
+from bot.actions.models import Action, ActionSet, Method, Parameter, ParameterType
 from bot.engine import Engine, EngineLimits
-from bot.llm import OpenAIChatModel
+from bot.llm.client import OpenAIChatModel
+from bot.outbound.egress import EgressPolicy
+from bot.outbound.webhooks import WebhookClient, default_ssl_context
+from bot.runtime.config import Settings
 from bot.store import Store
-from bot.webhooks import WebhookClient, default_ssl_context
+from bot.store.sqlite import SQLiteStore
 from fakes.https_server import WebhookServer
 from fakes.openai_server import ScriptedLLM
 from fakes.slack_server import FakeSlack
@@ -129,7 +130,7 @@ def make_action() -> Callable[..., Action]:
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
     """A real SQLite store in a temporary file."""
-    async with await Store.open(tmp_path / "actionbot.db") as opened:
+    async with await SQLiteStore.open(tmp_path / "actionbot.db") as opened:
         yield opened
 
 

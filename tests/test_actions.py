@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.actions import (
+from bot.actions.loader import load_actions, parse_actions
+from bot.actions.models import (
     Action,
     ActionSet,
     parse_arguments,
@@ -16,9 +17,8 @@ from bot.actions import (
     prepare_request,
     tool_schema,
 )
-from bot.actions_file import load_actions, parse_actions
-from bot.egress import EgressPolicy
 from bot.errors import ActionNotFoundError, ActionsFileError, ArgumentError, ConfigError
+from bot.outbound.egress import EgressPolicy
 
 REPO = Path(__file__).resolve().parent.parent
 PUBLIC = EgressPolicy()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.actions import Action, ActionSet
-from bot.admin import (
+from bot.actions.models import Action, ActionSet
+from bot.admin.operations import (
     USAGE,
     ActionDetail,
     ActionList,
@@ -23,9 +23,10 @@ from bot.admin import (
     render_text,
 )
 from bot.errors import AdminUsageError
+from bot.outbound.webhooks import WebhookClient
 from bot.store import Store
+from bot.store.sqlite import SQLiteStore
 from bot.types import Outcome
-from bot.webhooks import WebhookClient
 from fakes.https_server import WebhookServer, json_handler
 
 MakeAction = Callable[..., Action]
@@ -204,14 +205,14 @@ async def test_disable_persists_with_the_actor(
     """`disable` makes the action inactive, and a reopened store still says so and by whom."""
     actions = shop_actions(webhook_server, make_action)
     path = tmp_path / "admin.db"
-    async with await Store.open(path) as first:
+    async with await SQLiteStore.open(path) as first:
         admin = Admin(actions=actions, store=first, webhooks=webhooks, result_chars=4000)
         toggled = await admin.execute("/actions disable check_inventory", actor=ACTOR)
         assert toggled == Toggled("check_inventory", active=False, changed=True)
         listing = await admin.execute("list", actor=ACTOR)
         assert isinstance(listing, ActionList)
         assert row_for(listing, "check_inventory") == (False, 0)
-    async with await Store.open(path) as reopened:
+    async with await SQLiteStore.open(path) as reopened:
         admin = Admin(actions=actions, store=reopened, webhooks=webhooks, result_chars=4000)
         listing = await admin.execute("list", actor="console:local")
         assert isinstance(listing, ActionList)

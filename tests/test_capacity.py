@@ -13,12 +13,13 @@ import pytest
 from aiohttp import web
 from conftest import LOOPBACK_ONLY, make_engine
 
-from bot.actions import Action
-from bot.llm import OpenAIChatModel
-from bot.metrics import Metrics
+from bot.actions.models import Action
+from bot.llm.client import OpenAIChatModel
+from bot.outbound.webhooks import WebhookClient
+from bot.runtime.metrics import Metrics
 from bot.store import Store
+from bot.store.sqlite import SQLiteStore
 from bot.types import IncomingMessage, Outcome
-from bot.webhooks import WebhookClient
 from fakes.https_server import WebhookServer, json_handler
 from fakes.openai_server import Reply, ScriptedLLM, Step, ToolCalls
 
@@ -270,7 +271,7 @@ async def test_metrics_show_calls_in_flight_and_queue_waits(
     action = make_action(webhook_server.url("/held"), name="held", max_concurrency=2)
     metrics = Metrics()
     async with (
-        await Store.open(tmp_path / "m.db") as store,
+        await SQLiteStore.open(tmp_path / "m.db") as store,
         WebhookClient(
             policy=LOOPBACK_ONLY, ssl_context=client_ssl_context, observer=metrics
         ) as client,

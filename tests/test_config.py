@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.config import apply_env_file
+from bot.runtime.config import apply_env_file
 
 
 def test_environment_wins_and_the_shadowed_names_are_returned(tmp_path: Path) -> None:

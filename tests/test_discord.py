@@ -18,14 +18,14 @@ from conftest import inventory_action, make_engine, make_settings
 
 from adapters.discord.adapter import MESSAGE_LIMIT, DiscordAdapter
 from bot import wording
-from bot.actions import ActionSet
-from bot.admin import Admin
-from bot.config import Settings
+from bot.actions.models import ActionSet
+from bot.admin.operations import Admin
 from bot.errors import ConfigError
-from bot.llm import OpenAIChatModel
+from bot.llm.client import OpenAIChatModel
+from bot.outbound.webhooks import WebhookClient
+from bot.runtime.config import Settings
+from bot.runtime.tasks import Turns
 from bot.store import Store
-from bot.tasks import Turns
-from bot.webhooks import WebhookClient
 from fakes.discord_server import (
     BOT_USER_ID,
     INTENT_MESSAGE_CONTENT,

@@ -13,8 +13,8 @@ import pytest
 from conftest import SECRET, secret_action
 
 from adapters.discord.format import admin_reply, to_discord_markdown
-from bot.actions import Parameter, ParameterType
-from bot.admin import (
+from bot.actions.models import Parameter, ParameterType
+from bot.admin.operations import (
     USAGE,
     ActionDetail,
     ActionList,
@@ -24,7 +24,7 @@ from bot.admin import (
     StatsReport,
     Toggled,
 )
-from bot.admin import TestReport as ActionTestReport  # a Test* name would be collected
+from bot.admin.operations import TestReport as ActionTestReport  # a Test* name would be collected
 from bot.store import ActionStats
 from bot.types import ActionResult, Outcome
 

@@ -13,9 +13,9 @@ import trustme
 from conftest import make_settings
 from test_cli import INVENTORY_TOML, base_env, closed_port, run_cli, write_ca
 
-from bot.app import open_engine, open_services
-from bot.doctor import check_model
-from bot.llm import OpenAIChatModel
+from actionbot.app import open_engine, open_services
+from actionbot.doctor import check_model
+from bot.llm.client import OpenAIChatModel
 from fakes.https_server import WebhookServer
 from fakes.model_servers import LLAMA_CPP_CHATML, OLLAMA, Quirks
 from fakes.openai_server import ScriptedLLM

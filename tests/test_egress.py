@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from bot.egress import EgressPolicy, parse_ip_literal
+from bot.outbound.egress import EgressPolicy, parse_ip_literal
 
 BLOCKED_HOSTS = [
     # loopback, in the encodings the C resolver accepts

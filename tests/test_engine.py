@@ -14,10 +14,11 @@ from conftest import build_action, inventory_action, make_engine
 
 from bot import wording
 from bot.engine import EngineLimits
-from bot.llm import OpenAIChatModel
+from bot.llm.client import OpenAIChatModel
+from bot.outbound.webhooks import WebhookClient
 from bot.store import Store
+from bot.store.sqlite import SQLiteStore
 from bot.types import IncomingMessage
-from bot.webhooks import WebhookClient
 from fakes.https_server import WebhookServer, json_handler
 from fakes.openai_server import Reply as ScriptedReply
 from fakes.openai_server import ScriptedLLM
@@ -252,7 +253,7 @@ async def test_history_carries_tool_messages_across_turns_and_restarts(
     llm.reply("They cost $129.")
     llm.reply("You're welcome.")
 
-    async with await Store.open(db) as first_store:
+    async with await SQLiteStore.open(db) as first_store:
         engine = make_engine(
             [inventory_action(webhook_server)],
             store=first_store,
@@ -261,7 +262,7 @@ async def test_history_carries_tool_messages_across_turns_and_restarts(
         )
         await engine.handle(message(QUESTION))
         await engine.handle(message("How much?"))
-    async with await Store.open(db) as reopened:
+    async with await SQLiteStore.open(db) as reopened:
         actions = [inventory_action(webhook_server)]
         engine = make_engine(actions, store=reopened, webhooks=webhooks, model=chat_model)
         await engine.handle(message("Thanks"))
@@ -375,7 +376,7 @@ async def test_database_failure_still_answers(
     tmp_path: Path, webhooks: WebhookClient, chat_model: OpenAIChatModel
 ) -> None:
     """If the database cannot be read, the customer gets the apology, not an exception."""
-    broken = await Store.open(tmp_path / "broken.db")
+    broken = await SQLiteStore.open(tmp_path / "broken.db")
     await broken.close()
     engine = make_engine([], store=broken, webhooks=webhooks, model=chat_model)
 

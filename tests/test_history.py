@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.history import Message, units, window
+from bot.llm.history import Message, units, window
 
 
 def user(text: str) -> Message:

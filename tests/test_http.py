@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from bot.http import HttpServer
+from bot.runtime.http import HttpServer
 
 
 async def test_readiness_reflects_every_check() -> None:

@@ -8,7 +8,7 @@ import pytest
 from conftest import make_settings
 
 from bot.errors import ConfigError, LLMResponseError
-from bot.llm import OpenAIChatModel, parse_completion
+from bot.llm.client import OpenAIChatModel, parse_completion
 
 
 def test_tool_calls_and_usage_are_read() -> None:

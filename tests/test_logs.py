@@ -7,7 +7,7 @@ import io
 import json
 import logging
 
-from bot.logs import JsonFormatter, Redactor, TextFormatter, _TurnFilter, turn_scope
+from bot.runtime.logs import JsonFormatter, Redactor, TextFormatter, _TurnFilter, turn_scope
 
 
 def capture(formatter: logging.Formatter, redactor: Redactor | None = None) -> io.StringIO:

@@ -16,10 +16,10 @@ from conftest import inventory_action, make_engine
 
 from bot import wording
 from bot.engine import Engine
-from bot.llm import OpenAIChatModel, ToolMode
+from bot.llm.client import OpenAIChatModel, ToolMode
+from bot.outbound.webhooks import WebhookClient
 from bot.store import Store
 from bot.types import IncomingMessage
-from bot.webhooks import WebhookClient
 from fakes.https_server import WebhookServer, json_handler
 from fakes.model_servers import (
     LLAMA_CPP,
@@ -131,12 +131,12 @@ async def test_refused_request_is_not_retried_and_logged_once(
     ) as (llm, engine):
         llm.error(400, "invalid message format: unknown role 'developer'")
         llm.error(400, "invalid message format: unknown role 'developer'")
-        with caplog.at_level(logging.ERROR, logger="bot.llm"):
+        with caplog.at_level(logging.ERROR, logger="bot.llm.client"):
             first = await ask(engine, conversation="a")
             second = await ask(engine, conversation="b")
     assert len(llm.requests) == 2
     assert first == second == wording.LLM_REJECTED
-    lines = [r.getMessage() for r in caplog.records if r.name == "bot.llm"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "bot.llm.client"]
     assert len(lines) == 1, lines
     assert "HTTP 400: invalid message format: unknown role 'developer'" in lines[0]
 
@@ -245,7 +245,7 @@ async def test_auto_mode_falls_back_when_the_server_refuses_tools(
         llm.reply(envelope({"action": "check_inventory", "arguments": ARGS}))
         llm.reply(envelope({"answer": "4 in stock."}))
         llm.reply(envelope({"answer": "You're welcome!"}))
-        with caplog.at_level(logging.WARNING, logger="bot.llm"):
+        with caplog.at_level(logging.WARNING, logger="bot.llm.client"):
             assert await ask(engine) == "4 in stock."
             assert await ask(engine, "thanks") == "You're welcome!"
     assert webhook_server.requests[0].query == ARGS
@@ -302,9 +302,9 @@ async def test_debug_log_summarises_each_exchange_without_secrets(
     ):
         llm.tool_calls(("check_inventory", ARGS))
         llm.reply("4 in stock.")
-        with caplog.at_level(logging.DEBUG, logger="bot.llm"):
+        with caplog.at_level(logging.DEBUG, logger="bot.llm.client"):
             await ask(engine)
-    lines = [r.getMessage() for r in caplog.records if r.name == "bot.llm"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "bot.llm.client"]
     assert len(lines) == 2, lines
     assert lines[0].startswith("LLM request: model=local-model messages=2 tools=check_inventory")
     assert "finish=tool_calls calls=check_inventory tokens=10+5 latency_ms=" in lines[0]

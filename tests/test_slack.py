@@ -13,15 +13,15 @@ from conftest import inventory_action, make_engine, make_settings
 
 from adapters.slack.adapter import MESSAGE_LIMIT, SlackAdapter
 from bot import wording
-from bot.actions import ActionSet
-from bot.admin import Admin
-from bot.config import Settings
+from bot.actions.models import ActionSet
+from bot.admin.operations import Admin
 from bot.errors import ConfigError
-from bot.http import HttpServer
-from bot.llm import OpenAIChatModel
+from bot.llm.client import OpenAIChatModel
+from bot.outbound.webhooks import WebhookClient
+from bot.runtime.config import Settings
+from bot.runtime.http import HttpServer
+from bot.runtime.tasks import Turns
 from bot.store import Store
-from bot.tasks import Turns
-from bot.webhooks import WebhookClient
 from fakes.https_server import WebhookServer, json_handler
 from fakes.openai_server import ScriptedLLM
 from fakes.slack_server import (

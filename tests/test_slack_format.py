@@ -12,8 +12,8 @@ import pytest
 from conftest import secret_action
 
 from adapters.slack.format import admin_blocks, escape, fallback_text, to_mrkdwn
-from bot.actions import Parameter, ParameterType
-from bot.admin import (
+from bot.actions.models import Parameter, ParameterType
+from bot.admin.operations import (
     USAGE,
     ActionDetail,
     ActionList,
@@ -23,7 +23,7 @@ from bot.admin import (
     StatsReport,
     Toggled,
 )
-from bot.admin import TestReport as ActionTestReport  # a Test* name would be collected
+from bot.admin.operations import TestReport as ActionTestReport  # a Test* name would be collected
 from bot.store import ActionStats
 from bot.types import ActionResult, Outcome
 

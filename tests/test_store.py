@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from bot import store as store_module
 from bot.errors import ConfigError
-from bot.store import MAX_ERROR_CHARS, MIGRATIONS, P95_WINDOW, ActionState, ActionStats, Store
+from bot.store import ActionState, ActionStats, Store
+from bot.store import sqlite as store_module
+from bot.store.sqlite import MAX_ERROR_CHARS, MIGRATIONS, P95_WINDOW, SQLiteStore
 from bot.types import ActionResult, Outcome
 
 T0 = 1_700_000_000.0
@@ -68,7 +69,7 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def store(db_path: Path, clock: Clock) -> AsyncIterator[Store]:
-    async with await Store.open(db_path, clock=clock) as opened:
+    async with await SQLiteStore.open(db_path, clock=clock) as opened:
         yield opened
 
 
@@ -89,10 +90,10 @@ async def test_open_creates_parent_dirs_and_uses_wal(db_path: Path, store: Store
 
 async def test_migrations_are_applied_once_and_recorded(db_path: Path, clock: Clock) -> None:
     """Every migration is recorded with its time, and reopening applies nothing again."""
-    async with await Store.open(db_path, clock=clock):
+    async with await SQLiteStore.open(db_path, clock=clock):
         pass
     clock.now = T0 + 3600
-    async with await Store.open(db_path, clock=clock):
+    async with await SQLiteStore.open(db_path, clock=clock):
         pass
     rows = await query(db_path, "SELECT version, name, applied_at FROM schema_migrations")
     assert rows == [(version, name, T0) for version, name, _ in MIGRATIONS]
@@ -107,7 +108,7 @@ async def test_appended_migration_applies_only_itself(
     db_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A migration appended later runs on an existing database, trigger bodies intact."""
-    async with await Store.open(db_path, clock=clock) as store:
+    async with await SQLiteStore.open(db_path, clock=clock) as store:
         await store.record_call(result())
     extra = (
         len(MIGRATIONS) + 1,
@@ -121,7 +122,7 @@ async def test_appended_migration_applies_only_itself(
     )
     monkeypatch.setattr(store_module, "MIGRATIONS", [*MIGRATIONS, extra])
     clock.now = T0 + 60
-    async with await Store.open(db_path, clock=clock) as store:
+    async with await SQLiteStore.open(db_path, clock=clock) as store:
         await store.record_call(result())
         assert (await store.stats("check_inventory"))[0].calls == 2
     assert await query(db_path, "SELECT action FROM audit") == [("check_inventory",)]
@@ -134,12 +135,12 @@ async def test_failed_migration_is_rolled_back(
     db_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A migration that fails halfway leaves neither its tables nor its version behind."""
-    async with await Store.open(db_path, clock=clock):
+    async with await SQLiteStore.open(db_path, clock=clock):
         pass
     broken = (len(MIGRATIONS) + 1, "broken", "CREATE TABLE half (x); SELECT * FROM nowhere;")
     monkeypatch.setattr(store_module, "MIGRATIONS", [*MIGRATIONS, broken])
     with pytest.raises(ConfigError, match="nowhere"):
-        await Store.open(db_path, clock=clock)
+        await SQLiteStore.open(db_path, clock=clock)
     tables = await query(db_path, "SELECT name FROM sqlite_master WHERE name = 'half'")
     assert tables == []
     versions = await query(db_path, "SELECT MAX(version) FROM schema_migrations")
@@ -148,7 +149,7 @@ async def test_failed_migration_is_rolled_back(
 
 async def test_newer_schema_is_refused(db_path: Path, clock: Clock) -> None:
     """A database written by a newer ActionBot is refused with a clear ConfigError."""
-    async with await Store.open(db_path, clock=clock):
+    async with await SQLiteStore.open(db_path, clock=clock):
         pass
     newer = len(MIGRATIONS) + 5
     with contextlib.closing(sqlite3.connect(db_path)) as db, db:
@@ -157,7 +158,7 @@ async def test_newer_schema_is_refused(db_path: Path, clock: Clock) -> None:
             (newer,),
         )
     with pytest.raises(ConfigError, match=f"schema version {newer}.*Upgrade ActionBot"):
-        await Store.open(db_path, clock=clock)
+        await SQLiteStore.open(db_path, clock=clock)
 
 
 async def test_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
@@ -165,7 +166,7 @@ async def test_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "actions.toml"
     path.write_text("[[actions]]\nname = 'x'\n" * 200)
     with pytest.raises(ConfigError, match=r"actions\.toml"):
-        await Store.open(path)
+        await SQLiteStore.open(path)
 
 
 # -- action state ------------------------------------------------------------------------
@@ -173,12 +174,12 @@ async def test_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
 
 async def test_set_active_persists_with_actor_and_time(db_path: Path, clock: Clock) -> None:
     """A toggle survives close and reopen, with who made it and when; the last one wins."""
-    async with await Store.open(db_path, clock=clock) as store:
+    async with await SQLiteStore.open(db_path, clock=clock) as store:
         assert await store.action_states() == {}
         await store.set_active("check_inventory", False, actor="slack:U1")
         clock.now = T0 + 10
         await store.set_active("warranty", True, actor="discord:42")
-    async with await Store.open(db_path, clock=clock) as store:
+    async with await SQLiteStore.open(db_path, clock=clock) as store:
         assert await store.action_states() == {
             "check_inventory": ActionState(active=False, changed_by="slack:U1", changed_at=at(T0)),
             "warranty": ActionState(active=True, changed_by="discord:42", changed_at=at(T0 + 10)),
@@ -293,14 +294,14 @@ async def test_concurrent_record_calls_are_exact(db_path: Path, clock: Clock) ->
     """200 concurrent record_call tasks give exactly 200 calls, split exactly by outcome,
     and the counts survive reopening."""
     outcomes = [Outcome.SUCCESS, *FAILURES]
-    async with await Store.open(db_path, clock=clock) as store:
+    async with await SQLiteStore.open(db_path, clock=clock) as store:
         await asyncio.gather(
             *(
                 store.record_call(result(outcome=outcomes[i % 4], call_id=f"c{i}"))
                 for i in range(200)
             )
         )
-    async with await Store.open(db_path, clock=clock) as store:
+    async with await SQLiteStore.open(db_path, clock=clock) as store:
         [stats] = await store.stats("check_inventory")
         counts = await store.call_counts()
     assert stats.calls == 200
@@ -314,8 +315,8 @@ async def test_concurrent_record_calls_are_exact(db_path: Path, clock: Clock) ->
 async def test_two_connections_recording_at_once_are_exact(db_path: Path, clock: Clock) -> None:
     """The bot and the CLI recording into the same file at once lose no call."""
     async with (
-        await Store.open(db_path, clock=clock) as bot,
-        await Store.open(db_path, clock=clock) as cli,
+        await SQLiteStore.open(db_path, clock=clock) as bot,
+        await SQLiteStore.open(db_path, clock=clock) as cli,
     ):
         await asyncio.gather(
             *(bot.record_call(result(call_id=f"b{i}")) for i in range(100)),
@@ -329,11 +330,11 @@ async def test_two_connections_recording_at_once_are_exact(db_path: Path, clock:
 
 async def test_mark_seen_is_true_once(db_path: Path, clock: Clock) -> None:
     """mark_seen is True the first time only, also across reopening."""
-    async with await Store.open(db_path, clock=clock) as store:
+    async with await SQLiteStore.open(db_path, clock=clock) as store:
         assert await store.mark_seen("Ev1") is True
         assert await store.mark_seen("Ev1") is False
         assert await store.mark_seen("Ev2") is True
-    async with await Store.open(db_path, clock=clock) as store:
+    async with await SQLiteStore.open(db_path, clock=clock) as store:
         assert await store.mark_seen("Ev1") is False
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bot.tasks import Turns
+from bot.runtime.tasks import Turns
 
 
 async def test_close_waits_for_running_turns_and_refuses_new_ones() -> None:

@@ -22,10 +22,10 @@ from aiohttp import web
 from conftest import make_settings
 from pydantic import SecretStr
 
-from bot.actions import Action, Arguments, Parameter, ParameterType, tool_schema
-from bot.egress import EgressPolicy, IPAddress
+from bot.actions.models import Action, Arguments, Parameter, ParameterType, tool_schema
+from bot.outbound.egress import EgressPolicy, IPAddress
+from bot.outbound.webhooks import USER_AGENT, WebhookClient, default_ssl_context, sign
 from bot.types import ActionResult, Outcome
-from bot.webhooks import USER_AGENT, WebhookClient, default_ssl_context, sign
 from fakes.https_server import (
     WebhookServer,
     body_handler,

@@ -21,7 +21,7 @@ from discord import app_commands
 
 from adapters.discord.format import admin_reply, to_discord_markdown
 from bot import wording
-from bot.admin import (
+from bot.admin.operations import (
     USAGE,
     Admin,
     AdminCommand,
@@ -31,12 +31,12 @@ from bot.admin import (
     parse_key_values,
 )
 from bot.chunks import split_message
-from bot.config import Settings
 from bot.engine import Engine
 from bot.errors import AdminUsageError, ConfigError
-from bot.logs import turn_scope
+from bot.runtime.config import Settings
+from bot.runtime.logs import turn_scope
+from bot.runtime.tasks import Turns
 from bot.store import Store
-from bot.tasks import Turns
 from bot.types import IncomingMessage
 
 logger = logging.getLogger(__name__)

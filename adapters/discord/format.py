@@ -22,7 +22,7 @@ from datetime import datetime
 
 import discord
 
-from bot.admin import (
+from bot.admin.operations import (
     USAGE,
     ActionDetail,
     ActionList,

@@ -29,14 +29,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.format import admin_blocks, fallback_text, to_mrkdwn
 from bot import wording
-from bot.admin import Admin
+from bot.admin.operations import Admin
 from bot.chunks import split_message
-from bot.config import Settings
 from bot.engine import Engine
 from bot.errors import ConfigError
-from bot.logs import turn_scope
+from bot.runtime.config import Settings
+from bot.runtime.logs import turn_scope
+from bot.runtime.tasks import Turns
 from bot.store import Store
-from bot.tasks import Turns
 from bot.types import IncomingMessage
 
 logger = logging.getLogger(__name__)

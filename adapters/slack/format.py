@@ -16,7 +16,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from bot.admin import (
+from bot.admin.operations import (
     USAGE,
     ActionDetail,
     ActionList,

@@ -14,21 +14,21 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from adapters.console import ConsoleAdapter, stdin_lines
-from bot.admin import AdminCommand, AdminResult, Notice, TestReport, Verb, render_text
-from bot.app import (
+from actionbot.app import (
     configuration_problems,
     load_configured_actions,
     open_engine,
     open_services,
 )
-from bot.config import ENV_FILE, Settings, apply_env_file
-from bot.doctor import Finding, ModelReport, check_actions, check_model, check_store
-from bot.egress import EgressPolicy
+from actionbot.doctor import Finding, ModelReport, check_actions, check_model, check_store
+from adapters.console import ConsoleAdapter, stdin_lines
+from bot.admin.operations import AdminCommand, AdminResult, Notice, TestReport, Verb, render_text
 from bot.errors import ActionBotError, ActionsFileError, StartupError
-from bot.llm import OpenAIChatModel
-from bot.logs import configure_logging, protect_secrets
-from bot.store import Store
+from bot.llm.client import OpenAIChatModel
+from bot.outbound.egress import EgressPolicy
+from bot.runtime.config import ENV_FILE, Settings, apply_env_file
+from bot.runtime.logs import configure_logging, protect_secrets
+from bot.store.sqlite import SQLiteStore
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ or run `actionbot chat` in a terminal to talk to the bot locally."""
 
 async def _serve(settings: Settings, model: OpenAIChatModel) -> None:
     # The composition root: platform adapters are imported only when a platform is configured.
-    from adapters.platforms import serve
+    from actionbot.platforms import serve
 
     async with open_services(settings) as services, open_engine(services, model) as engine:
         await serve(
@@ -256,7 +256,7 @@ def run() -> None:
 async def _diagnose(settings: Settings) -> tuple[list[Finding], ModelReport | None]:
     """Every check of `actionbot doctor`, in the order they are printed."""
     findings = [Finding("configuration", False, p) for p in configuration_problems(settings)]
-    findings.append(await check_store(lambda: Store.open(settings.db_path)))
+    findings.append(await check_store(lambda: SQLiteStore.open(settings.db_path)))
     report = None
     if settings.openai_api_key is not None or settings.openai_base_url:
         model = OpenAIChatModel.from_settings(settings)
@@ -282,7 +282,7 @@ async def _remember(settings: Settings, model: OpenAIChatModel, report: ModelRep
     if report.native_tools is None:
         return
     try:
-        async with await Store.open(settings.db_path) as store:
+        async with await SQLiteStore.open(settings.db_path) as store:
             await store.record_model_check(
                 model.endpoint, model.model, native_tools=report.native_tools
             )
@@ -291,9 +291,9 @@ async def _remember(settings: Settings, model: OpenAIChatModel, report: ModelRep
 
 
 async def _platform_findings(settings: Settings) -> list[Finding]:
-    from adapters.platforms import configured_platforms
-    from bot.http import HttpServer
-    from bot.tasks import Turns
+    from actionbot.platforms import configured_platforms
+    from bot.runtime.http import HttpServer
+    from bot.runtime.tasks import Turns
 
     model = OpenAIChatModel.from_settings(settings)
     async with open_services(settings) as services, open_engine(services, model) as engine:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import httpcore2
 import httpx2
 
-from bot.pinning import Refused, Unresolvable
+from bot.outbound.pinning import Refused, Unresolvable
 from bot.types import JSONValue, Outcome
 
 _E = TypeVar("_E", bound=BaseException)

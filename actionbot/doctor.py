@@ -19,11 +19,11 @@ from typing import Any, TypeVar
 
 import openai
 
-from bot.actions import ActionSet
-from bot.egress import EgressPolicy
+from bot.actions.models import ActionSet
 from bot.errors import ActionBotError, LLMResponseError
-from bot.llm import OpenAIChatModel, ToolMode, parse_completion
-from bot.pinning import PinnedBackend, Refused, Unresolvable
+from bot.llm.client import OpenAIChatModel, ToolMode, parse_completion
+from bot.outbound.egress import EgressPolicy
+from bot.outbound.pinning import PinnedBackend, Refused, Unresolvable
 from bot.store import Store
 
 PROBE_TOOL = {

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpcore2
 
-from bot.egress import EgressPolicy, IPAddress, parse_ip_literal
+from bot.outbound.egress import EgressPolicy, IPAddress, parse_ip_literal
 
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
 """Looks up `host` (for `port`) and returns all its addresses; `resolve_host` by default."""

@@ -16,7 +16,7 @@ import itertools
 import json
 from typing import Any
 
-from bot.history import Message
+from bot.llm.history import Message
 from bot.types import ToolCall
 
 _ids = itertools.count(1)

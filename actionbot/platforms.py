@@ -14,14 +14,14 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from bot.admin import Admin
-from bot.config import Settings
+from bot.admin.operations import Admin
 from bot.engine import Engine
 from bot.errors import ConfigError, StartupError
-from bot.http import HttpServer
-from bot.metrics import CONTENT_TYPE, Metrics
+from bot.runtime.config import Settings
+from bot.runtime.http import HttpServer
+from bot.runtime.metrics import CONTENT_TYPE, Metrics
+from bot.runtime.tasks import Turns
 from bot.store import Store
-from bot.tasks import Turns
 
 logger = logging.getLogger(__name__)
 

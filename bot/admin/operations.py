@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from bot.actions import Action, ActionSet, Parameter, parse_arguments
+from bot.actions.models import Action, ActionSet, Parameter, parse_arguments
 from bot.errors import ActionBotError, AdminUsageError
+from bot.outbound.webhooks import WebhookClient
 from bot.store import ActionStats, Store
 from bot.types import ActionResult, trim
-from bot.webhooks import WebhookClient
 
 logger = logging.getLogger(__name__)
 

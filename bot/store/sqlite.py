@@ -38,10 +38,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from bot.errors import ConfigError
-from bot.schema import (
+from bot.store import ActionState, ActionStats
+from bot.store.queries import (
     ACTIVITY_BY_ACTION,
     APPEND_MESSAGE,
     CREATE_MIGRATIONS_TABLE,
@@ -65,44 +64,17 @@ MAX_ERROR_CHARS = 300
 """Stored error messages are cut to this many characters."""
 
 
-class ActionState(BaseModel):
-    """An admin's toggle of an action; it overrides the actions file's initial `active`."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    active: bool
-    changed_by: str
-    changed_at: datetime
-
-
-class ActionStats(BaseModel):
-    """Monitoring numbers for one action. `p95_latency_ms` covers the recent `P95_WINDOW`
-    calls; every other number covers all recorded calls."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    action: str
-    calls: int = 0
-    successes: int = 0
-    failures: dict[str, int] = Field(default_factory=dict)
-    """Count per non-success `Outcome` value, only outcomes that happened."""
-    avg_latency_ms: float | None = None
-    p95_latency_ms: float | None = None
-    last_call_at: datetime | None = None
-    last_error: str | None = None
-    last_error_at: datetime | None = None
-
-
-class Store:
-    """The bot's database. Create with `await Store.open(path)`; close with `close()` or
-    use it as `async with await Store.open(path) as store`."""
+class SQLiteStore:
+    """The bot's database in one SQLite file: every role of `bot.store`. Create with
+    `await SQLiteStore.open(path)`; close with `close()` or use it as
+    `async with await SQLiteStore.open(path) as store`."""
 
     def __init__(self, db: sqlite3.Connection, *, clock: Callable[[], float]) -> None:
         self._db = db
         self._clock = clock
 
     @classmethod
-    async def open(cls, path: Path, *, clock: Callable[[], float] = time.time) -> Store:
+    async def open(cls, path: Path, *, clock: Callable[[], float] = time.time) -> SQLiteStore:
         """Open (creating it if needed) the database at `path` and bring its schema up to date.
 
         Raises `ConfigError` when the file is not a usable database or was written by a newer

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr, ValidationError
 
-from bot.actions import (
+from bot.actions.models import (
     ENV_NAME,
     ENV_REFERENCE,
     HEADER_NAME,
@@ -30,8 +30,8 @@ from bot.actions import (
     ActionSet,
     derive_name,
 )
-from bot.egress import EgressPolicy
 from bot.errors import ActionsFileError, ConfigError, Problem
+from bot.outbound.egress import EgressPolicy
 
 _UTF16_32_BOMS = (
     codecs.BOM_UTF32_LE,

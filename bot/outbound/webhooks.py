@@ -35,14 +35,10 @@ import httpcore2
 import httpx2
 from pydantic import SecretStr
 
-from bot import __version__, config
-from bot.actions import HEADER_VALUE, Action, Arguments, prepare_request
-from bot.egress import EgressPolicy
+from bot import __version__
+from bot.actions.models import HEADER_VALUE, Action, Arguments, prepare_request
 from bot.errors import ConfigError
-from bot.pinning import PinnedBackend, Resolver, pinned_pool, resolve_host
-from bot.slots import Busy, CallSlots
-from bot.types import ActionResult, Outcome
-from bot.webhook_body import (
+from bot.outbound.body import (
     TRANSPORT_ERRORS,
     CallFailed,
     Ending,
@@ -51,6 +47,11 @@ from bot.webhook_body import (
     read_capped,
     refusal,
 )
+from bot.outbound.egress import EgressPolicy
+from bot.outbound.pinning import PinnedBackend, Resolver, pinned_pool, resolve_host
+from bot.outbound.slots import Busy, CallSlots
+from bot.runtime import config
+from bot.types import ActionResult, Outcome
 
 logger = logging.getLogger(__name__)
 

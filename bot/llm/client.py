@@ -10,12 +10,12 @@ from typing import Any, Literal, Protocol
 
 import openai
 
-from bot.config import Settings
 from bot.errors import ConfigError, LLMRejectedError, LLMResponseError
-from bot.history import Message
-from bot.tool_prompt import looks_like_a_call, parse_envelope, to_prompt_messages
+from bot.llm.history import Message
+from bot.llm.tool_prompt import looks_like_a_call, parse_envelope, to_prompt_messages
+from bot.outbound.webhooks import default_ssl_context
+from bot.runtime.config import Settings
 from bot.types import ToolCall
-from bot.webhooks import default_ssl_context
 
 logger = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from bot.config import DEFAULT_MAX_CONCURRENCY
 from bot.errors import ActionNotFoundError, ArgumentError
+from bot.runtime.config import DEFAULT_MAX_CONCURRENCY
 
 ACTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 PARAMETER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")

@@ -8,18 +8,19 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from bot.actions import ENV_REFERENCE, ActionSet
-from bot.actions_file import load_actions
-from bot.admin import Admin
-from bot.config import Settings
-from bot.egress import EgressPolicy
+from bot.actions.loader import load_actions
+from bot.actions.models import ENV_REFERENCE, ActionSet
+from bot.admin.operations import Admin
 from bot.engine import Engine, EngineLimits
 from bot.errors import ActionsFileError, ConfigError
-from bot.llm import NO_LLM_CONFIGURED, OpenAIChatModel
-from bot.logs import protect_secrets
-from bot.metrics import MeteredRecorder, Metrics
+from bot.llm.client import NO_LLM_CONFIGURED, OpenAIChatModel
+from bot.outbound.egress import EgressPolicy
+from bot.outbound.webhooks import WebhookClient
+from bot.runtime.config import Settings
+from bot.runtime.logs import protect_secrets
+from bot.runtime.metrics import MeteredRecorder, Metrics
 from bot.store import Store
-from bot.webhooks import WebhookClient
+from bot.store.sqlite import SQLiteStore
 
 logger = logging.getLogger(__name__)
 DAY = 86400.0
@@ -100,7 +101,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Load the actions, open the store and the webhook client; close them on exit."""
     actions = load_configured_actions(settings)
     protect_secrets(secret_values(settings, actions))
-    store = await Store.open(settings.db_path)
+    store = await SQLiteStore.open(settings.db_path)
     metrics = Metrics()
     recorder = MeteredRecorder(store, metrics)
     try:
