@@ -26,7 +26,7 @@ from bot.llm.history import Message, size_of, window
 from bot.outbound.webhooks import WebhookClient
 from bot.runtime.logs import turn_scope
 from bot.runtime.metrics import Metrics
-from bot.store import Store
+from bot.store import TurnStore
 from bot.types import IncomingMessage, Reply, ToolCall
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ class Engine:
         self,
         *,
         actions: ActionSet,
-        store: Store,
+        store: TurnStore,
         webhooks: WebhookClient,
         model: ChatModel,
         limits: EngineLimits,

@@ -21,6 +21,7 @@ from discord import app_commands
 
 from adapters.discord.format import admin_reply, to_discord_markdown
 from bot import wording
+from bot.admin.access import AdminCheck
 from bot.admin.operations import (
     USAGE,
     Admin,
@@ -36,7 +37,7 @@ from bot.errors import AdminUsageError, ConfigError
 from bot.runtime.config import Settings
 from bot.runtime.logs import turn_scope
 from bot.runtime.tasks import Turns
-from bot.store import Store
+from bot.store import AdapterStore, first_delivery
 from bot.types import IncomingMessage
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class DiscordAdapter:
         settings: Settings,
         engine: Engine,
         admin: Admin,
-        store: Store,
+        store: AdapterStore,
         turns: Turns,
         progress_delay: float = PROGRESS_DELAY,
         guild_ready_timeout: float = 2.0,
@@ -90,6 +91,7 @@ class DiscordAdapter:
         self.client.event(self.on_message)
         self._connection: asyncio.Task[None] | None = None
         self.receiving = True
+        self.admins = AdminCheck(settings.admin_ids)
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -173,7 +175,7 @@ class DiscordAdapter:
         if message.author.bot or not self.receiving:
             return
         conversation = await self._conversation_of(message)
-        if conversation is None or not await self.store.mark_seen(f"{PLATFORM}:{message.id}"):
+        if conversation is None or not await first_delivery(self.store, PLATFORM, str(message.id)):
             return
         self.turns.spawn(self._answer(message, conversation), name=f"discord turn {message.id}")
 
@@ -349,7 +351,7 @@ class DiscordAdapter:
         """An id in ACTIONBOT_ADMINS, or a member with Manage Server in the operator's own
         server (ACTIONBOT_DISCORD_GUILD). Action state is global, so managing some other
         server the bot was invited to grants nothing."""
-        if f"{PLATFORM}:{interaction.user.id}" in self.settings.admin_ids:
+        if self.admins.listed(PLATFORM, str(interaction.user.id)):
             return True
         home = self.settings.discord_guild
         if home is None or interaction.guild_id != home:

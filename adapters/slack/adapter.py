@@ -29,6 +29,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.format import admin_blocks, fallback_text, to_mrkdwn
 from bot import wording
+from bot.admin.access import AdminCheck
 from bot.admin.operations import Admin
 from bot.chunks import split_message
 from bot.engine import Engine
@@ -36,7 +37,7 @@ from bot.errors import ConfigError
 from bot.runtime.config import Settings
 from bot.runtime.logs import turn_scope
 from bot.runtime.tasks import Turns
-from bot.store import Store
+from bot.store import AdapterStore, first_delivery
 from bot.types import IncomingMessage
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,6 @@ logger = logging.getLogger(__name__)
 PLATFORM = "slack"
 MESSAGE_LIMIT = 3900
 """Characters per posted message: Slack truncates `text` beyond 4000."""
-ADMIN_CACHE_SECONDS = 300.0
 HANDLED_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
 CONVERSATION_CHANNELS = frozenset({"channel", "group", "mpim"})
 _HINTS = {
@@ -64,7 +64,7 @@ class SlackAdapter:
         settings: Settings,
         engine: Engine,
         admin: Admin,
-        store: Store,
+        store: AdapterStore,
         turns: Turns,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -95,7 +95,7 @@ class SlackAdapter:
         self.app.event("message")(self._on_message)
         self.app.command("/actions")(self._on_actions)
         self._socket: AsyncSocketModeHandler | None = None
-        self._admins: dict[str, tuple[bool, float]] = {}
+        self.admins = AdminCheck(settings.admin_ids, clock=clock)
 
     @property
     def socket_mode(self) -> bool:
@@ -220,15 +220,7 @@ class SlackAdapter:
     async def _first_delivery(self, body: dict[str, Any]) -> bool:
         """False for an event id seen before (a Slack retry or a duplicate delivery), and
         for any event once shutdown has begun, which is then left unmarked."""
-        if not self.connected:
-            return False
-        event_id = body.get("event_id")
-        if not event_id:
-            return True
-        first = await self.store.mark_seen(f"{PLATFORM}:{event_id}")
-        if not first:
-            logger.info("Slack event %s already handled; skipping the redelivery", event_id)
-        return first
+        return self.connected and await first_delivery(self.store, PLATFORM, body.get("event_id"))
 
     def _mentions_me(self, text: str) -> bool:
         return bool(self.bot_user_id) and f"<@{self.bot_user_id}>" in text
@@ -333,16 +325,13 @@ class SlackAdapter:
     async def is_admin(self, user: str) -> bool:
         """An id in ACTIONBOT_ADMINS, or a workspace admin or owner (cached for 5 minutes).
         The caller has checked that the command comes from the bot's own workspace."""
-        if f"{PLATFORM}:{user}" in self.settings.admin_ids:
-            return True
-        cached = self._admins.get(user)
-        if cached is not None and cached[1] > self.clock():
-            return cached[0]
+        return await self.admins.allowed(PLATFORM, user, lambda: self._workspace_admin(user))
+
+    async def _workspace_admin(self, user: str) -> bool | None:
         info = await self._call(self.client.users_info, user=user)
-        profile = (info or {}).get("user", {})
-        allowed = bool(
+        if info is None:
+            return None  # Slack could not say: no, and asked again next time
+        profile = info.get("user", {})
+        return bool(
             profile.get("is_admin") or profile.get("is_owner") or profile.get("is_primary_owner")
         )
-        if info is not None:
-            self._admins[user] = (allowed, self.clock() + ADMIN_CACHE_SECONDS)
-        return allowed

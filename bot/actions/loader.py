@@ -13,7 +13,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr, ValidationError
@@ -31,7 +31,16 @@ from bot.actions.models import (
     derive_name,
 )
 from bot.errors import ActionsFileError, ConfigError, Problem
-from bot.outbound.egress import EgressPolicy
+
+
+class HostPolicy(Protocol):
+    """Which endpoint hosts the operator allows (the egress policy, `bot.outbound.egress`),
+    asked at load time without any network access."""
+
+    def host_problem(self, host: str) -> str | None:
+        """Why `host` may not be called, or None."""
+        ...
+
 
 _UTF16_32_BOMS = (
     codecs.BOM_UTF32_LE,
@@ -49,7 +58,7 @@ _SYNTAX_WORDING = (
 """tomllib's messages for the commonest slips, in words (prefix → what to say instead)."""
 
 
-def load_actions(path: Path, *, environ: Mapping[str, str], policy: EgressPolicy) -> ActionSet:
+def load_actions(path: Path, *, environ: Mapping[str, str], policy: HostPolicy) -> ActionSet:
     """Load and check the actions file; raise `ActionsFileError` listing every problem."""
     try:
         text = decode_text(path.read_bytes(), path)
@@ -81,7 +90,7 @@ def decode_text(raw: bytes, path: Path) -> str:
 
 
 def parse_actions(
-    text: str, *, source: str, environ: Mapping[str, str], policy: EgressPolicy
+    text: str, *, source: str, environ: Mapping[str, str], policy: HostPolicy
 ) -> ActionSet:
     """Parse the TOML text of an actions file (see `load_actions`)."""
     text = text.removeprefix("\ufeff")
@@ -181,7 +190,7 @@ class _Checker:
         *,
         source: str,
         environ: Mapping[str, str],
-        policy: EgressPolicy,
+        policy: HostPolicy,
         locator: _Locator,
     ) -> None:
         self.source = source
@@ -290,7 +299,7 @@ class _Checker:
         return messages
 
 
-def url_problems(url: str, parameters: Any, policy: EgressPolicy) -> list[str]:
+def url_problems(url: str, parameters: Any, policy: HostPolicy) -> list[str]:
     """Everything wrong with an action's endpoint URL, checked without any network I/O.
 
     `parameters` are the declared parameters (models or raw tables), or None when they are

@@ -18,7 +18,7 @@ from typing import Literal
 from bot.actions.models import Action, ActionSet, Parameter, parse_arguments
 from bot.errors import ActionBotError, AdminUsageError
 from bot.outbound.webhooks import WebhookClient
-from bot.store import ActionStats, Store
+from bot.store import ActionStats, AdminStore
 from bot.types import ActionResult, trim
 
 logger = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ class Admin:
     """Executes admin commands against the loaded actions, the store and the webhook client."""
 
     def __init__(
-        self, *, actions: ActionSet, store: Store, webhooks: WebhookClient, result_chars: int
+        self, *, actions: ActionSet, store: AdminStore, webhooks: WebhookClient, result_chars: int
     ) -> None:
         self.actions = actions
         self.store = store

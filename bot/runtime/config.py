@@ -171,7 +171,7 @@ class Settings(BaseSettings):
 
     @property
     def admin_ids(self) -> frozenset[str]:
-        """Admin ids as `platform:id`, e.g. `slack:U123`."""
+        """Admin ids as `platform:id`, e.g. `slack:U123` (`ACTIONBOT_ADMINS`, spaces allowed)."""
         return frozenset(part.strip() for part in self.admins.split(",") if part.strip())
 
     @property

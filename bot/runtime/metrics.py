@@ -10,12 +10,12 @@ platform, Slack acknowledgement time, plus conversations active in the last hour
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from bot.store import Store
 from bot.types import ActionResult
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -24,6 +24,23 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 QUEUE_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 ACK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 3.0)
 """Slack wants an acknowledgement within 3 s; the buckets resolve the fast end."""
+
+
+class StoreFigures(Protocol):
+    """The store's numbers that a scrape shows (`bot.store.CallLog` and
+    `ConversationStore` provide them)."""
+
+    async def call_totals(self) -> list[tuple[str, str, int]]: ...
+
+    async def active_conversations(self, within_seconds: float) -> int: ...
+
+
+class CallSink(Protocol):
+    """Where a recorded call goes (`bot.store.CallLog.record_call`)."""
+
+    async def record_call(
+        self, result: ActionResult, *, conversation: str | None = None
+    ) -> None: ...
 
 
 class _StoreTotals(Collector):
@@ -112,7 +129,7 @@ class Metrics:
     def webhook_in_flight(self, action: str, change: int) -> None:
         self.webhook_inflight.labels(action).inc(change)
 
-    async def render(self, store: Store) -> bytes:
+    async def render(self, store: StoreFigures) -> bytes:
         """The exposition text, with the store's numbers fetched now."""
         self._totals.totals = await store.call_totals()
         self.conversations.set(await store.active_conversations(ACTIVE_WINDOW_SECONDS))
@@ -122,7 +139,7 @@ class Metrics:
 class MeteredRecorder:
     """Records each call in the store and observes its latency: the webhook client's sink."""
 
-    def __init__(self, store: Store, metrics: Metrics) -> None:
+    def __init__(self, store: CallSink, metrics: Metrics) -> None:
         self.store = store
         self.metrics = metrics
 
