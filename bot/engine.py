@@ -198,6 +198,10 @@ class Engine:
         )
         return result.for_model(self.limits.result_chars)
 
+    def conversations_in_progress(self) -> int:
+        """Conversations with a turn running or waiting (their locks are in the table)."""
+        return len(self._locks)
+
     def _lock(self, key: str) -> _ConversationLock:
         lock = self._locks.get(key)
         if lock is None:
@@ -216,10 +220,17 @@ class _ConversationLock:
 
     async def __aenter__(self) -> None:
         self.users += 1
-        await self.lock.acquire()
+        try:
+            await self.lock.acquire()
+        except BaseException:  # cancelled while waiting: this user never held it
+            self._leave()
+            raise
 
     async def __aexit__(self, *exc: object) -> None:
         self.lock.release()
+        self._leave()
+
+    def _leave(self) -> None:
         self.users -= 1
         if self.users == 0:
             self.table.pop(self.key, None)

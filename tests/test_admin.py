@@ -3,6 +3,7 @@ webhook fake, and the plain-text rendering the shell and the console show."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -194,6 +195,26 @@ async def test_show_masks_secrets(admin: Admin) -> None:
     assert "customer_id" in text
     assert "https://127.0.0.1:" in text
     assert "concurrency: at most 10 calls at once" in text
+
+
+async def test_a_toggle_is_logged_once(
+    store: Store,
+    webhook_server: WebhookServer,
+    make_action: MakeAction,
+    webhooks: WebhookClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Disabling an action writes one log line with who did it, not one per layer."""
+    admin = Admin(
+        actions=shop_actions(webhook_server, make_action),
+        store=store,
+        webhooks=webhooks,
+        result_chars=4000,
+    )
+    with caplog.at_level(logging.INFO):
+        await admin.execute("disable check_inventory", actor=ACTOR)
+    lines = [r.getMessage() for r in caplog.records if "check_inventory" in r.getMessage()]
+    assert lines == [f"action check_inventory disabled by {ACTOR}"]
 
 
 async def test_disable_persists_with_the_actor(

@@ -1,21 +1,37 @@
-"""The installed `actionbot` command, run as a subprocess with only environment configuration,
-against the HTTPS webhook fake (trusted through SSL_CERT_FILE), the scripted LLM and a real
-SQLite file in a temporary directory."""
+"""The `actionbot` command with only environment configuration, against the HTTPS webhook
+fake (trusted through SSL_CERT_FILE), the scripted LLM and a real SQLite file in a temporary
+directory.
+
+Most tests run the command in this process through typer's `CliRunner`, in a worker thread:
+the command runs its own event loop (`asyncio.run`) while the fakes keep serving on the
+test's. Each run gets the working directory and exactly the environment a subprocess would,
+and leaves the environment (which `.env` loading edits), the working directory and the root
+logger (which `configure_logging` replaces) as it found them. Where a real process is the
+point (stdin a real pipe, the terminal check, the installed console script) the test runs
+the installed `actionbot` executable instead.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
 import sys
-from collections.abc import Mapping
+import traceback
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import trustme
+from typer.testing import CliRunner
 
+from actionbot.cli import app
+from bot.runtime.logs import QUIET_LOGGERS
 from bot.wording import LLM_DOWN
 from fakes.https_server import WebhookServer, json_handler
 from fakes.openai_server import ScriptedLLM
@@ -92,6 +108,55 @@ async def run_cli(*args: str, cwd: Path, env: Mapping[str, str], stdin: str = ""
     return Finished(process.returncode, out.decode(), err.decode())
 
 
+@contextmanager
+def process_state(cwd: Path, env: Mapping[str, str]) -> Iterator[None]:
+    """Inside: `cwd` and exactly `env`, as a subprocess would have them. After: the working
+    directory, the environment and the logging setup as they were before."""
+    saved_cwd, saved_env = os.getcwd(), dict(os.environ)
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    saved_quiet = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
+    saved_showwarning = warnings.showwarning
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        for handler in root.handlers:
+            if handler not in saved_handlers:
+                handler.close()
+        # configure_logging removed pytest's capture handlers; they go back, its own go.
+        root.handlers = saved_handlers
+        root.setLevel(saved_level)
+        for name, level in saved_quiet.items():
+            logging.getLogger(name).setLevel(level)
+        if warnings.showwarning is not saved_showwarning:
+            logging.captureWarnings(False)  # restores the saved showwarning
+
+
+async def invoke_cli(*args: str, cwd: Path, env: Mapping[str, str], stdin: str = "") -> Finished:
+    """`run_cli` in this process: `actionbot ARGS` through CliRunner in a worker thread."""
+    with process_state(cwd, env):
+        try:
+            result = await asyncio.wait_for(
+                asyncio.to_thread(CliRunner().invoke, app, list(args), input=stdin), CLI_TIMEOUT
+            )
+        except TimeoutError:
+            # A thread cannot be stopped: this only turns a hang into a named failure.
+            raise AssertionError(
+                f"actionbot {' '.join(args)} did not finish in {CLI_TIMEOUT}s"
+            ) from None
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        # What the interpreter would print before exiting 1 in a real process.
+        stderr += "".join(traceback.format_exception(result.exception))
+    return Finished(result.exit_code, result.stdout, stderr)
+
+
 @dataclass
 class Deployment:
     """An operator's setup in a temporary directory: an actions file whose `check_inventory`
@@ -103,6 +168,11 @@ class Deployment:
     llm: ScriptedLLM
 
     async def run(self, *args: str, stdin: str = "") -> Finished:
+        """`actionbot ARGS` in this process."""
+        return await invoke_cli(*args, cwd=self.cwd, env=self.env, stdin=stdin)
+
+    async def run_process(self, *args: str, stdin: str = "") -> Finished:
+        """`actionbot ARGS` as the installed executable, in a process of its own."""
         return await run_cli(*args, cwd=self.cwd, env=self.env, stdin=stdin)
 
 
@@ -154,7 +224,7 @@ def closed_port() -> int:
 async def test_validate_the_example_file(tmp_path: Path) -> None:
     """The shipped example validates once its secret is set, and lists its three actions."""
     example = str(REPO / "actions.example.toml")
-    finished = await run_cli(
+    finished = await invoke_cli(
         "actions", "validate", example, cwd=tmp_path, env=base_env(CRM_TOKEN="x")
     )
     assert finished.code == 0, finished.stderr
@@ -166,7 +236,7 @@ async def test_validate_the_example_file(tmp_path: Path) -> None:
 async def test_validate_names_a_missing_secret(tmp_path: Path) -> None:
     """Without CRM_TOKEN the example is invalid and the error names the variable."""
     example = str(REPO / "actions.example.toml")
-    finished = await run_cli("actions", "validate", example, cwd=tmp_path, env=base_env())
+    finished = await invoke_cli("actions", "validate", example, cwd=tmp_path, env=base_env())
     assert finished.code != 0
     assert "CRM_TOKEN" in finished.stderr
     assert "loyalty_status" in finished.stderr
@@ -186,7 +256,7 @@ colour = "red"
 async def test_validate_locates_an_unknown_key(tmp_path: Path) -> None:
     """A broken file fails with the file, the line, the action and the unknown key named."""
     (tmp_path / "broken.toml").write_text(BROKEN_TOML)
-    finished = await run_cli("actions", "validate", "broken.toml", cwd=tmp_path, env=base_env())
+    finished = await invoke_cli("actions", "validate", "broken.toml", cwd=tmp_path, env=base_env())
     assert finished.code != 0
     assert "broken.toml:6" in finished.stderr
     assert "'lookup_order'" in finished.stderr
@@ -198,7 +268,7 @@ async def test_validate_locates_an_unknown_key(tmp_path: Path) -> None:
 async def test_validate_reports_every_problem_together(tmp_path: Path) -> None:
     """An http:// URL and an unknown key in one action are both reported, each with its line."""
     (tmp_path / "broken.toml").write_text(BROKEN_TOML)
-    finished = await run_cli("actions", "validate", "broken.toml", cwd=tmp_path, env=base_env())
+    finished = await invoke_cli("actions", "validate", "broken.toml", cwd=tmp_path, env=base_env())
     assert finished.code != 0
     assert "broken.toml:6" in finished.stderr
     assert "'colour'" in finished.stderr
@@ -246,7 +316,8 @@ async def test_piped_chat_answers_each_line_in_order(deployment: Deployment) -> 
     llm.reply("First answer.")
     llm.reply("Second answer.")
     stdin = "Hello there\n\nWhat are your opening hours?\n/actions list\n"
-    finished = await deployment.run("chat", stdin=stdin)
+    # The installed executable with stdin a real pipe, end to end.
+    finished = await deployment.run_process("chat", stdin=stdin)
     assert finished.code == 0, finished.stderr
     lines = finished.stdout.splitlines()
     assert lines[:2] == ["First answer.", "Second answer."]
@@ -260,7 +331,7 @@ async def test_piped_chat_answers_each_line_in_order(deployment: Deployment) -> 
 
 async def test_chat_without_a_model_says_what_to_set(tmp_path: Path) -> None:
     """With no LLM configured, chat exits non-zero and explains OpenAI and Ollama settings."""
-    finished = await run_cli("chat", cwd=tmp_path, env=base_env(), stdin="Hello\n")
+    finished = await invoke_cli("chat", cwd=tmp_path, env=base_env(), stdin="Hello\n")
     assert finished.code != 0
     assert "OPENAI_API_KEY" in finished.stderr
     assert "OPENAI_BASE_URL" in finished.stderr
@@ -280,7 +351,7 @@ async def test_chat_apologises_when_the_llm_is_down(tmp_path: Path) -> None:
         OPENAI_API_KEY="test",
         ACTIONBOT_LLM_MAX_RETRIES="0",
     )
-    finished = await run_cli("chat", cwd=tmp_path, env=env, stdin="Hello?\nAnyone there?\n")
+    finished = await invoke_cli("chat", cwd=tmp_path, env=env, stdin="Hello?\nAnyone there?\n")
     assert finished.code == 0, finished.stderr
     assert finished.stdout.splitlines() == [LLM_DOWN, LLM_DOWN]
     assert "Traceback" not in finished.stdout + finished.stderr
@@ -365,6 +436,7 @@ async def test_show_an_unknown_action(deployment: Deployment) -> None:
 
 async def test_run_without_a_terminal_or_platform(tmp_path: Path) -> None:
     """`run` with piped stdin and no platform tokens exits 2 and says what to set."""
+    # A real process, so the terminal check looks at a real pipe.
     finished = await run_cli("run", cwd=tmp_path, env=base_env(OPENAI_API_KEY="test"))
     assert finished.code == 2
     for hint in ("SLACK_BOT_TOKEN", "DISCORD_TOKEN", "actionbot chat"):
@@ -376,7 +448,7 @@ async def test_run_without_a_terminal_or_platform(tmp_path: Path) -> None:
 async def test_invalid_settings_are_named(tmp_path: Path, command: tuple[str, ...]) -> None:
     """A malformed setting exits 2 with a readable message naming it, not a traceback."""
     env = base_env(ACTIONBOT_HTTP_PORT="abc", OPENAI_API_KEY="test")
-    finished = await run_cli(*command, cwd=tmp_path, env=env)
+    finished = await invoke_cli(*command, cwd=tmp_path, env=env)
     assert finished.code == 2
     assert "ACTIONBOT_HTTP_PORT" in finished.stderr
     assert "Traceback" not in finished.stderr
@@ -389,7 +461,33 @@ async def test_dotenv_supplies_action_secrets(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("CRM_TOKEN=from-dotenv\nACTIONBOT_ACTIONS=missing.toml\n")
     env = base_env(ACTIONBOT_ACTIONS="actions.toml")
 
-    finished = await run_cli("actions", "validate", cwd=tmp_path, env=env)
+    finished = await invoke_cli("actions", "validate", cwd=tmp_path, env=env)
 
     assert finished.code == 0, finished.stderr
     assert "loyalty_status" in finished.stdout
+
+
+# --- the in-process harness ---------------------------------------------------------------
+
+
+async def test_in_process_runs_leave_no_trace(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An in-process run that loads a .env and sets up logging leaves the environment, the
+    working directory, the root logger and pytest's log capture as it found them."""
+    (tmp_path / ".env").write_text("CRM_TOKEN=from-dotenv\n")
+    environ, cwd = dict(os.environ), os.getcwd()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    showwarning = warnings.showwarning
+
+    example = str(REPO / "actions.example.toml")
+    finished = await invoke_cli("actions", "validate", example, cwd=tmp_path, env=base_env())
+
+    assert finished.code == 0, finished.stderr  # CRM_TOKEN came from the .env
+    assert dict(os.environ) == environ
+    assert os.getcwd() == cwd
+    assert (root.handlers, root.level) == (handlers, level)
+    assert warnings.showwarning is showwarning
+    logging.getLogger(__name__).warning("after the run")
+    assert "after the run" in caplog.messages

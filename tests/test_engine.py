@@ -351,6 +351,28 @@ async def test_one_conversation_is_handled_in_order(
     assert contents[1:] == ["first question", "first answer", "second question"]
 
 
+async def test_a_message_cancelled_while_waiting_leaves_no_lock_behind(
+    llm: ScriptedLLM, engine_parts: dict[str, Any]
+) -> None:
+    """A second message of a busy conversation is cancelled (shutdown) while it waits for
+    the first: once the first is answered, the conversation's lock is gone from the table."""
+    engine = make_engine([], **engine_parts)
+    release = asyncio.Event()
+    llm.hang(release, then=ScriptedReply("first answer"))
+
+    first = asyncio.create_task(engine.handle(message("first question")))
+    await llm.wait_for_requests(1)
+    waiting = asyncio.create_task(engine.handle(message("second question")))
+    await asyncio.sleep(0)  # let it reach the lock (it cannot get past: the first holds it)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    release.set()
+
+    assert (await first).text == "first answer"
+    assert engine.conversations_in_progress() == 0
+
+
 async def test_different_conversations_run_in_parallel(
     llm: ScriptedLLM, engine_parts: dict[str, Any]
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from bot.runtime.tasks import Turns
 
@@ -61,6 +62,30 @@ async def test_turn_started_during_the_grace_period_is_not_dropped() -> None:
     assert started == [True]
     assert sorted(finished) == ["late", "running"]
     assert not turns.spawn(late(), name="after")
+
+
+async def test_turns_start_no_task_of_their_own() -> None:
+    """Only the turns themselves run as tasks: finishing one leaves no helper task behind
+    (every task has an owner)."""
+    loop = asyncio.get_running_loop()
+    created: list[str] = []
+
+    def recording_factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+        created.append(coro.__qualname__)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    async def turn() -> None:
+        pass
+
+    loop.set_task_factory(recording_factory)
+    try:
+        turns = Turns()
+        turns.spawn(turn(), name="one")
+        turns.spawn(turn(), name="two")
+        await turns.drain()
+    finally:
+        loop.set_task_factory(None)
+    assert created == [turn.__qualname__, turn.__qualname__]
 
 
 async def test_at_most_limit_turns_run_and_the_rest_start_in_order() -> None:

@@ -39,7 +39,8 @@ class Turns:
 
     def __init__(self, *, limit: int | None = None, max_lag: float = MAX_LAG_SECONDS) -> None:
         self._tasks: set[asyncio.Task[None]] = set()
-        self._changed = asyncio.Condition()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._running = asyncio.Semaphore(limit) if limit is not None else None
         self._admission = asyncio.Lock()
         self._max_lag = max_lag
@@ -58,6 +59,7 @@ class Turns:
         limited = queued and self._running is not None
         task = asyncio.create_task(self._in_turn(work) if limited else work, name=name)
         self._tasks.add(task)
+        self._idle.clear()
         task.add_done_callback(self._finished)
         return True
 
@@ -90,16 +92,13 @@ class Turns:
         self._tasks.discard(task)
         if not task.cancelled() and (error := task.exception()) is not None:
             logger.error("%s failed", task.get_name(), exc_info=error)
-        asyncio.get_running_loop().create_task(self._notify())
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+        if not self._tasks:
+            self._idle.set()  # no task of its own to tell waiters: nothing left behind
 
     async def drain(self) -> None:
         """Wait until no turn is running (including turns started while waiting)."""
-        async with self._changed:
-            await self._changed.wait_for(lambda: not self._tasks)
+        while self._tasks:
+            await self._idle.wait()
 
     def refuse_new(self) -> None:
         """From now on `spawn` starts nothing (shutdown has begun)."""

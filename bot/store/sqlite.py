@@ -124,10 +124,10 @@ class SQLiteStore:
         }
 
     async def set_active(self, name: str, active: bool, *, actor: str) -> None:
-        """Record that `actor` turned action `name` on or off, now."""
+        """Record that `actor` turned action `name` on or off, now (the admin operation logs
+        it, once)."""
         with self._transaction(write=True) as db:
             db.execute(SET_ACTIVE, (name, int(active), actor, self._clock()))
-        logger.info("action %s set %s by %s", name, "active" if active else "inactive", actor)
 
     # -- call log and stats --------------------------------------------------------------
 
