@@ -12,6 +12,7 @@ RUN /opt/actionbot/bin/pip install --no-deps -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY adapters ./adapters
+COPY actionbot ./actionbot
 RUN /opt/actionbot/bin/pip install --no-deps .
 
 FROM python:${PYTHON_VERSION}-slim

@@ -29,9 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from bot.runtime.config import DEFAULT_HISTORY_MESSAGES
-from bot.store.queries import CALLS_AGGREGATE_TRIGGER
+from bot.store.queries import MIGRATIONS
 from bot.store.sqlite import SQLiteStore
 from bot.types import ActionResult, Outcome
+
+AGGREGATE_TRIGGER = next(sql for version, _, sql in MIGRATIONS if version == 3)
+"""The trigger that keeps the call aggregates, re-created after the bulk fill."""
 
 DEFAULT_CALLS = 1_000_000
 DEFAULT_CONVERSATIONS = 100_000
@@ -238,7 +241,7 @@ def fill_database(path: Path, *, calls: int, conversations: int, actions: int) -
             "calls_s": _timed(_fill_calls, db, calls, names, now),
             "aggregates_s": _timed(_fill_aggregates, db),
         }
-        db.executescript(CALLS_AGGREGATE_TRIGGER)
+        db.executescript(AGGREGATE_TRIGGER)
         db.execute("PRAGMA journal_mode = WAL")  # back to how the bot runs
         return {"phases": phases, **_check(db, conversations=conversations)}
     finally:

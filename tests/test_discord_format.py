@@ -12,7 +12,8 @@ import discord
 import pytest
 from conftest import SECRET, secret_action
 
-from adapters.discord.format import admin_reply, to_discord_markdown
+from adapters.discord.format import admin_reply
+from adapters.discord.markdown import to_discord_markdown
 from bot.actions.models import Parameter, ParameterType
 from bot.admin.operations import (
     USAGE,

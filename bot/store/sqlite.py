@@ -19,7 +19,7 @@ one number not taken from aggregates is p95 latency: it is computed over the mos
 `P95_WINDOW` calls of the action (read from the index on `calls(action, id, …)`), so it
 describes recent behaviour.
 
-Schema changes are appended to `MIGRATIONS` as `(version, name, sql)`; each is applied once,
+Schema changes are SQL files in `migrations/` (see `queries.py`); each is applied once,
 in order, in its own transaction, and recorded in `schema_migrations`.
 """
 

@@ -1,0 +1,55 @@
+"""The "Checking inventory…" note a slow answer shows while the engine works.
+
+The note is posted only when the answer takes longer than a delay, so quick answers arrive
+alone, and once posted it is edited into the first piece of the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import discord
+
+from adapters.discord.posting import Sendable, edit, send
+
+PROGRESS_DELAY = 1.5
+"""Seconds an answer may take before a "Checking inventory…" note is posted."""
+
+
+class ProgressNote:
+    """A "Checking inventory…" note, posted only if the answer takes longer than `delay`.
+
+    When posted, the note is edited into the first piece of the answer.
+    """
+
+    def __init__(self, where: Sendable, *, delay: float) -> None:
+        self.where = where
+        self.delay = delay
+        self.message: discord.Message | None = None
+        self.pending: asyncio.Task[None] | None = None
+        self.status = ""
+
+    async def show(self, status: str) -> None:
+        self.status = status
+        if self.message is not None:
+            await edit(self.message, f"*{status}*")
+        elif self.delay <= 0:
+            await self._post()
+        elif self.pending is None:
+            self.pending = asyncio.create_task(self._post_later(), name="discord progress")
+
+    async def _post_later(self) -> None:
+        await asyncio.sleep(self.delay)
+        await self._post()
+
+    async def _post(self) -> None:
+        self.message = await send(self.where, f"*{self.status}*")
+
+    async def finish(self, text: str) -> bool:
+        """Turn the note into `text`; False when no note was posted (send `text` instead)."""
+        if self.pending is not None:
+            self.pending.cancel()
+            await asyncio.gather(self.pending, return_exceptions=True)
+        if self.message is None:
+            return False
+        return await edit(self.message, text)
