@@ -32,19 +32,6 @@ EMPTY_ANSWER = "Sorry, I don't have an answer for that. Could you rephrase your 
 EMPTY_MESSAGE = "Hi! How can I help you today?"
 WORKING = "Working on it…"
 NOT_ADMIN = "Sorry, only admins can use /actions. Ask a workspace admin if you need a change."
-NOT_ADMIN_DISCORD = (
-    "Sorry, only admins can use /actions: members with Manage Server, or the ids in "
-    "ACTIONBOT_ADMINS."
-)
-DISCORD_LOGIN_REJECTED = (
-    "Discord rejected DISCORD_TOKEN. Copy the bot token from the Developer Portal → your "
-    "application → Bot → Reset Token, and put it in DISCORD_TOKEN."
-)
-DISCORD_INTENT_MISSING = (
-    "Discord refused the connection: the Message Content intent is not enabled. Turn on "
-    "Developer Portal → your application → Bot → Privileged Gateway Intents → MESSAGE CONTENT "
-    "INTENT, then start again."
-)
 TEXT_ONLY = "I can only read text messages. Could you type your question?"
 
 _GERUNDS = {
@@ -109,18 +96,3 @@ def unreachable(service: str, where: str, error: BaseException) -> str:
         f"ActionBot cannot reach {service} at {where} ({reason}). Check this machine's "
         "network and DNS (and any proxy or firewall), then start again."
     )
-
-
-def slack_token_rejected(variable: str, error: str) -> str:
-    """What to do when Slack refuses one of the configured tokens at startup."""
-    advice = {
-        "SLACK_BOT_TOKEN": (
-            "Use the Bot User OAuth Token (xoxb-…) from your app's OAuth & Permissions page, "
-            "and install the app to the workspace."
-        ),
-        "SLACK_APP_TOKEN": (
-            "Use an app-level token (xapp-…) with the connections:write scope, from Basic "
-            "Information → App-Level Tokens, and turn Socket Mode on."
-        ),
-    }[variable]
-    return f"Slack rejected {variable} ({error}). {advice}"

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from conftest import inventory_action, make_engine, make_settings
 
+from adapters.discord import wording as discord_wording
 from adapters.discord.adapter import MESSAGE_LIMIT, DiscordAdapter
 from bot import wording
 from bot.actions.models import ActionSet
@@ -279,7 +280,7 @@ async def test_non_admin_cannot_disable(harness: Harness) -> None:
     data = await harness.command("disable", name="check_inventory")
     await harness.barrier()
 
-    assert data["content"] == wording.NOT_ADMIN_DISCORD
+    assert data["content"] == discord_wording.NOT_ADMIN_DISCORD
     assert data["flags"] == 64
     assert await harness.store.action_states() == {}
     assert harness.tools_offered(0) == ["check_inventory"]
@@ -419,5 +420,5 @@ async def test_managers_of_other_servers_are_not_admins(harness: Harness) -> Non
     [callback] = await harness.fake.wait_for("POST", path)
 
     assert callback.json is not None
-    assert callback.json["data"]["content"] == wording.NOT_ADMIN_DISCORD
+    assert callback.json["data"]["content"] == discord_wording.NOT_ADMIN_DISCORD
     assert await harness.store.action_states() == {}

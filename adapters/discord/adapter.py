@@ -18,6 +18,7 @@ import aiohttp
 import discord
 from discord import app_commands
 
+from adapters.discord import wording as discord_wording
 from adapters.discord.commands import ActionsCommands
 from adapters.discord.markdown import to_discord_markdown
 from adapters.discord.posting import NO_PINGS, Sendable, channel_name, send
@@ -107,7 +108,7 @@ class DiscordAdapter:
             await self.client.login(token.get_secret_value())
         except discord.LoginFailure:
             await self.client.close()
-            raise ConfigError(wording.DISCORD_LOGIN_REJECTED) from None
+            raise ConfigError(discord_wording.DISCORD_LOGIN_REJECTED) from None
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             await self.client.close()
             where = discord.http.Route.BASE
@@ -118,7 +119,7 @@ class DiscordAdapter:
         error = self._connection.exception()
         await self.client.close()
         if isinstance(error, discord.PrivilegedIntentsRequired):
-            raise ConfigError(wording.DISCORD_INTENT_MISSING) from None
+            raise ConfigError(discord_wording.DISCORD_INTENT_MISSING) from None
         raise ConfigError(f"Could not connect to Discord: {error}") from None
 
     def invite_url(self) -> str:

@@ -15,9 +15,9 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from adapters.discord import wording as discord_wording
 from adapters.discord.format import admin_reply
 from adapters.discord.posting import NO_PINGS
-from bot import wording
 from bot.admin.access import AdminCheck
 from bot.admin.operations import (
     USAGE,
@@ -96,7 +96,7 @@ class ActionsCommands:
         user = interaction.user.id
         if not self.is_admin(interaction):
             logger.info("refused /actions from non-admin %s:%s", self.platform, user)
-            await _respond(interaction, wording.NOT_ADMIN_DISCORD, [])
+            await _respond(interaction, discord_wording.NOT_ADMIN_DISCORD, [])
             return
         result: AdminResult
         if isinstance(command, AdminCommand):

@@ -27,6 +27,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack import wording as slack_wording
 from adapters.slack.format import admin_blocks, fallback_text, to_mrkdwn
 from bot import wording
 from bot.admin.access import AdminCheck
@@ -169,7 +170,7 @@ class SlackAdapter:
             return await getattr(self.client, method)(**arguments)
         except SlackApiError as exc:
             error = exc.response.get("error", "unknown_error")
-            raise ConfigError(wording.slack_token_rejected(variable, error)) from None
+            raise ConfigError(slack_wording.slack_token_rejected(variable, error)) from None
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise ConfigError(wording.unreachable("Slack", self.api_url, exc)) from None
 
