@@ -26,8 +26,14 @@ from fakes.https_server import WebhookServer
 from fakes.openai_server import ScriptedLLM
 from fakes.slack_server import FakeSlack
 
-LOOPBACK_ONLY = EgressPolicy(["127.0.0.1/32"])
-"""Tests reach the local fakes through the operator's allow list, as a deployment would."""
+
+def loopback_only() -> EgressPolicy:
+    """Tests reach the local fakes through the operator's allow list, as a deployment would.
+    (Built when used, not at import: mutation testing forbids calling the code under test
+    while modules load.)"""
+    return EgressPolicy(["127.0.0.1/32"])
+
+
 LIMITS = EngineLimits(
     max_tool_rounds=5, history_messages=40, history_chars=24000, result_chars=4000
 )
@@ -156,7 +162,7 @@ async def webhooks(
 ) -> AsyncIterator[WebhookClient]:
     """A webhook client that trusts the test CA, may reach loopback, and records to `store`."""
     async with WebhookClient(
-        policy=LOOPBACK_ONLY, recorder=store, ssl_context=client_ssl_context
+        policy=loopback_only(), recorder=store, ssl_context=client_ssl_context
     ) as client:
         yield client
 

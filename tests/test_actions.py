@@ -21,7 +21,11 @@ from bot.errors import ActionNotFoundError, ActionsFileError, ArgumentError, Con
 from bot.outbound.egress import EgressPolicy
 
 REPO = Path(__file__).resolve().parent.parent
-PUBLIC = EgressPolicy()
+
+
+def public() -> EgressPolicy:
+    return EgressPolicy()
+
 
 GOOD = """\
 [[actions]]
@@ -63,9 +67,10 @@ required = true
 
 
 def load(
-    text: str, environ: dict[str, str] | None = None, policy: EgressPolicy = PUBLIC
+    text: str, environ: dict[str, str] | None = None, policy: EgressPolicy | None = None
 ) -> ActionSet:
     env = {"CRM_TOKEN": "s3cret-token"} if environ is None else environ
+    policy = policy or public()
     return parse_actions(text, source="actions.toml", environ=env, policy=policy)
 
 
@@ -79,7 +84,7 @@ def test_example_file_loads() -> None:
     """The shipped example loads with the seed's three actions when its secret is set."""
     env = dict(os.environ, CRM_TOKEN="x")
     text = (REPO / "actions.example.toml").read_text()
-    actions = parse_actions(text, source="actions.example.toml", environ=env, policy=PUBLIC)
+    actions = parse_actions(text, source="actions.example.toml", environ=env, policy=public())
     assert actions.names() == ["check_inventory", "warranty_status", "loyalty_status"]
     assert actions.get("warranty_status").method == "POST"
     assert actions.get("loyalty_status").path_parameters() == ["customer_id"]
@@ -282,7 +287,7 @@ def test_file_with_a_utf8_byte_order_mark_loads(tmp_path: Path) -> None:
     """Editors that save UTF-8 with a byte order mark (Notepad) produce a valid file."""
     path = tmp_path / "actions.toml"
     path.write_bytes(b"\xef\xbb\xbf" + GOOD.encode())
-    actions = load_actions(path, environ={"CRM_TOKEN": "x"}, policy=PUBLIC)
+    actions = load_actions(path, environ={"CRM_TOKEN": "x"}, policy=public())
     assert actions.names() == ["check_inventory", "loyalty"]
 
 
@@ -301,7 +306,7 @@ def test_file_in_another_encoding_is_one_clear_error(
     path = tmp_path / "actions.toml"
     path.write_bytes(GOOD.replace("Loyalty status", "Loyalty café").encode(encoding))
     with pytest.raises(ConfigError) as caught:
-        load_actions(path, environ={"CRM_TOKEN": "x"}, policy=PUBLIC)
+        load_actions(path, environ={"CRM_TOKEN": "x"}, policy=public())
     assert f"The actions file {path} {expected}" in str(caught.value)
 
 

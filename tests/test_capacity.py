@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from conftest import LOOPBACK_ONLY, make_engine
+from conftest import loopback_only, make_engine
 
 from bot.actions.models import Action
 from bot.llm.client import OpenAIChatModel
@@ -42,7 +42,7 @@ async def small_pool(
 ) -> AsyncIterator[WebhookClient]:
     """A client with a pool of 10 connections, where one leaked slot is easy to see."""
     async with WebhookClient(
-        policy=LOOPBACK_ONLY,
+        policy=loopback_only(),
         recorder=store,
         ssl_context=client_ssl_context,
         connections=10,
@@ -128,7 +128,7 @@ async def test_queue_wait_is_not_charged_to_the_deadline(
     webhook_server.route("/slow", slow_handler(1.0, {"ok": True}))
     action = make_action(webhook_server.url("/slow"), timeout=1.5)
     async with WebhookClient(
-        policy=LOOPBACK_ONLY, ssl_context=client_ssl_context, connections=1, queue_timeout=5
+        policy=loopback_only(), ssl_context=client_ssl_context, connections=1, queue_timeout=5
     ) as client:
         results = await asyncio.gather(client.call(action, {}), client.call(action, {}))
     assert [r.outcome for r in results] == [Outcome.SUCCESS, Outcome.SUCCESS]
@@ -148,7 +148,7 @@ async def test_a_full_queue_ends_busy_without_reaching_the_endpoint(
     webhook_server.route("/held", held)
     action = make_action(webhook_server.url("/held"), timeout=5, max_concurrency=1)
     async with WebhookClient(
-        policy=LOOPBACK_ONLY, ssl_context=client_ssl_context, queue_timeout=0.2
+        policy=loopback_only(), ssl_context=client_ssl_context, queue_timeout=0.2
     ) as client:
         first = asyncio.create_task(client.call(action, {}))
         await webhook_server.wait_for_requests(1)
@@ -212,7 +212,7 @@ async def test_hundred_concurrent_turns_all_answered(
         max_concurrency=100,
     )
     async with WebhookClient(
-        policy=LOOPBACK_ONLY, recorder=store, ssl_context=client_ssl_context
+        policy=loopback_only(), recorder=store, ssl_context=client_ssl_context
     ) as webhooks:
         texts = await _concurrent_turns(
             n=100, llm=llm, chat_model=chat_model, store=store, webhooks=webhooks, action=action
@@ -241,7 +241,7 @@ async def test_max_concurrency_turns_the_rest_away_as_busy(
         max_concurrency=10,
     )
     async with WebhookClient(
-        policy=LOOPBACK_ONLY, recorder=store, ssl_context=client_ssl_context, queue_timeout=1
+        policy=loopback_only(), recorder=store, ssl_context=client_ssl_context, queue_timeout=1
     ) as webhooks:
         texts = await _concurrent_turns(
             n=100, llm=llm, chat_model=chat_model, store=store, webhooks=webhooks, action=action
@@ -273,7 +273,7 @@ async def test_metrics_show_calls_in_flight_and_queue_waits(
     async with (
         await SQLiteStore.open(tmp_path / "m.db") as store,
         WebhookClient(
-            policy=LOOPBACK_ONLY, ssl_context=client_ssl_context, observer=metrics
+            policy=loopback_only(), ssl_context=client_ssl_context, observer=metrics
         ) as client,
     ):
         calls = [asyncio.create_task(client.call(action, {})) for _ in range(3)]

@@ -304,6 +304,20 @@ async def test_workspace_admin_is_allowed(harness: Harness) -> None:
     assert harness.slack.calls("users.info")[0]["user"] == "UWS"
 
 
+async def test_workspace_owner_is_allowed_and_a_member_is_asked_once(harness: Harness) -> None:
+    """An owner (not flagged admin) may use /actions; a plain member is refused, and asked
+    about only once within the cache time."""
+    harness.slack.add_user("UOWN", is_owner=True)
+
+    owner = await harness.slash("list", user="UOWN")
+    first = await harness.slash("stats", user="U7")
+    again = await harness.slash("show check_inventory", user="U7")
+
+    assert "check_inventory" in owner["text"]
+    assert first["text"] == again["text"] == wording.NOT_ADMIN
+    assert [c["user"] for c in harness.slack.calls("users.info")] == ["UOWN", "U7"]
+
+
 async def test_unknown_subcommand_gets_usage(harness: Harness) -> None:
     """A typo gets the usage text, not an error trace."""
     response = await harness.slash("dsable check_inventory", user="UADMIN")

@@ -34,7 +34,12 @@ from fakes.https_server import (
 )
 
 MakeAction = Callable[..., Action]
-LOOPBACK = EgressPolicy(["127.0.0.1/32"])
+
+
+def loopback() -> EgressPolicy:
+    return EgressPolicy(["127.0.0.1/32"])
+
+
 TOKEN = "Bearer sk-live-0123456789abcdef"
 WEBHOOK_SECRET = "whsec-test-secret"
 
@@ -87,7 +92,7 @@ async def client(
 ) -> AsyncIterator[WebhookClient]:
     """A client that may reach 127.0.0.1 and trusts the test CA."""
     async with WebhookClient(
-        policy=LOOPBACK, recorder=recorder, ssl_context=client_ssl_context
+        policy=loopback(), recorder=recorder, ssl_context=client_ssl_context
     ) as webhook_client:
         yield webhook_client
 
@@ -227,7 +232,7 @@ async def test_receiver_verifies_post_signature(
     """A receiver's HMAC check accepts the signed POST body and rejects a tampered one."""
     action = make_action(webhook_server.url("/signed"), method="POST", parameters=["serial"])
     async with WebhookClient(
-        policy=LOOPBACK, ssl_context=client_ssl_context, secret=SecretStr(WEBHOOK_SECRET)
+        policy=loopback(), ssl_context=client_ssl_context, secret=SecretStr(WEBHOOK_SECRET)
     ) as client:
         await client.call(action, {"serial": "SN-42"})
     request = webhook_server.requests[0]
@@ -246,7 +251,7 @@ async def test_get_signature_covers_the_empty_body(
 ) -> None:
     """A GET is signed over `<timestamp>.` with an empty body."""
     async with WebhookClient(
-        policy=LOOPBACK, ssl_context=client_ssl_context, secret=SecretStr(WEBHOOK_SECRET)
+        policy=loopback(), ssl_context=client_ssl_context, secret=SecretStr(WEBHOOK_SECRET)
     ) as client:
         await client.call(make_action(webhook_server.url("/g")), {})
     headers = webhook_server.requests[0].headers
@@ -293,7 +298,7 @@ async def test_server_that_drips_the_body_hits_the_deadline(
 async def test_action_timeout_is_capped(client_ssl_context: ssl.SSLContext) -> None:
     """An action's own timeout is bounded by the maximum; no timeout means the default."""
     async with WebhookClient(
-        policy=LOOPBACK, ssl_context=client_ssl_context, default_timeout=7, max_timeout=20
+        policy=loopback(), ssl_context=client_ssl_context, default_timeout=7, max_timeout=20
     ) as client:
         assert client.timeout_for(_bare_action(timeout=300)) == 20
         assert client.timeout_for(_bare_action(timeout=3)) == 3
@@ -312,7 +317,7 @@ async def test_declared_oversized_body_is_refused(
     """A Content-Length above the cap is refused as an invalid response."""
     webhook_server.route("/big", body_handler(b'"' + b"x" * 2048 + b'"'))
     async with WebhookClient(
-        policy=LOOPBACK, ssl_context=client_ssl_context, max_body_bytes=1024
+        policy=loopback(), ssl_context=client_ssl_context, max_body_bytes=1024
     ) as client:
         result = await client.call(make_action(webhook_server.url("/big")), {})
     assert result.outcome is Outcome.INVALID_RESPONSE
@@ -326,7 +331,7 @@ async def test_endless_chunked_body_is_cut_at_the_cap(
     """A chunked body with no end stops being read at the cap, well before the deadline."""
     webhook_server.drip("/flood", chunk=b"x" * 4096, interval=0)
     async with WebhookClient(
-        policy=LOOPBACK, ssl_context=client_ssl_context, max_body_bytes=64 * 1024
+        policy=loopback(), ssl_context=client_ssl_context, max_body_bytes=64 * 1024
     ) as client:
         result = await client.call(make_action(webhook_server.url("/flood"), timeout=30), {})
     assert result.outcome is Outcome.INVALID_RESPONSE
@@ -420,7 +425,7 @@ async def test_cross_origin_redirect_drops_configured_headers(
     webhook_server.route("/go", redirect_handler(other_server.url("/landing")))
     action = make_action(webhook_server.url("/go"), headers={"Authorization": TOKEN})
     async with WebhookClient(
-        policy=LOOPBACK, outside_policy=LOOPBACK, ssl_context=client_ssl_context
+        policy=loopback(), outside_policy=loopback(), ssl_context=client_ssl_context
     ) as client:
         result = await client.call(action, {})
     assert result.outcome is Outcome.SUCCESS
@@ -476,7 +481,7 @@ async def test_redirect_to_blocked_address_is_refused(
     location = target.format(port=webhook_server.port)
     webhook_server.route("/r", redirect_handler(location))
     async with WebhookClient(
-        policy=LOOPBACK, ssl_context=client_ssl_context, resolver=resolver
+        policy=loopback(), ssl_context=client_ssl_context, resolver=resolver
     ) as client:
         result = await client.call(make_action(webhook_server.url("/r")), {})
     assert result.outcome is Outcome.BLOCKED
@@ -532,7 +537,7 @@ async def test_dns_rebinding_cannot_switch_the_address(
     resolver = ScriptedResolver(["127.0.0.1"], ["10.0.0.1"])
     action = make_action(webhook_server.url("/x", host="api.webhook.test"))
     async with WebhookClient(
-        policy=LOOPBACK, ssl_context=client_ssl_context, resolver=resolver
+        policy=loopback(), ssl_context=client_ssl_context, resolver=resolver
     ) as client:
         first = await client.call(action, {})
         second = await client.call(action, {})
@@ -540,7 +545,7 @@ async def test_dns_rebinding_cannot_switch_the_address(
     assert resolver.lookups == ["api.webhook.test"]
     assert webhook_server.requests[0].headers["Host"] == f"api.webhook.test:{webhook_server.port}"
     async with WebhookClient(
-        policy=LOOPBACK, ssl_context=client_ssl_context, resolver=resolver
+        policy=loopback(), ssl_context=client_ssl_context, resolver=resolver
     ) as fresh:
         third = await fresh.call(action, {})
     assert third.outcome is Outcome.BLOCKED
@@ -561,7 +566,7 @@ async def test_any_blocked_answer_refuses_the_host(
     resolver = ScriptedResolver(answer, ["127.0.0.1"])
     action = make_action(webhook_server.url("/x", host="api.webhook.test"))
     async with WebhookClient(
-        policy=LOOPBACK, ssl_context=client_ssl_context, resolver=resolver
+        policy=loopback(), ssl_context=client_ssl_context, resolver=resolver
     ) as client:
         result = await client.call(action, {})
     assert result.outcome is Outcome.BLOCKED
@@ -576,7 +581,7 @@ async def test_certificate_is_checked_against_the_name(
     resolver = ScriptedResolver(["127.0.0.1"])
     action = make_action(webhook_server.url("/x", host="shop.example"))
     async with WebhookClient(
-        policy=LOOPBACK, ssl_context=client_ssl_context, resolver=resolver
+        policy=loopback(), ssl_context=client_ssl_context, resolver=resolver
     ) as client:
         result = await client.call(action, {})
     assert result.outcome is Outcome.ERROR
@@ -602,7 +607,7 @@ async def test_untrusted_certificate_is_a_readable_error(
     webhook_server: WebhookServer, make_action: MakeAction
 ) -> None:
     """A server whose CA is not trusted fails with a short TLS message, not a trace."""
-    async with WebhookClient(policy=LOOPBACK, ssl_context=default_ssl_context()) as client:
+    async with WebhookClient(policy=loopback(), ssl_context=default_ssl_context()) as client:
         result = await client.call(make_action(webhook_server.url("/x")), {})
     assert result.outcome is Outcome.ERROR
     assert (result.error or "").startswith("TLS certificate verification failed for 127.0.0.1: ")
@@ -624,7 +629,7 @@ async def test_unresolvable_name_is_an_error(
 ) -> None:
     """A name the resolver cannot find gives a short DNS error."""
     async with WebhookClient(
-        policy=LOOPBACK, ssl_context=client_ssl_context, resolver=FailingResolver()
+        policy=loopback(), ssl_context=client_ssl_context, resolver=FailingResolver()
     ) as client:
         result = await client.call(make_action("https://nowhere.webhook.test/x"), {})
     assert result.outcome is Outcome.ERROR
@@ -657,7 +662,7 @@ async def test_every_outcome_is_recorded_with_its_conversation(
     for url in urls:
         await client.call(make_action(url, timeout=0.3), {}, conversation="slack:C1:171.5")
     async with WebhookClient(
-        policy=LOOPBACK, recorder=recorder, ssl_context=client_ssl_context, queue_timeout=0
+        policy=loopback(), recorder=recorder, ssl_context=client_ssl_context, queue_timeout=0
     ) as strict:
         single = make_action(webhook_server.url("/hang"), timeout=0.3, max_concurrency=1)
         before = len(webhook_server.requests)
@@ -678,7 +683,7 @@ async def test_recorder_failure_does_not_fail_the_call(
 ) -> None:
     """A recorder that raises is logged; the caller still gets the result."""
     async with WebhookClient(
-        policy=LOOPBACK, ssl_context=client_ssl_context, recorder=BrokenRecorder()
+        policy=loopback(), ssl_context=client_ssl_context, recorder=BrokenRecorder()
     ) as client:
         result = await client.call(make_action(webhook_server.url("/x")), {})
     assert result.outcome is Outcome.SUCCESS
