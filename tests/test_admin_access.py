@@ -61,6 +61,16 @@ async def test_platform_answer_is_cached_until_it_expires() -> None:
     assert ask.asked == 2
 
 
+async def test_the_cache_ends_at_exactly_its_time() -> None:
+    """At the exact moment the cached answer expires, the platform is asked again."""
+    clock, ask = Clock(), Asker(False, True)
+    check = AdminCheck(frozenset(), ttl=300, clock=clock)
+    assert not await check.allowed("slack", "U9", ask)
+    clock.now += 300
+    assert await check.allowed("slack", "U9", ask)
+    assert ask.asked == 2
+
+
 async def test_a_yes_is_cached_too_and_per_user() -> None:
     """A cached "yes" is the answer (not the expiry time), for that user only."""
     clock = Clock()
