@@ -329,10 +329,12 @@ def test_the_model_is_told_exactly_what_is_wrong(kind: ParameterType, raw: str, 
     [
         (5, "5"),
         (5.0, "5"),
+        (200.0, "200"),
         (-2, "-2"),
         (2.5, "2.5"),
         (1e20, "1e+20"),
         (2.0**53, "9007199254740992.0"),
+        (2.0**53 - 1, "9007199254740991"),
     ],
 )
 def test_numbers_given_for_text_are_written_plainly(given: object, sent: str) -> None:
