@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from conftest import loopback_only, make_engine
+from conftest import inventory_action, loopback_only, make_engine
 
 from bot.actions.models import Action
 from bot.llm.client import OpenAIChatModel
@@ -199,18 +199,11 @@ async def test_hundred_concurrent_turns_all_answered(
     store: Store,
     client_ssl_context: ssl.SSLContext,
     webhook_server: WebhookServer,
-    make_action: MakeAction,
 ) -> None:
     """100 concurrent turns against an endpoint that answers in 2 s (timeout 10 s,
     max_concurrency 100): every turn gets the endpoint's answer."""
     webhook_server.route("/inventory/check", slow_handler(2.0, {"in_stock": 4}))
-    action = make_action(
-        webhook_server.url("/inventory/check"),
-        name="check_inventory",
-        parameters=["part_name", "device_model"],
-        timeout=10,
-        max_concurrency=100,
-    )
+    action = inventory_action(webhook_server, timeout=10, max_concurrency=100)
     async with WebhookClient(
         policy=loopback_only(), recorder=store, ssl_context=client_ssl_context
     ) as webhooks:
@@ -228,18 +221,11 @@ async def test_max_concurrency_turns_the_rest_away_as_busy(
     store: Store,
     client_ssl_context: ssl.SSLContext,
     webhook_server: WebhookServer,
-    make_action: MakeAction,
 ) -> None:
     """max_concurrency 10 and a 1 s queue timeout against a 2 s endpoint: 10 calls succeed,
     the other 90 are `busy` (never sent), the model is told so, and stats add up."""
     webhook_server.route("/inventory/check", slow_handler(2.0, {"in_stock": 4}))
-    action = make_action(
-        webhook_server.url("/inventory/check"),
-        name="check_inventory",
-        parameters=["part_name", "device_model"],
-        timeout=10,
-        max_concurrency=10,
-    )
+    action = inventory_action(webhook_server, timeout=10, max_concurrency=10)
     async with WebhookClient(
         policy=loopback_only(), recorder=store, ssl_context=client_ssl_context, queue_timeout=1
     ) as webhooks:
