@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -24,8 +25,8 @@ from bot.store.sqlite import SQLiteStore
 
 logger = logging.getLogger(__name__)
 DAY = 86400.0
-SEEN_EVENTS_DAYS = 7
-"""Event ids are kept this long for deduplication; platforms redeliver within hours."""
+RETENTION_SECONDS = 3600.0
+"""How often old conversations, inbox messages, journal rows and call rows are deleted."""
 
 
 @dataclass(frozen=True)
@@ -123,16 +124,19 @@ async def open_engine(services: Services, model: OpenAIChatModel) -> AsyncIterat
     found = await services.store.native_tools(model.endpoint, model.model)
     if model.tool_mode == "auto" and found is False:
         model.use_prompt_tools("actionbot doctor found that the server ignores tools")
-    await services.store.prune_seen(SEEN_EVENTS_DAYS * DAY)
-    if settings.history_days > 0:
-        pruned = await services.store.prune_conversations(settings.history_days * DAY)
-        if pruned:
-            logger.info("pruned %d conversations older than %d days", pruned, settings.history_days)
+    await prune(services.store, settings)
     limits = EngineLimits(
         max_tool_rounds=settings.max_tool_rounds,
         history_messages=settings.history_messages,
         history_chars=settings.history_chars,
         result_chars=settings.result_chars,
+        max_tool_calls=settings.max_tool_calls,
+    )
+    secret = settings.webhook_secret
+    instance_key = (
+        secret.get_secret_value().encode("utf-8")
+        if secret is not None
+        else await services.store.instance_key()
     )
     try:
         yield Engine(
@@ -143,6 +147,38 @@ async def open_engine(services: Services, model: OpenAIChatModel) -> AsyncIterat
             limits=limits,
             system_prompt=settings.system_prompt,
             metrics=services.metrics,
+            instance_key=instance_key,
         )
     finally:
         await model.aclose()
+
+
+async def prune(store: Store, settings: Settings) -> None:
+    """Delete what the retention settings say is old: conversations, inbox messages and
+    journal rows after `ACTIONBOT_HISTORY_DAYS`, call rows after `ACTIONBOT_CALL_LOG_DAYS`
+    (0 keeps them forever). A failure is logged; the next run tries again."""
+    work = []
+    if settings.history_days > 0:
+        age = settings.history_days * DAY
+        work += [
+            ("conversations", store.prune_conversations(age)),
+            ("inbox messages", store.prune_inbox(age)),
+            ("journal rows", store.prune_journal(age)),
+        ]
+    if settings.call_log_days > 0:
+        work.append(("call rows", store.prune_calls(settings.call_log_days * DAY)))
+    for what, pruning in work:
+        try:
+            pruned = await pruning
+        except Exception:
+            logger.exception("could not delete old %s", what)
+            continue
+        if pruned:
+            logger.info("deleted %d %s past their retention", pruned, what)
+
+
+async def prune_hourly(store: Store, settings: Settings) -> None:
+    """`prune` every `RETENTION_SECONDS` while the bot runs, until cancelled."""
+    while True:
+        await asyncio.sleep(RETENTION_SECONDS)
+        await prune(store, settings)

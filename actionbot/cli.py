@@ -23,11 +23,13 @@ from actionbot.app import (
 from actionbot.doctor import Finding, ModelReport, check_actions, check_model, check_store
 from adapters.console import ConsoleAdapter, stdin_lines
 from bot.admin.operations import AdminCommand, AdminResult, Notice, TestReport, Verb, render_text
+from bot.delivery import Inbox
 from bot.errors import ActionBotError, ActionsFileError, StartupError
 from bot.llm.client import OpenAIChatModel
 from bot.outbound.egress import EgressPolicy
 from bot.runtime.config import ENV_FILE, Settings, apply_env_file
 from bot.runtime.logs import configure_logging, protect_secrets
+from bot.runtime.tasks import Turns
 from bot.store.sqlite import SQLiteStore
 
 logger = logging.getLogger(__name__)
@@ -186,6 +188,7 @@ async def _chat(settings: Settings, model: OpenAIChatModel, conversation: str) -
             conversation=conversation,
             out=sys.stdout,
             interactive=interactive,
+            inbox=Inbox(services.store, Turns(), metrics=services.metrics),
         )
         await console.run(stdin_lines("you> " if interactive else None))
 
@@ -293,16 +296,17 @@ async def _remember(settings: Settings, model: OpenAIChatModel, report: ModelRep
 async def _platform_findings(settings: Settings) -> list[Finding]:
     from actionbot.platforms import configured_platforms
     from bot.runtime.http import HttpServer
-    from bot.runtime.tasks import Turns
 
     model = OpenAIChatModel.from_settings(settings)
     async with open_services(settings) as services, open_engine(services, model) as engine:
+        turns = Turns()
         platforms = configured_platforms(
             settings,
             engine=engine,
             admin=services.admin,
             store=services.store,
-            turns=Turns(),
+            turns=turns,
+            inbox=Inbox(services.store, turns, metrics=services.metrics),
             http=HttpServer(port=0),
         )
         findings = []

@@ -14,7 +14,9 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from actionbot.app import prune_hourly
 from bot.admin.operations import Admin
+from bot.delivery import CLAIM_BATCH, Inbox
 from bot.engine import Engine
 from bot.errors import ConfigError, StartupError
 from bot.runtime.config import Settings
@@ -57,6 +59,7 @@ def configured_platforms(
     admin: Admin,
     store: Store,
     turns: Turns,
+    inbox: Inbox,
     http: HttpServer,
 ) -> dict[str, Platform]:
     """The adapters whose tokens are set; their HTTP routes are added to `http`."""
@@ -65,7 +68,7 @@ def configured_platforms(
         from adapters.slack.adapter import SlackAdapter
 
         slack = SlackAdapter(
-            settings=settings, engine=engine, admin=admin, store=store, turns=turns
+            settings=settings, engine=engine, admin=admin, store=store, turns=turns, inbox=inbox
         )
         if not slack.socket_mode:
             http.add_route("POST", "/slack/events", slack.handle_http)
@@ -74,7 +77,7 @@ def configured_platforms(
         from adapters.discord.adapter import DiscordAdapter
 
         discord = DiscordAdapter(
-            settings=settings, engine=engine, admin=admin, store=store, turns=turns
+            settings=settings, engine=engine, admin=admin, store=store, turns=turns, inbox=inbox
         )
         platforms["discord"] = discord
     return platforms
@@ -87,8 +90,11 @@ async def serve(
 
     Starting is one phase with one outcome: every problem (port, rejected token, unreachable
     platform) is collected into one `StartupError`. A signal during start stops it at once.
+    Once started, messages left unanswered by an earlier run are answered first; then the
+    inbox's leases are kept up and old rows deleted, periodically.
     """
     turns = Turns(limit=settings.max_turns)
+    inbox = Inbox(store, turns, metrics=metrics, attempts=settings.turn_attempts)
     http = HttpServer(port=settings.http_port)
 
     async def scrape(_: web.Request) -> web.Response:
@@ -97,7 +103,7 @@ async def serve(
 
     http.add_route("GET", "/metrics", scrape)
     platforms = configured_platforms(
-        settings, engine=engine, admin=admin, store=store, turns=turns, http=http
+        settings, engine=engine, admin=admin, store=store, turns=turns, inbox=inbox, http=http
     )
     http.add_check("database", store.ping)
     for name, platform in platforms.items():
@@ -108,13 +114,21 @@ async def serve(
             logger.info("stopped while starting")
             return
         logger.info("ActionBot is running: %s", ", ".join(platforms) or "no platforms")
-        watch = asyncio.create_task(_watch(platforms), name="platform watch")
+        while await inbox.recover(at_start=True) == CLAIM_BATCH:
+            pass
+        background = [
+            asyncio.create_task(_watch(platforms), name="platform watch"),
+            asyncio.create_task(inbox.keep_up(), name="inbox leases and replay"),
+            asyncio.create_task(prune_hourly(store, settings), name="retention"),
+        ]
         await stop.wait()
-        watch.cancel()
+        for task in background:
+            task.cancel()
         logger.info(
             "shutting down: finishing turns in progress (up to %.0f s)", settings.shutdown_grace
         )
     finally:
+        inbox.hold_new()
         await _shut_down(platforms, turns=turns, http=http, grace=settings.shutdown_grace)
 
 

@@ -3,19 +3,25 @@
 The simplest complete adapter: read a line, map it to an `IncomingMessage` (or, for lines
 starting with `/actions`, an admin command — the local operator is an admin), call the core,
 print the answer. Works interactively (with a prompt and progress lines) and piped (exactly
-one answer per non-empty input line, exit at end of input).
+one answer per non-empty input line, exit at end of input). Each line goes through the inbox
+like a platform message (so its webhook calls are journaled and keyed), but is answered at
+once in the console's own task: a line left unanswered by a crash is not replayed, since
+the terminal that asked it is gone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from typing import TextIO
 
 from bot.admin.operations import Admin, render_text
+from bot.delivery import Inbox
 from bot.engine import Engine
-from bot.types import IncomingMessage
+from bot.store import InboxEntry
+from bot.types import IncomingMessage, Reply
 
 PLATFORM = "console"
 ADMIN_PREFIX = "/actions"
@@ -44,8 +50,10 @@ class ConsoleAdapter:
         conversation: str,
         out: TextIO,
         interactive: bool,
+        inbox: Inbox,
     ) -> None:
         self.engine = engine
+        self.inbox = inbox
         self.admin = admin
         self.conversation = conversation
         self.out = out
@@ -63,10 +71,18 @@ class ConsoleAdapter:
             result = await self.admin.execute(text, actor=f"{PLATFORM}:local")
             return render_text(result)
         message = IncomingMessage(
-            platform=PLATFORM, conversation=self.conversation, user_id="local", text=text
+            platform=PLATFORM,
+            conversation=self.conversation,
+            user_id="local",
+            text=text,
+            event_id=uuid.uuid4().hex,
         )
-        reply = await self.engine.handle(message, progress=self._progress)
+        reply = await self.inbox.run_inline(message, self._turn)
+        assert reply is not None  # a fresh event id is always new
         return reply.text
+
+    async def _turn(self, entry: InboxEntry) -> Reply:
+        return await self.engine.handle(entry.message, progress=self._progress)
 
     async def _progress(self, status: str) -> None:
         if self.interactive:

@@ -1,9 +1,16 @@
 """The conversation engine: one customer message in, one reply out, via the LLM's tool loop.
 
 Each turn loads the conversation's history, offers the currently active actions as tools,
-and lets the model call them (validated, concurrently, bounded in rounds) until it answers.
-Messages of one conversation are handled in order; different conversations run in parallel.
-Whatever goes wrong, the customer gets a short friendly answer and the operator a log line.
+and lets the model call them (validated, concurrently, bounded in rounds and in calls per
+round) until it answers. Messages of one conversation are handled in order; different
+conversations run in parallel. Whatever goes wrong, the customer gets a short friendly answer
+and the operator a log line.
+
+A message with an event id (every message that came through the inbox) runs as a journaled
+turn: each call gets a stable `Idempotency-Key` (`idempotency_key`), is written to the journal
+before it is sent, and its result after; replaying the turn reuses recorded results instead of
+calling again and resends an unfinished call with the same key. The finished turn is saved
+with its reply in one transaction; a cancelled one keeps its messages so far to resume from.
 """
 
 from __future__ import annotations
@@ -11,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,15 +28,15 @@ from typing import Any
 import openai
 
 from bot import wording
-from bot.actions.models import Action, ActionSet, parse_arguments, tool_schema
+from bot.actions.models import Action, ActionSet, Arguments, parse_arguments, tool_schema
 from bot.errors import ArgumentError, LLMRejectedError, LLMResponseError
 from bot.llm.client import ChatModel, ModelTurn
 from bot.llm.history import Message, size_of, window
-from bot.outbound.webhooks import WebhookClient
+from bot.outbound.webhooks import WebhookClient, canonical_json, idempotency_key
 from bot.runtime.logs import turn_scope
 from bot.runtime.metrics import Metrics
 from bot.store import TurnStore
-from bot.types import IncomingMessage, Reply, ToolCall
+from bot.types import ActionResult, IncomingMessage, Reply, ToolCall
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +52,8 @@ class EngineLimits:
     history_messages: int
     history_chars: int
     result_chars: int
+    max_tool_calls: int = 8
+    """Calls sent per model round; the model is told to ask for fewer at once."""
 
 
 @dataclass
@@ -52,7 +63,24 @@ class _Turn:
     conversation: str
     new: list[Message]
     offered: dict[str, Action]
+    event_key: str | None = None
+    """`platform:event id` of the message, when the turn is journaled."""
     actions_called: list[str] = field(default_factory=list)
+    identical: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Calls so far per (action, canonical arguments): the `n` of the next key."""
+    ordinal: int = 0
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """A tool call checked and keyed, before anything is sent."""
+
+    call: ToolCall
+    action: Action | None = None
+    arguments: Arguments | None = None
+    key: str = ""
+    ordinal: int = 0
+    refusal: str = ""
 
 
 class Engine:
@@ -68,6 +96,7 @@ class Engine:
         limits: EngineLimits,
         system_prompt: str = "",
         metrics: Metrics | None = None,
+        instance_key: bytes | None = None,
     ) -> None:
         self.actions = actions
         self.store = store
@@ -81,28 +110,49 @@ class Engine:
         }
         self._schemas = {a.name: tool_schema(a) for a in actions}
         self._locks: dict[str, _ConversationLock] = {}
+        self.instance_key = instance_key or secrets.token_bytes(32)
 
-    async def handle(self, message: IncomingMessage, *, progress: Progress | None = None) -> Reply:
-        """Answer one customer message; never raises for LLM or webhook failures."""
+    async def handle(
+        self,
+        message: IncomingMessage,
+        *,
+        progress: Progress | None = None,
+        resume: list[Message] | None = None,
+    ) -> Reply:
+        """Answer one customer message; never raises for LLM or webhook failures. `resume`
+        is a cancelled attempt's messages so far (from its inbox entry)."""
         key = f"{message.platform}:{message.conversation}"
         with turn_scope(message.platform, message.conversation):
             async with self._lock(key):
-                reply = await self._handle(key, message, progress)
+                reply = await self._handle(key, message, progress, resume)
         self.metrics.messages.labels(message.platform).inc()
         return reply
 
-    async def _handle(self, key: str, message: IncomingMessage, progress: Progress | None) -> Reply:
+    async def _handle(
+        self,
+        key: str,
+        message: IncomingMessage,
+        progress: Progress | None,
+        resume: list[Message] | None,
+    ) -> Reply:
         try:
             history = await self.store.load_messages(key, limit=self.limits.history_messages)
             offered = await self._active()
         except Exception:
             logger.exception("could not load conversation %s", key)
             return Reply(text=wording.UNEXPECTED, failed=True)
-        turn = _Turn(key, [{"role": "user", "content": message.text}], offered)
+        event_key = f"{message.platform}:{message.event_id}" if message.event_id else None
+        turn = _Turn(key, [{"role": "user", "content": message.text}], offered, event_key)
+        if resume and resume[0].get("content") == message.text:
+            turn.new = list(resume)
+            self._count_resumed(turn)
         failed = True
         try:
             text = await self._loop(history, turn, progress)
             failed = False
+        except asyncio.CancelledError:
+            await self._keep_progress(turn)
+            raise
         except _RoundLimitError as exc:
             logger.warning("turn in %s stopped: %s", key, exc)
             text = wording.ROUND_LIMIT
@@ -117,16 +167,47 @@ class Engine:
         if failed:
             turn.new = _answered_only(turn.new)
             turn.new.append({"role": "assistant", "content": text})
-        await self._save(key, message.platform, turn.new)
-        return Reply(text=text, actions_called=turn.actions_called, failed=failed)
+        reply = Reply(text=text, actions_called=turn.actions_called, failed=failed)
+        await self._save(turn, message.platform, reply)
+        return reply
 
-    async def _save(self, key: str, platform: str, messages: list[Message]) -> None:
-        """Keep the turn in the history; if the database fails, the customer still gets the
-        answer and the operator a log line."""
+    async def _save(self, turn: _Turn, platform: str, reply: Reply) -> None:
+        """Keep the turn in the history (with its reply in the inbox entry, for a journaled
+        turn); if the database fails, the customer still gets the answer and the operator a
+        log line."""
+        key, messages = turn.conversation, turn.new
         try:
-            await self.store.append_messages(key, platform=platform, messages=messages)
+            if turn.event_key is None:
+                await self.store.append_messages(key, platform=platform, messages=messages)
+            else:
+                await self.store.finish_turn(
+                    key, platform=platform, messages=messages, event_key=turn.event_key, reply=reply
+                )
         except Exception:
             logger.exception("could not save the turn in %s", key)
+
+    async def _keep_progress(self, turn: _Turn) -> None:
+        """A cancelled turn keeps what it has said and received so far, to resume from."""
+        if turn.event_key is None:
+            return
+        try:
+            await self.store.save_progress(turn.event_key, _answered_only(turn.new))
+        except Exception:
+            logger.exception("could not keep the progress of the turn in %s", turn.conversation)
+
+    def _count_resumed(self, turn: _Turn) -> None:
+        """Count the calls a resumed turn already made, so the next keys continue theirs."""
+        for message in turn.new:
+            for call in message.get("tool_calls") or []:
+                action = turn.offered.get(call["function"]["name"])
+                if action is None:
+                    continue
+                try:
+                    arguments = parse_arguments(action, call["function"]["arguments"])
+                except ArgumentError:
+                    continue
+                turn.identical[(action.name, canonical_json(arguments))] += 1
+                turn.ordinal += 1
 
     async def _active(self) -> dict[str, Action]:
         states = await self.store.action_states()
@@ -175,28 +256,77 @@ class Engine:
     async def run_tool_calls(
         self, calls: list[ToolCall], turn: _Turn, progress: Progress | None
     ) -> list[Message]:
-        """Run every call of one model turn concurrently; results in the model's order."""
-        contents = await asyncio.gather(*(self._run_one(c, turn, progress) for c in calls))
+        """Run every call of one model turn concurrently; results in the model's order.
+
+        Calls are checked and keyed first, in the model's order (so keys do not depend on
+        timing); calls beyond `max_tool_calls` are refused without being sent."""
+        planned = [self._plan(call, turn, index) for index, call in enumerate(calls)]
+        contents = await asyncio.gather(*(self._run_one(p, turn, progress) for p in planned))
         return [
             {"role": "tool", "tool_call_id": call.id, "content": content}
             for call, content in zip(calls, contents, strict=True)
         ]
 
-    async def _run_one(self, call: ToolCall, turn: _Turn, progress: Progress | None) -> str:
+    def _plan(self, call: ToolCall, turn: _Turn, index: int) -> _Planned:
+        limit = self.limits.max_tool_calls
+        if index >= limit:
+            return _Planned(call, refusal=wording.too_many_calls(limit))
         action = turn.offered.get(call.name)
         if action is None:
-            return _tool_error(call.name, wording.unknown_tool(call.name, list(turn.offered)))
+            return _Planned(call, refusal=wording.unknown_tool(call.name, list(turn.offered)))
         try:
             arguments = parse_arguments(action, call.arguments)
         except ArgumentError as exc:
-            return _tool_error(call.name, wording.bad_arguments(exc.problems))
+            return _Planned(call, refusal=wording.bad_arguments(exc.problems))
+        if turn.event_key is None:
+            return _Planned(call, action, arguments, key=uuid.uuid4().hex)
+        canonical = canonical_json(arguments)
+        n = turn.identical[(action.name, canonical)]
+        turn.identical[(action.name, canonical)] += 1
+        key = idempotency_key(self.instance_key, turn.event_key, action.name, canonical, n)
+        ordinal, turn.ordinal = turn.ordinal, turn.ordinal + 1
+        return _Planned(call, action, arguments, key=key, ordinal=ordinal)
+
+    async def _run_one(self, planned: _Planned, turn: _Turn, progress: Progress | None) -> str:
+        action, arguments, name = planned.action, planned.arguments, planned.call.name
+        if action is None or arguments is None:
+            return _tool_error(name, planned.refusal)
+        if turn.event_key is not None:
+            recorded, problem = await self._journal(planned, turn.event_key)
+            if problem:
+                return _tool_error(name, problem)
+            if recorded is not None:
+                logger.info("webhook %s: result recorded before, not called again", name)
+                turn.actions_called.append(action.name)
+                return recorded.for_model(self.limits.result_chars)
         if progress is not None:
             await _notify(progress, wording.progress_text(action.display_name))
         turn.actions_called.append(action.name)
         result = await self.webhooks.call(
-            action, arguments, conversation=turn.conversation, call_id=uuid.uuid4().hex
+            action,
+            arguments,
+            conversation=turn.conversation,
+            call_id=planned.key,
+            event_key=turn.event_key,
         )
         return result.for_model(self.limits.result_chars)
+
+    async def _journal(self, planned: _Planned, event_key: str) -> tuple[ActionResult | None, str]:
+        """Write the call to the journal before it is sent: its recorded result if it has
+        one, and a problem when it cannot be written (then it is not sent)."""
+        assert planned.action is not None
+        try:
+            recorded = await self.store.start_call(
+                event_key,
+                planned.key,
+                ordinal=planned.ordinal,
+                action=planned.action.name,
+                arguments=canonical_json(planned.arguments),
+            )
+        except Exception:
+            logger.exception("could not journal a call of %s; not sending it", planned.call.name)
+            return None, wording.NOT_JOURNALED
+        return recorded, ""
 
     def conversations_in_progress(self) -> int:
         """Conversations with a turn running or waiting (their locks are in the table)."""

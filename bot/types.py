@@ -44,6 +44,8 @@ class ActionResult(BaseModel):
     """Capped raw body text when the body was not JSON."""
     error: str | None = None
     """Short readable message for failures: safe to show an admin and to give the model."""
+    attempts: int = 1
+    """Tries of this call: more than one when the action retried it."""
 
     @property
     def ok(self) -> bool:

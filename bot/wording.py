@@ -28,6 +28,10 @@ ROUND_LIMIT = (
     "or ask about one thing at a time?"
 )
 UNEXPECTED = "Sorry, something went wrong on my side. Please try again in a moment."
+GAVE_UP = (
+    "Sorry, I couldn't answer this message: something kept going wrong on my side. "
+    "Please ask again, or contact the team if it is urgent."
+)
 EMPTY_ANSWER = "Sorry, I don't have an answer for that. Could you rephrase your question?"
 EMPTY_MESSAGE = "Hi! How can I help you today?"
 WORKING = "Working on it…"
@@ -71,6 +75,19 @@ def progress_text(display_name: str) -> str:
     if gerund is None:
         return f"Checking {display_name.strip().lower()}…"
     return f"{gerund} {rest.lower()}…".replace(" …", "…")
+
+
+NOT_JOURNALED = (
+    "ActionBot could not record this call before sending it, so it was not sent. "
+    "Tell the customer the service could not be reached right now."
+)
+
+
+def too_many_calls(limit: int) -> str:
+    return (
+        f"Not sent: at most {limit} actions can be called at once. "
+        "Call fewer at a time, most important first."
+    )
 
 
 def unknown_tool(name: str, offered: list[str]) -> str:

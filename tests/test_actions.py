@@ -206,8 +206,12 @@ BAD_CASES = [
     ("[[actions]\n", "actions.toml:1: TOML syntax error"),
     ('title = "x"\n', "unknown top-level key 'title'"),
     (
-        GOOD.replace("timeout = 5", "timeout = 5\nretries = 2"),
-        "actions.toml:29: action 'loyalty': field 'retries': unknown key",
+        GOOD.replace("timeout = 5", "timeout = 5\nretry = 2"),
+        "actions.toml:29: action 'loyalty': field 'retry': unknown key",
+    ),
+    (
+        GOOD.replace("timeout = 5", "timeout = 5\nretries = 6"),
+        "action 'loyalty': field 'retries': Input should be less than or equal to 5",
     ),
     (
         GOOD.replace('type = "NUMBER"', 'type = "integer"'),

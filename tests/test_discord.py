@@ -21,6 +21,7 @@ from adapters.discord.adapter import MESSAGE_LIMIT, DiscordAdapter
 from bot import wording
 from bot.actions.models import ActionSet
 from bot.admin.operations import Admin
+from bot.delivery import Inbox
 from bot.errors import ConfigError
 from bot.llm.client import OpenAIChatModel
 from bot.outbound.webhooks import WebhookClient
@@ -73,7 +74,12 @@ class Harness:
         """Send a DM that is answered, proving everything sent before it was processed."""
         self.llm.reply("barrier answer")
         await self.say("barrier", channel_id=DM_CHANNEL, guild_id=None)
-        await self.fake.wait_for("POST", messages_in(DM_CHANNEL))
+        count = 1
+        while not any(
+            r.json and r.json.get("content") == "barrier answer"
+            for r in await self.fake.wait_for("POST", messages_in(DM_CHANNEL), count=count)
+        ):
+            count += 1
         await self.turns.drain()
 
     async def command(
@@ -130,6 +136,7 @@ async def harness(
                 admin=admin,
                 store=store,
                 turns=turns,
+                inbox=Inbox(store, turns, metrics=engine.metrics),
                 progress_delay=0,
                 guild_ready_timeout=0.05,
             )
@@ -358,7 +365,8 @@ async def test_missing_message_content_intent_is_explained(
                 engine=engine,
                 admin=admin,
                 store=store,
-                turns=Turns(),
+                turns=(turns := Turns()),
+                inbox=Inbox(store, turns, metrics=engine.metrics),
                 guild_ready_timeout=0.05,
             )
             with pytest.raises(ConfigError, match="MESSAGE CONTENT INTENT"):
@@ -377,7 +385,12 @@ async def test_rejected_token_is_explained(
     async with FakeDiscord(token="the-real-token") as fake:
         with fake.patched():
             adapter = DiscordAdapter(
-                settings=settings(), engine=engine, admin=admin, store=store, turns=Turns()
+                settings=settings(),
+                engine=engine,
+                admin=admin,
+                store=store,
+                turns=(turns := Turns()),
+                inbox=Inbox(store, turns, metrics=engine.metrics),
             )
             with pytest.raises(ConfigError, match="DISCORD_TOKEN"):
                 await adapter.start()
@@ -397,7 +410,12 @@ async def test_unreachable_discord_is_one_clear_error(
         with fake.patched():
             await fake.stop()  # nothing listens at the API address any more
             adapter = DiscordAdapter(
-                settings=settings(), engine=engine, admin=admin, store=store, turns=Turns()
+                settings=settings(),
+                engine=engine,
+                admin=admin,
+                store=store,
+                turns=(turns := Turns()),
+                inbox=Inbox(store, turns, metrics=engine.metrics),
             )
             with pytest.raises(ConfigError, match=r"cannot reach Discord at http://127\.0\.0\.1:"):
                 await adapter.start()

@@ -65,8 +65,9 @@ async def test_serves_health_readiness_and_metrics_matching_stats(deployment: De
 
 
 async def test_sigterm_lets_the_turn_in_progress_finish(deployment: Deployment) -> None:
-    """SIGTERM during a slow webhook: the turn completes and posts its reply, new events get
-    503 (so Slack redelivers them later), and the process exits 0."""
+    """SIGTERM during a slow webhook: the turn completes and posts its reply, and the process
+    exits 0. An event received during the shutdown grace is acknowledged and written down,
+    not started; the next start answers it."""
     release = asyncio.Event()
 
     async def slow(_: web.Request) -> web.Response:
@@ -82,13 +83,21 @@ async def test_sigterm_lets_the_turn_in_progress_finish(deployment: Deployment) 
         await deployment.server.wait_for_requests(1)
         bot.process.send_signal(signal.SIGTERM)
         await bot.wait_for_log("shutting down")
-        await deployment.send_event(port, "Another question", event_id="Ev2", status=503)
+        await deployment.send_event(port, "Another question", event_id="Ev2")
         release.set()
         code = await bot.finish()
 
     assert code == 0
     assert deployment.slack.calls("chat.update")[-1]["text"] == "Two left in stock."
     assert len(deployment.llm.requests) == 2
+    deployment.llm.reply("Answered after the restart.")
+    async with deployment.running() as bot:
+        await bot.port()
+        await deployment.slack.wait_for_call("chat.update", count=2)
+        bot.process.send_signal(signal.SIGTERM)
+        assert await bot.finish() == 0
+    assert deployment.slack.calls("chat.update")[-1]["text"] == "Answered after the restart."
+    assert deployment.llm.requests[-1]["messages"][-1]["content"] == "Another question"
 
 
 async def test_no_secret_in_the_logs_of_a_full_conversation(deployment: Deployment) -> None:

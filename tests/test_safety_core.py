@@ -552,5 +552,5 @@ async def test_each_call_is_logged_once_with_its_facts(
     assert len(lines) == 3
     assert lines[0] == (
         f"webhook a: success status=200 latency_ms={results[0].latency_ms:.0f} "
-        "call_id=id-0 error=None"
+        "attempts=1 call_id=id-0 error=None"
     )

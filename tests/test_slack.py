@@ -15,6 +15,7 @@ from adapters.slack.adapter import MESSAGE_LIMIT, SlackAdapter
 from bot import wording
 from bot.actions.models import ActionSet
 from bot.admin.operations import Admin
+from bot.delivery import Inbox
 from bot.errors import ConfigError
 from bot.llm.client import OpenAIChatModel
 from bot.outbound.webhooks import WebhookClient
@@ -100,7 +101,12 @@ async def harness(
     async with FakeSlack() as slack:
         turns = Turns()
         adapter = SlackAdapter(
-            settings=settings_for(slack), engine=engine, admin=admin, store=store, turns=turns
+            settings=settings_for(slack),
+            engine=engine,
+            admin=admin,
+            store=store,
+            turns=turns,
+            inbox=Inbox(store, turns, metrics=engine.metrics),
         )
         await adapter.start()
         try:
@@ -336,7 +342,12 @@ async def test_rejected_bot_token_says_what_to_do(
     )
     async with FakeSlack(valid_tokens={"xoxb-the-real-one", APP_TOKEN}) as slack:
         adapter = SlackAdapter(
-            settings=settings_for(slack), engine=engine, admin=admin, store=store, turns=Turns()
+            settings=settings_for(slack),
+            engine=engine,
+            admin=admin,
+            store=store,
+            turns=(turns := Turns()),
+            inbox=Inbox(store, turns, metrics=engine.metrics),
         )
         with pytest.raises(ConfigError, match=r"SLACK_BOT_TOKEN.*invalid_auth.*xoxb-"):
             await adapter.start()
@@ -356,7 +367,12 @@ async def test_http_mode_verifies_signatures(
         settings = settings_for(slack, slack_app_token=None, slack_signing_secret=SIGNING_SECRET)
         turns = Turns()
         adapter = SlackAdapter(
-            settings=settings, engine=engine, admin=admin, store=store, turns=turns
+            settings=settings,
+            engine=engine,
+            admin=admin,
+            store=store,
+            turns=turns,
+            inbox=Inbox(store, turns, metrics=engine.metrics),
         )
         http = HttpServer(port=0, host="127.0.0.1")
         http.add_route("POST", "/slack/events", adapter.handle_http)

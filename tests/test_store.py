@@ -17,7 +17,7 @@ from bot.errors import ConfigError
 from bot.store import ActionState, ActionStats, Store
 from bot.store import sqlite as store_module
 from bot.store.sqlite import MAX_ERROR_CHARS, MIGRATIONS, P95_WINDOW, SQLiteStore
-from bot.types import ActionResult, Outcome
+from bot.types import ActionResult, IncomingMessage, Outcome
 
 T0 = 1_700_000_000.0
 FAILURES = [Outcome.HTTP_ERROR, Outcome.TIMEOUT, Outcome.BLOCKED]
@@ -211,6 +211,7 @@ async def test_stats_numbers(store: Store, clock: Clock) -> None:
         ActionStats(
             action="check_inventory",
             calls=20,
+            attempts=20,
             successes=18,
             failures={"http_error": 1, "timeout": 1},
             avg_latency_ms=10.5,  # (1 + … + 20) / 20
@@ -325,33 +326,35 @@ async def test_two_connections_recording_at_once_are_exact(db_path: Path, clock:
         assert await bot.call_counts() == {"check_inventory": 200}
 
 
-# -- seen events -------------------------------------------------------------------------
+# -- inbox --------------------------------------------------------------------------------
 
 
-async def test_mark_seen_is_true_once(db_path: Path, clock: Clock) -> None:
-    """mark_seen is True the first time only, also across reopening."""
+async def test_inbox_survives_reopening(db_path: Path, clock: Clock) -> None:
+    """A message written before a restart is still pending after it, and a settled one is
+    still recognised as answered."""
+    message = IncomingMessage(
+        platform="slack", conversation="C1", user_id="U1", text="hi", event_id="Ev1"
+    )
     async with await SQLiteStore.open(db_path, clock=clock) as store:
-        assert await store.mark_seen("Ev1") is True
-        assert await store.mark_seen("Ev1") is False
-        assert await store.mark_seen("Ev2") is True
+        assert await store.receive(message, route={}, owner="h:1", lease_seconds=60) is not None
+        assert await store.receive(
+            message.model_copy(update={"event_id": "Ev2"}), route={}, owner="h:1", lease_seconds=60
+        )
+        await store.settle("slack:Ev2", failed=False)
     async with await SQLiteStore.open(db_path, clock=clock) as store:
-        assert await store.mark_seen("Ev1") is False
-
-
-async def test_concurrent_mark_seen_admits_exactly_one(store: Store) -> None:
-    """Of many concurrent deliveries of one event, exactly one is treated as new."""
-    firsts = await asyncio.gather(*(store.mark_seen("Ev-dup") for _ in range(50)))
-    assert firsts.count(True) == 1
-
-
-async def test_prune_seen_removes_only_old_ids(store: Store, clock: Clock) -> None:
-    """prune_seen forgets ids older than the cut-off and keeps the recent ones."""
-    await store.mark_seen("old")
-    clock.now = T0 + 100
-    await store.mark_seen("new")
-    assert await store.prune_seen(older_than_seconds=50) == 1
-    assert await store.mark_seen("new") is False
-    assert await store.mark_seen("old") is True
+        [entry] = await store.claim(
+            owner="h:2", lease_seconds=60, platforms=["slack"], limit=5, host="h"
+        )
+        assert entry.key == "slack:Ev1"
+        assert (
+            await store.receive(
+                message.model_copy(update={"event_id": "Ev2"}),
+                route={},
+                owner="h:2",
+                lease_seconds=60,
+            )
+            is None
+        )
 
 
 async def test_p95_of_many_actions_matches_nearest_rank(store: Store) -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.store import Store, first_delivery
+from bot.store import Store
 from bot.store.sqlite import SQLiteStore
-from bot.types import ActionResult, Outcome
+from bot.types import ActionResult, IncomingMessage, Outcome, Reply
 
 T0 = 1_700_000_000.0
 
@@ -111,17 +111,138 @@ async def test_conversation_keeps_order_limit_and_age(role_store: Store, clock: 
     assert await role_store.load_messages("slack:C1", limit=3) == []
 
 
-async def test_event_inbox_admits_each_id_once(role_store: Store, clock: Clock) -> None:
-    """Of many concurrent deliveries of one event exactly one is first; ids are forgotten
-    only once older than the retention."""
-    firsts = await asyncio.gather(*(first_delivery(role_store, "slack", "Ev1") for _ in range(20)))
-    assert firsts.count(True) == 1
-    assert await first_delivery(role_store, "slack", None)
+def incoming(
+    event_id: str, conversation: str = "C1:1.0", platform: str = "slack"
+) -> IncomingMessage:
+    return IncomingMessage(
+        platform=platform, conversation=conversation, user_id="U1", text="hi", event_id=event_id
+    )
+
+
+ROUTE = {"channel": "C1", "thread_ts": "1.0"}
+
+
+async def test_inbox_runs_each_event_once_and_takes_over_expired_leases(
+    role_store: Store, clock: Clock
+) -> None:
+    """Of many concurrent deliveries of one event exactly one runs; a redelivery while the
+    lease holds is dropped, after it expires it is taken over with one more attempt, and
+    once settled every delivery is dropped."""
+    entries = await asyncio.gather(
+        *(
+            role_store.receive(incoming("Ev1"), route=ROUTE, owner="a:1", lease_seconds=60)
+            for _ in range(20)
+        )
+    )
+    first = [e for e in entries if e is not None]
+    assert len(first) == 1
+    assert (first[0].key, first[0].attempts, first[0].route) == ("slack:Ev1", 1, ROUTE)
+    clock.now += 59
+    assert (
+        await role_store.receive(incoming("Ev1"), route=ROUTE, owner="b:2", lease_seconds=60)
+        is None
+    )
+    clock.now += 2
+    taken = await role_store.receive(incoming("Ev1"), route=ROUTE, owner="b:2", lease_seconds=60)
+    assert taken is not None
+    assert (taken.attempts, taken.message.text) == (2, "hi")
+    await role_store.settle("slack:Ev1", failed=False)
+    clock.now += 1000
+    assert (
+        await role_store.receive(incoming("Ev1"), route=ROUTE, owner="c:3", lease_seconds=60)
+        is None
+    )
+    assert await role_store.inbox_counts() == {"pending": 0, "done": 1, "failed": 0}
+
+
+async def test_inbox_claims_expired_and_released_messages_in_arrival_order(
+    role_store: Store, clock: Clock
+) -> None:
+    """`claim` takes pending messages of the asked platforms whose lease expired (released
+    ones at once; with `host`, those of an earlier process of that host), oldest first, with
+    what the earlier attempt left: route changes, progress and reply."""
+    for n in range(3):
+        await role_store.receive(incoming(f"E{n}"), route=ROUTE, owner="h:1", lease_seconds=60)
+    await role_store.receive(
+        incoming("D1", platform="discord"), route={}, owner="h:1", lease_seconds=60
+    )
+    unleased = await role_store.receive(incoming("E3"), route=ROUTE, owner="h:1", lease_seconds=0)
+    assert unleased is None  # written down for the next start, not run
+    await role_store.update_route("slack:E1", {"placeholder": "9.9"})
+    await role_store.save_progress("slack:E1", [{"role": "user", "content": "hi"}])
+    await role_store.release("slack:E1")
+    await role_store.finish_turn(
+        "slack:C1:1.0", platform="slack", messages=[], event_key="slack:E2", reply=Reply(text="ok")
+    )
+    claimed = await role_store.claim(owner="h:2", lease_seconds=60, platforms=["slack"], limit=10)
+    assert [e.key for e in claimed] == ["slack:E1", "slack:E3"]
+    assert claimed[0].route == {**ROUTE, "placeholder": "9.9"}
+    assert claimed[0].progress == [{"role": "user", "content": "hi"}]
+    assert (claimed[0].attempts, claimed[1].attempts) == (2, 1)
+    assert (
+        await role_store.claim(owner="h:2", lease_seconds=60, platforms=["slack"], limit=10) == []
+    )
+    again = await role_store.claim(
+        owner="h:2", lease_seconds=60, platforms=["slack", "discord"], limit=10, host="h"
+    )
+    assert [e.key for e in again] == ["slack:E0", "slack:E2", "discord:D1"]
+    assert again[1].reply == Reply(text="ok")
+    assert await role_store.renew("h:2", 60) == 5
+    clock.now += 61
+    assert await role_store.claim(owner="x:1", lease_seconds=60, platforms=["slack"], limit=1) != []
+
+
+async def test_inbox_retention_deletes_old_messages(role_store: Store, clock: Clock) -> None:
+    """Messages received longer ago than the retention are deleted, settled or not."""
+    await role_store.receive(incoming("old"), route=ROUTE, owner="a:1", lease_seconds=60)
+    await role_store.settle("slack:old", failed=True)
     clock.now += 100
-    assert await role_store.mark_seen("slack:Ev2")
-    assert await role_store.prune_seen(50) == 1
-    assert await role_store.mark_seen("slack:Ev1")
-    assert not await role_store.mark_seen("slack:Ev2")
+    await role_store.receive(incoming("new"), route=ROUTE, owner="a:1", lease_seconds=60)
+    assert await role_store.prune_inbox(50) == 1
+    assert await role_store.inbox_counts() == {"pending": 1, "done": 0, "failed": 0}
+
+
+async def test_journal_returns_the_recorded_result_of_a_finished_call(
+    role_store: Store, clock: Clock
+) -> None:
+    """A call journaled but not finished has no result (send it again with its key); once
+    recorded with its event key, the result comes back and the call log counts it once."""
+    first = await role_store.start_call("slack:E1", "k1", ordinal=0, action="a", arguments="{}")
+    assert first is None
+    again = await role_store.start_call("slack:E1", "k1", ordinal=0, action="a", arguments="{}")
+    assert again is None
+    result = ActionResult(
+        action="a", call_id="k1", outcome=Outcome.SUCCESS, latency_ms=5, data={"n": 1}, attempts=2
+    )
+    await role_store.record_call(result, conversation="slack:C1", event_key="slack:E1")
+    recorded = await role_store.start_call("slack:E1", "k1", ordinal=0, action="a", arguments="{}")
+    assert recorded == result
+    [stats] = await role_store.stats("a")
+    assert (stats.calls, stats.attempts) == (1, 2)
+    other = await role_store.start_call("slack:E2", "k1", ordinal=0, action="a", arguments="{}")
+    assert other is None  # keys belong to their event
+    clock.now += 100
+    assert await role_store.prune_journal(50) == 2
+    assert await role_store.prune_calls(50) == 1
+    assert (await role_store.stats("a"))[0].calls == 1  # totals keep counting pruned rows
+
+
+async def test_finish_turn_saves_history_and_reply_together(role_store: Store) -> None:
+    """The finished turn's messages and its reply are saved together; the instance key is
+    created once and then stays the same."""
+    await role_store.receive(incoming("E1"), route=ROUTE, owner="a:1", lease_seconds=60)
+    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    await role_store.finish_turn(
+        "slack:C1:1.0",
+        platform="slack",
+        messages=messages,
+        event_key="slack:E1",
+        reply=Reply(text="hello"),
+    )
+    assert await role_store.load_messages("slack:C1:1.0", limit=10) == messages
+    key = await role_store.instance_key()
+    assert len(key) == 32
+    assert await role_store.instance_key() == key
 
 
 async def test_model_checks_remember_the_latest_finding(role_store: Store) -> None:

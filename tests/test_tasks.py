@@ -85,7 +85,7 @@ async def test_turns_start_no_task_of_their_own() -> None:
         await turns.drain()
     finally:
         loop.set_task_factory(None)
-    assert created == [turn.__qualname__, turn.__qualname__]
+    assert created == ["Turns._in_turn", "Turns._in_turn"]
 
 
 async def test_at_most_limit_turns_run_and_the_rest_start_in_order() -> None:

@@ -50,7 +50,13 @@ class ListRecorder:
     def __init__(self) -> None:
         self.calls: list[tuple[ActionResult, str | None]] = []
 
-    async def record_call(self, result: ActionResult, *, conversation: str | None = None) -> None:
+    async def record_call(
+        self,
+        result: ActionResult,
+        *,
+        conversation: str | None = None,
+        event_key: str | None = None,
+    ) -> None:
         self.calls.append((result, conversation))
 
 

@@ -4,8 +4,11 @@ Conversations as a Discord server expects: a mention in a channel opens a thread
 message and answers there, so the thread is the conversation and follow-ups in it need no
 mention (if the bot may not create threads, it answers in the channel as a reply instead).
 A mention inside an existing thread continues in that thread; a DM is one conversation.
-Each message id runs once, even when the gateway replays it after a reconnect. The `/actions`
-group lives in `commands`, posting in `posting` and the slow-answer note in `progress`.
+Every message for the bot is written to the inbox (`bot.delivery`) before anything is posted,
+so each message id is answered once, even when the gateway replays it after a reconnect, and
+a message whose turn a crash or a restart interrupted is answered after the restart (the
+thread it opened and the note it posted are reused). The `/actions` group lives in
+`commands`, posting in `posting` and the slow-answer note in `progress`.
 """
 
 from __future__ import annotations
@@ -26,13 +29,14 @@ from adapters.discord.progress import PROGRESS_DELAY, ProgressNote
 from bot import wording
 from bot.admin.operations import Admin
 from bot.chunks import split_message
+from bot.delivery import Inbox
 from bot.engine import Engine
 from bot.errors import ConfigError
 from bot.runtime.config import Settings
 from bot.runtime.logs import turn_scope
 from bot.runtime.tasks import Turns
-from bot.store import AdapterStore, first_delivery
-from bot.types import IncomingMessage
+from bot.store import AdapterStore, InboxEntry
+from bot.types import IncomingMessage, Reply
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +63,7 @@ class DiscordAdapter:
         admin: Admin,
         store: AdapterStore,
         turns: Turns,
+        inbox: Inbox,
         progress_delay: float = PROGRESS_DELAY,
         guild_ready_timeout: float = 2.0,
     ) -> None:
@@ -69,6 +74,10 @@ class DiscordAdapter:
         self.admin = admin
         self.store = store
         self.turns = turns
+        self.inbox = inbox
+        inbox.register(PLATFORM, self._answer)
+        self._received: dict[str, discord.Message] = {}
+        """Messages received by this process and not yet answered (a replay fetches them)."""
         self.progress_delay = progress_delay
         intents = discord.Intents.default()
         intents.message_content = True
@@ -130,7 +139,8 @@ class DiscordAdapter:
         )
 
     async def stop_receiving(self) -> None:
-        """Discord has no pause: from now on messages are ignored and readiness is off."""
+        """Discord has no pause: readiness is off, and messages go on being written to the
+        inbox (by then only written down, for the next start) until the gateway closes."""
         self.receiving = False
 
     async def close(self) -> None:
@@ -161,13 +171,32 @@ class DiscordAdapter:
     # --- messages -----------------------------------------------------------------------
 
     async def on_message(self, message: discord.Message) -> None:
-        """Decide whether a message is for the bot; if so, start its turn once."""
-        if message.author.bot or not self.receiving:
+        """Decide whether a message is for the bot; if so, hand it to the inbox."""
+        if message.author.bot:
             return
         conversation = await self._conversation_of(message)
-        if conversation is None or not await first_delivery(self.store, PLATFORM, str(message.id)):
+        if conversation is None:
             return
-        self.turns.spawn(self._answer(message, conversation), name=f"discord turn {message.id}")
+        if conversation == "new":
+            conversation = f"new:{message.id}"
+        incoming = IncomingMessage(
+            platform=PLATFORM,
+            conversation=conversation,
+            user_id=str(message.author.id),
+            user_name=message.author.display_name,
+            text=self._text_of(message),
+            event_id=str(message.id),
+        )
+        route = {
+            "channel": message.channel.id,
+            "message": message.id,
+            "attachments": bool(message.attachments),
+        }
+        key = f"{PLATFORM}:{message.id}"
+        held = key in self._received  # a duplicate delivery while its turn waits
+        self._received.setdefault(key, message)
+        if not await self.inbox.receive(incoming, route) and not held:
+            self._received.pop(key, None)
 
     async def _conversation_of(self, message: discord.Message) -> str | None:
         """`dm:…` or `thread:…` for a message to answer, `new` for a mention in a channel."""
@@ -192,53 +221,97 @@ class DiscordAdapter:
             text = re.sub(rf"<@!?{me.id}>", "", text)
         return text.strip()
 
-    async def _answer(self, message: discord.Message, conversation: str) -> None:
-        text = self._text_of(message)
-        if not text:
-            polite = wording.TEXT_ONLY if message.attachments else wording.EMPTY_MESSAGE
-            await send(message.channel, polite, reply_to=message)
-            return
-        where, reply_to = message.channel, None
-        if conversation == "new":
-            thread = await self._open_thread(message, text)
-            where = thread or message.channel
-            reply_to = None if thread else message
-            conversation = f"thread:{thread.id}" if thread else f"message:{message.id}"
-        incoming = IncomingMessage(
-            platform=PLATFORM,
-            conversation=conversation,
-            user_id=str(message.author.id),
-            user_name=message.author.display_name,
-            text=text,
-            event_id=str(message.id),
-        )
-        await self._run_turn(incoming, where, reply_to)
-
-    async def _run_turn(
-        self, incoming: IncomingMessage, where: Sendable, reply_to: discord.Message | None
-    ) -> None:
+    async def _answer(self, entry: InboxEntry) -> Reply | None:
+        """One inbox entry's turn: where to answer (opening the thread for a new mention,
+        unless an earlier attempt did), then the turn, then the answer posted."""
+        route = entry.route
+        original = self._received.pop(entry.key, None)
+        channel = original.channel if original else await self._channel(route["channel"])
+        if channel is None:
+            return None
+        source = original or _partial(channel, int(route["message"]))
+        incoming = entry.message
+        if not incoming.text:
+            polite = wording.TEXT_ONLY if route.get("attachments") else wording.EMPTY_MESSAGE
+            return Reply(text=polite) if await send(channel, polite, reply_to=source) else None
+        where: Sendable = channel
+        reply_to: discord.Message | discord.PartialMessage | None = None
+        if incoming.conversation.startswith("new:"):
+            thread = None if source is None else await self._thread_for(entry, source)
+            where = thread or channel
+            reply_to = None if thread else source
+            conversation = f"thread:{thread.id}" if thread else f"message:{route['message']}"
+            incoming = incoming.model_copy(update={"conversation": conversation})
         with turn_scope(PLATFORM, incoming.conversation):
-            await self._reply(incoming, where, reply_to)
+            return await self._reply(entry, incoming, where, reply_to)
+
+    async def _channel(self, channel_id: object) -> Sendable | None:
+        """A channel, thread or DM by id: from the cache, else asked of Discord."""
+        ident = int(str(channel_id))
+        found = self.client.get_channel(ident)
+        if found is None:
+            try:
+                found = await self.client.fetch_channel(ident)
+            except discord.HTTPException as exc:
+                logger.warning("cannot answer in channel %s: %s", ident, exc)
+                return None
+        return found if isinstance(found, discord.abc.Messageable) else None
+
+    async def _thread_for(
+        self, entry: InboxEntry, source: discord.Message | discord.PartialMessage
+    ) -> discord.Thread | None:
+        """The thread an earlier attempt opened for this mention, or a new one."""
+        opened = entry.route.get("thread")
+        if opened is not None:
+            found = await self._channel(opened)
+            return found if isinstance(found, discord.Thread) else None
+        thread = await self._open_thread(source, entry.message.text)
+        if thread is not None:
+            await self.inbox.update_route(entry, {"thread": thread.id})
+        return thread
 
     async def _reply(
-        self, incoming: IncomingMessage, where: Sendable, reply_to: discord.Message | None
-    ) -> None:
-        note = ProgressNote(where, delay=self.progress_delay)
-        try:
-            async with where.typing():
-                reply = await self.engine.handle(incoming, progress=note.show)
-        except discord.HTTPException as exc:  # typing refused: answer anyway
-            logger.warning("typing indicator failed in %s: %s", channel_name(where), exc)
-            reply = await self.engine.handle(incoming, progress=note.show)
+        self,
+        entry: InboxEntry,
+        incoming: IncomingMessage,
+        where: Sendable,
+        reply_to: discord.Message | discord.PartialMessage | None,
+    ) -> Reply:
+        async def remember(posted: discord.Message) -> None:
+            await self.inbox.update_route(entry, {"note": posted.id})
+
+        earlier = entry.route.get("note")
+        note = ProgressNote(where, delay=self.progress_delay, on_post=remember)
+        if earlier is not None and isinstance(where, discord.abc.Messageable):
+            note.message = _partial(where, int(earlier))
+        reply = entry.reply or await self._run_engine(incoming, where, note, entry.progress)
         pieces = split_message(to_discord_markdown(reply.text), MESSAGE_LIMIT)
         pieces = pieces or [wording.EMPTY_ANSWER]
-        first = await note.finish(pieces[0])
-        if not first:
-            await send(where, pieces[0], reply_to=reply_to)
+        if not await note.finish(pieces[0]):
+            posted = await send(where, pieces[0], reply_to=reply_to)
+            if posted is not None:
+                await remember(posted)
         for piece in pieces[1:]:
             await send(where, piece)
+        return reply
 
-    async def _open_thread(self, message: discord.Message, text: str) -> discord.Thread | None:
+    async def _run_engine(
+        self,
+        incoming: IncomingMessage,
+        where: Sendable,
+        note: ProgressNote,
+        resume: list[dict[str, object]] | None,
+    ) -> Reply:
+        try:
+            async with where.typing():
+                return await self.engine.handle(incoming, progress=note.show, resume=resume)
+        except discord.HTTPException as exc:  # typing refused: answer anyway
+            logger.warning("typing indicator failed in %s: %s", channel_name(where), exc)
+            return await self.engine.handle(incoming, progress=note.show, resume=resume)
+
+    async def _open_thread(
+        self, message: discord.Message | discord.PartialMessage, text: str
+    ) -> discord.Thread | None:
         name = text if len(text) <= THREAD_NAME_LIMIT else text[: THREAD_NAME_LIMIT - 1] + "…"
         try:
             return await message.create_thread(name=name)
@@ -250,3 +323,9 @@ class DiscordAdapter:
                 exc,
             )
             return None
+
+
+def _partial(where: Sendable, message_id: int) -> discord.PartialMessage | None:
+    """A message of `where` by id, to edit without fetching it."""
+    get = getattr(where, "get_partial_message", None)
+    return get(message_id) if get is not None else None

@@ -18,7 +18,7 @@ Sendable = discord.abc.Messageable
 
 
 async def send(
-    where: Sendable, text: str, *, reply_to: discord.Message | None = None
+    where: Sendable, text: str, *, reply_to: discord.Message | discord.PartialMessage | None = None
 ) -> discord.Message | None:
     """Post without pinging anyone; a refusal is logged with the permission to grant."""
     options: dict[str, Any] = {"allowed_mentions": NO_PINGS}
@@ -38,7 +38,7 @@ async def send(
     return None
 
 
-async def edit(message: discord.Message, text: str) -> bool:
+async def edit(message: discord.Message | discord.PartialMessage, text: str) -> bool:
     """Replace a message's text without pinging anyone; False when Discord refuses."""
     try:
         await message.edit(content=text, allowed_mentions=NO_PINGS)

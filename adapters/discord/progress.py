@@ -7,6 +7,7 @@ alone, and once posted it is edited into the first piece of the answer.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import discord
 
@@ -19,13 +20,22 @@ PROGRESS_DELAY = 1.5
 class ProgressNote:
     """A "Checking inventory…" note, posted only if the answer takes longer than `delay`.
 
-    When posted, the note is edited into the first piece of the answer.
+    When posted, the note is edited into the first piece of the answer; `on_post` hears of
+    it (so a replay can edit the same note). A note posted by an earlier attempt is set as
+    `message` and edited the same way.
     """
 
-    def __init__(self, where: Sendable, *, delay: float) -> None:
+    def __init__(
+        self,
+        where: Sendable,
+        *,
+        delay: float,
+        on_post: Callable[[discord.Message], Awaitable[None]] | None = None,
+    ) -> None:
         self.where = where
         self.delay = delay
-        self.message: discord.Message | None = None
+        self.on_post = on_post
+        self.message: discord.Message | discord.PartialMessage | None = None
         self.pending: asyncio.Task[None] | None = None
         self.status = ""
 
@@ -43,7 +53,10 @@ class ProgressNote:
         await self._post()
 
     async def _post(self) -> None:
-        self.message = await send(self.where, f"*{self.status}*")
+        posted = await send(self.where, f"*{self.status}*")
+        self.message = posted
+        if posted is not None and self.on_post is not None:
+            await self.on_post(posted)
 
     async def finish(self, text: str) -> bool:
         """Turn the note into `text`; False when no note was posted (send `text` instead)."""

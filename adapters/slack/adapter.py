@@ -2,8 +2,10 @@
 
 Socket Mode when `SLACK_APP_TOKEN` is set, otherwise HTTP mode on `POST /slack/events` of the
 bot's HTTP server (signed requests only). Bolt runs our listeners before it acknowledges
-(`process_before_response`), and they only check, deduplicate and hand the work to `Turns`,
-so Slack gets its acknowledgement within its 3 seconds and every event id runs once.
+(`process_before_response`), and they only check the event and write it to the inbox
+(`bot.delivery`), which deduplicates it and starts its turn in the background: Slack gets its
+acknowledgement within its 3 seconds only once the event is written down, and every event id
+is answered once, also across a crash (a replay edits the placeholder it had posted).
 
 Conversations as Slack users expect: a mention in a channel is answered in a thread, and the
 thread is the conversation; later messages in that thread continue it without a mention;
@@ -33,13 +35,14 @@ from bot import wording
 from bot.admin.access import AdminCheck
 from bot.admin.operations import Admin
 from bot.chunks import split_message
+from bot.delivery import Inbox
 from bot.engine import Engine
 from bot.errors import ConfigError
 from bot.runtime.config import Settings
 from bot.runtime.logs import turn_scope
 from bot.runtime.tasks import Turns
-from bot.store import AdapterStore, first_delivery
-from bot.types import IncomingMessage
+from bot.store import AdapterStore, InboxEntry
+from bot.types import IncomingMessage, Reply
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +70,7 @@ class SlackAdapter:
         admin: Admin,
         store: AdapterStore,
         turns: Turns,
+        inbox: Inbox,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if settings.slack_bot_token is None:
@@ -76,6 +80,8 @@ class SlackAdapter:
         self.admin = admin
         self.store = store
         self.turns = turns
+        self.inbox = inbox
+        inbox.register(PLATFORM, self._answer)
         self.clock = clock
         self.bot_user_id = ""
         self.team_id = ""
@@ -177,12 +183,10 @@ class SlackAdapter:
     async def handle_http(self, request: web.Request) -> web.Response:
         """`POST /slack/events` in HTTP mode: bolt verifies the signature (401 otherwise).
 
-        While shutting down the answer is 503, so Slack delivers the event again later
-        (to this bot after its restart) rather than losing it. The time to answer is
-        observed as `actionbot_slack_ack_seconds`.
+        While shutting down, events are still written to the inbox and acknowledged, and
+        answered after the restart. The time to answer is observed as
+        `actionbot_slack_ack_seconds`.
         """
-        if not self.connected:
-            return web.Response(status=503, text="shutting down")
         started = time.perf_counter()
         response = await self.app.async_dispatch(await to_bolt_request(request))
         answer = await to_aiohttp_response(response)
@@ -194,11 +198,11 @@ class SlackAdapter:
     async def _on_mention(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         channel, ts = event["channel"], event["ts"]
         thread_ts = event.get("thread_ts") or ts
-        if event.get("bot_id") or not await self._first_delivery(body):
+        if event.get("bot_id"):
             return
         text = self._without_mention(event.get("text", ""))
         conversation = f"{channel}:{thread_ts}"
-        self._start_turn(event, conversation=conversation, thread_ts=thread_ts, text=text)
+        await self._receive(event, body, conversation=conversation, thread_ts=thread_ts, text=text)
 
     async def _on_message(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         if event.get("bot_id") or event.get("subtype") not in HANDLED_SUBTYPES:
@@ -214,14 +218,9 @@ class SlackAdapter:
                 return
         else:
             return
-        if not text.strip() or not await self._first_delivery(body):
+        if not text.strip():
             return
-        self._start_turn(event, conversation=conversation, thread_ts=thread_ts, text=text)
-
-    async def _first_delivery(self, body: dict[str, Any]) -> bool:
-        """False for an event id seen before (a Slack retry or a duplicate delivery), and
-        for any event once shutdown has begun, which is then left unmarked."""
-        return self.connected and await first_delivery(self.store, PLATFORM, body.get("event_id"))
+        await self._receive(event, body, conversation=conversation, thread_ts=thread_ts, text=text)
 
     def _mentions_me(self, text: str) -> bool:
         return bool(self.bot_user_id) and f"<@{self.bot_user_id}>" in text
@@ -229,44 +228,57 @@ class SlackAdapter:
     def _without_mention(self, text: str) -> str:
         return re.sub(rf"<@{re.escape(self.bot_user_id)}(\|[^>]*)?>", "", text).strip()
 
-    def _start_turn(
-        self, event: dict[str, Any], *, conversation: str, thread_ts: str | None, text: str
+    async def _receive(
+        self,
+        event: dict[str, Any],
+        body: dict[str, Any],
+        *,
+        conversation: str,
+        thread_ts: str | None,
+        text: str,
     ) -> None:
-        channel = event["channel"]
+        """Write the event to the inbox (before bolt acknowledges it); the inbox starts its
+        turn. Slack's `event_id` is the same on every retry of one event."""
+        event_id = body.get("event_id") or event.get("client_msg_id") or event.get("ts")
         message = IncomingMessage(
             platform=PLATFORM,
             conversation=conversation,
             user_id=str(event.get("user", "")),
             text=text,
-            event_id=event.get("client_msg_id") or event.get("ts"),
+            event_id=str(event_id),
         )
-        work = self._answer(message, channel=channel, thread_ts=thread_ts)
-        self.turns.spawn(work, name=f"slack turn {conversation}")
+        await self.inbox.receive(message, {"channel": event["channel"], "thread_ts": thread_ts})
 
-    async def _answer(
-        self, message: IncomingMessage, *, channel: str, thread_ts: str | None
-    ) -> None:
-        with turn_scope(PLATFORM, message.conversation):
-            await self._reply(message, channel=channel, thread_ts=thread_ts)
+    async def _answer(self, entry: InboxEntry) -> Reply | None:
+        with turn_scope(PLATFORM, entry.message.conversation):
+            return await self._reply(entry)
 
-    async def _reply(
-        self, message: IncomingMessage, *, channel: str, thread_ts: str | None
-    ) -> None:
+    async def _reply(self, entry: InboxEntry) -> Reply | None:
+        """Post the placeholder (unless an earlier attempt did), run the turn (unless it
+        already has its reply) and edit the placeholder into the answer."""
+        message, route = entry.message, entry.route
+        channel, thread_ts = str(route["channel"]), route.get("thread_ts")
         if not message.text:
-            await self._post(channel, thread_ts, wording.EMPTY_MESSAGE)
-            return
-        placeholder = await self._post(channel, thread_ts, f"_{wording.WORKING}_")
+            reply = Reply(text=wording.EMPTY_MESSAGE)
+            return reply if await self._post(channel, thread_ts, reply.text) else None
+        placeholder = route.get("placeholder")
         if placeholder is None:
-            return  # could not post here at all: running the engine would help nobody
+            placeholder = await self._post(channel, thread_ts, f"_{wording.WORKING}_")
+            if placeholder is None:
+                return None  # could not post here at all: running the engine would help nobody
+            await self.inbox.update_route(entry, {"placeholder": placeholder})
 
         async def progress(status: str) -> None:
             await self._update(channel, placeholder, f"_{status}_")
 
-        reply = await self.engine.handle(message, progress=progress)
+        reply = entry.reply or await self.engine.handle(
+            message, progress=progress, resume=entry.progress
+        )
         pieces = split_message(to_mrkdwn(reply.text), MESSAGE_LIMIT) or [wording.EMPTY_ANSWER]
         await self._update(channel, placeholder, pieces[0])
         for piece in pieces[1:]:
             await self._post(channel, thread_ts, piece)
+        return reply
 
     async def _post(self, channel: str, thread_ts: str | None, text: str) -> str | None:
         response = await self._call(

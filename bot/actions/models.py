@@ -80,6 +80,9 @@ class Parameter(BaseModel):
         return value.strip().lower() if isinstance(value, str) else value
 
 
+MAX_RETRIES = 5
+
+
 class ActionConfig(BaseModel):
     """One `[[actions]]` table exactly as the file may write it (unknown keys are errors)."""
 
@@ -94,6 +97,8 @@ class ActionConfig(BaseModel):
     timeout: float | None = Field(None, gt=0)
     max_concurrency: int = Field(DEFAULT_MAX_CONCURRENCY, ge=1)
     """Calls of this action in flight at once; more wait (bounded) for a slot."""
+    retries: int = Field(0, ge=0, le=MAX_RETRIES)
+    """Extra tries after a connect error, 429, 502, 503 or 504, within the one timeout."""
     headers: dict[str, str] = Field(default_factory=dict, repr=False)
     parameters: list[Parameter] = Field(default_factory=list)
 

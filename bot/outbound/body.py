@@ -47,11 +47,15 @@ class Ending:
 
 
 class CallFailed(Exception):
-    """Ends a call early with an outcome and a short message that is safe to show."""
+    """Ends a call early with an outcome and a short message that is safe to show;
+    `retryable` when the request never reached the server (a connect error)."""
 
-    def __init__(self, outcome: Outcome, error: str, *, status: int | None = None) -> None:
+    def __init__(
+        self, outcome: Outcome, error: str, *, status: int | None = None, retryable: bool = False
+    ) -> None:
         super().__init__(error)
         self.ending = Ending(outcome, status=status, error=error)
+        self.retryable = retryable
 
 
 async def read_capped(
@@ -106,7 +110,11 @@ def failure(
         return CallFailed(Outcome.ERROR, f"could not resolve {host}")
     if isinstance(exc, httpcore2.TimeoutException):
         return CallFailed(Outcome.TIMEOUT, f"timed out talking to {host}")
-    return CallFailed(Outcome.ERROR, _connection_problem(exc, host, port, extra_ca))
+    # Nothing was sent when the connection could not be made (TLS refusals aside: trying
+    # again would only fail again).
+    retryable = isinstance(exc, httpcore2.ConnectError) and _find(exc, ssl.SSLError) is None
+    problem = _connection_problem(exc, host, port, extra_ca)
+    return CallFailed(Outcome.ERROR, problem, retryable=retryable)
 
 
 def refusal(problem: str, *, redirected: bool) -> str:

@@ -11,6 +11,10 @@ cannot slip through; TLS still verifies the host *name*. One deadline covers con
 the whole body; the body is capped (`bot/webhook_body.py`); every call carries `User-Agent`,
 `Idempotency-Key` and, with a secret, an HMAC signature (`sign`); each call is logged once at
 INFO (never header values or bodies) and handed to the recorder.
+
+An action with `retries` tries again after a connect error, 429, 502, 503 or 504, with
+backoff (or the server's `Retry-After`), inside the same deadline and with the same
+`Idempotency-Key`: one call, recorded once with its number of attempts.
 """
 
 from __future__ import annotations
@@ -58,13 +62,24 @@ logger = logging.getLogger(__name__)
 USER_AGENT = f"ActionBot/{__version__}"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _KEEPS_METHOD = frozenset({307, 308})
-_LOG_LINE = "webhook %s: %s status=%s latency_ms=%.0f call_id=%s error=%s"
+_LOG_LINE = "webhook %s: %s status=%s latency_ms=%.0f attempts=%d call_id=%s error=%s"
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+"""Answers that say "not now": the request may be sent again with the same key."""
+RETRY_BACKOFF = 0.25
+"""Seconds before the first retry; doubled for each further one (unless `Retry-After`)."""
 
 
 class CallRecorder(Protocol):
-    """Where each call's result goes (the store), with the conversation it belongs to."""
+    """Where each call's result goes (the store), with the conversation and, for a call of
+    a customer's turn, the turn's event key (its journal row gets the result)."""
 
-    async def record_call(self, result: ActionResult, *, conversation: str | None = None) -> None:
+    async def record_call(
+        self,
+        result: ActionResult,
+        *,
+        conversation: str | None = None,
+        event_key: str | None = None,
+    ) -> None:
         """Record one finished call."""
 
 
@@ -82,6 +97,22 @@ def sign(secret: bytes, timestamp: str, body: bytes) -> str:
     """The `X-ActionBot-Signature` value: `v1=` + hex HMAC-SHA256 of `<timestamp>.<body>`."""
     digest = hmac.new(secret, timestamp.encode("ascii") + b"." + body, hashlib.sha256)
     return f"v1={digest.hexdigest()}"
+
+
+def idempotency_key(
+    instance_key: bytes, event_key: str, action: str, arguments: str, n: int
+) -> str:
+    """The `Idempotency-Key` of a call made while answering one message: hex HMAC-SHA256
+    under the instance key of the event key, the action, the canonical JSON of the arguments
+    and `n` (how many identical calls came before it in the turn). The same message thus
+    gets the same keys on every retry, restart and replica."""
+    message = json.dumps([event_key, action, arguments, n], ensure_ascii=False)
+    return hmac.new(instance_key, message.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no spaces: equal arguments give equal text."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
 def default_ssl_context(extra_ca_file: str | None = None) -> ssl.SSLContext:
@@ -194,28 +225,34 @@ class WebhookClient:
         *,
         conversation: str | None = None,
         call_id: str | None = None,
+        event_key: str | None = None,
     ) -> ActionResult:
         """Call `action`'s endpoint with validated `arguments`; failures are results too.
 
-        The recorded latency is the call's own time once its slots are held; a `busy` call's
-        latency is the time it waited for them.
+        `call_id` is the `Idempotency-Key` (a fresh one when not given); `event_key` names
+        the turn whose journal records the result. The recorded latency is the call's own
+        time once its slots are held; a `busy` call's latency is the time it waited for them.
         """
         call_id = call_id or uuid.uuid4().hex
         started = time.perf_counter()
+        tries = [0]
         try:
             async with self._slots.hold(action.name, limit=action.max_concurrency) as waited:
                 self._queued(action.name, waited)
                 started = time.perf_counter()
                 with self._in_flight(action.name):
-                    ending = await self._attempt(action, arguments, call_id)
+                    ending = await self._attempt(action, arguments, call_id, tries)
         except Busy as busy:
             self._queued(action.name, busy.waited)
             ending = Ending(Outcome.BUSY, error=str(busy))
         ms = round((time.perf_counter() - started) * 1000, 1)
-        result = ActionResult(action=action.name, call_id=call_id, latency_ms=ms, **vars(ending))
+        attempts = max(tries[0], 1)
+        result = ActionResult(
+            action=action.name, call_id=call_id, latency_ms=ms, attempts=attempts, **vars(ending)
+        )
         outcome, status, error = result.outcome.value, result.status, result.error
-        logger.info(_LOG_LINE, action.name, outcome, status, ms, call_id, error)
-        await self._record(result, conversation)
+        logger.info(_LOG_LINE, action.name, outcome, status, ms, attempts, call_id, error)
+        await self._record(result, conversation, event_key)
         return result
 
     def _queued(self, action: str, seconds: float) -> None:
@@ -232,28 +269,57 @@ class WebhookClient:
             if self._observer is not None:
                 self._observer.webhook_in_flight(action, -1)
 
-    async def _attempt(self, action: Action, arguments: Arguments, call_id: str) -> Ending:
+    async def _attempt(
+        self, action: Action, arguments: Arguments, call_id: str, tries: list[int]
+    ) -> Ending:
+        """The call under its one deadline, tried up to 1 + `action.retries` times;
+        `tries[0]` counts the requests started."""
         seconds = self.timeout_for(action)
+        ending = Ending(Outcome.ERROR, error="the call was not sent")
         try:
-            async with asyncio.timeout(seconds):
-                return await self._exchange(action, arguments, call_id)
+            async with asyncio.timeout(seconds) as deadline:
+                for attempt in range(action.retries + 1):
+                    tries[0] += 1
+                    ending, retry_after = await self._try_once(action, arguments, call_id)
+                    if retry_after is None or attempt == action.retries:
+                        return ending
+                    wait = RETRY_BACKOFF * 2**attempt if retry_after < 0 else retry_after
+                    when = deadline.when()
+                    if when is not None and asyncio.get_running_loop().time() + wait >= when:
+                        return ending  # the next try could not finish in time
+                    await asyncio.sleep(wait)
         except TimeoutError:  # our deadline; the pool's own timeouts are off
             return Ending(Outcome.TIMEOUT, error=f"no complete response within {seconds:g} s")
+        return ending
+
+    async def _try_once(
+        self, action: Action, arguments: Arguments, call_id: str
+    ) -> tuple[Ending, float | None]:
+        """One try: its ending and, when it may be retried, the seconds the server asked us
+        to wait (-1: it did not say)."""
+        try:
+            ending, retry_after = await self._exchange(action, arguments, call_id)
         except CallFailed as exc:
-            return exc.ending
+            return exc.ending, (-1.0 if exc.retryable else None)
         except Exception as exc:
             logger.warning("webhook %s failed unexpectedly", action.name, exc_info=True)
-            return Ending(Outcome.ERROR, error=f"the call failed ({type(exc).__name__})")
+            return Ending(Outcome.ERROR, error=f"the call failed ({type(exc).__name__})"), None
+        if ending.status in RETRY_STATUSES:
+            return ending, retry_after if retry_after is not None else -1.0
+        return ending, None
 
-    async def _exchange(self, action: Action, arguments: Arguments, call_id: str) -> Ending:
+    async def _exchange(
+        self, action: Action, arguments: Arguments, call_id: str
+    ) -> tuple[Ending, float | None]:
+        """The request, with redirects followed: its ending and the `Retry-After` seconds."""
         prepared = prepare_request(action, arguments)
         body = b"" if prepared.json_body is None else _json_bytes(prepared.json_body)
         hop = _Hop(method=prepared.method.value, url=httpx2.URL(prepared.url), body=body)
         for _ in range(self._max_redirects + 1):
             self._check_destination(hop)
-            status, target, content = await self._send(action, hop, call_id)
+            status, target, content, retry_after = await self._send(action, hop, call_id)
             if target is None:
-                return interpret(status, content)
+                return interpret(status, content), retry_after
             hop = _follow(hop, status, target)
         raise CallFailed(Outcome.ERROR, f"more than {self._max_redirects} redirects")
 
@@ -270,8 +336,9 @@ class WebhookClient:
 
     async def _send(
         self, action: Action, hop: _Hop, call_id: str
-    ) -> tuple[int, httpx2.URL | None, bytes]:
-        """One request: status, redirect target (if following one) and the capped body."""
+    ) -> tuple[int, httpx2.URL | None, bytes, float | None]:
+        """One request: status, redirect target (if following one), the capped body and the
+        seconds of a `Retry-After` header (None when absent or not a number of seconds)."""
         headers = self._headers(action, hop, call_id)
         pool = self._pool if hop.same_origin else self._outside_pool
         url = httpcore2.URL(
@@ -295,7 +362,7 @@ class WebhookClient:
                 redirected=hop.redirected,
                 extra_ca=self._extra_ca,
             ) from exc
-        return response.status, target, content
+        return response.status, target, content, _retry_after(received)
 
     async def _body(self, response: httpcore2.Response, headers: httpx2.Headers) -> bytes:
         chunks = response.aiter_stream()
@@ -323,11 +390,13 @@ class WebhookClient:
             headers["X-ActionBot-Signature"] = sign(key, timestamp, hop.body)
         return headers
 
-    async def _record(self, result: ActionResult, conversation: str | None) -> None:
+    async def _record(
+        self, result: ActionResult, conversation: str | None, event_key: str | None
+    ) -> None:
         if self._recorder is None:
             return
         try:
-            await self._recorder.record_call(result, conversation=conversation)
+            await self._recorder.record_call(result, conversation=conversation, event_key=event_key)
         except Exception:
             logger.warning(
                 "could not record call %s of %s", result.call_id, result.action, exc_info=True
@@ -340,6 +409,12 @@ def _pool(
     """A pool whose connections go only where `policy` allows (see bot/pinning.py)."""
     backend = PinnedBackend(policy=policy, resolver=resolver)
     return pinned_pool(ssl_context=context, backend=backend, connections=connections)
+
+
+def _retry_after(headers: httpx2.Headers) -> float | None:
+    """`Retry-After` in seconds, when it is a small number of seconds (dates are ignored)."""
+    value = headers.get("Retry-After", "").strip()
+    return float(value) if value.isdigit() and len(value) < 6 else None
 
 
 def _json_bytes(body: dict[str, Any]) -> bytes:

@@ -35,6 +35,12 @@ DEFAULT_MAX_CONCURRENCY = 10
 """Calls of one action in flight at once, unless its `max_concurrency` says otherwise."""
 
 DEFAULT_MAX_TOOL_ROUNDS = 5
+DEFAULT_MAX_TOOL_CALLS = 8
+"""Webhook calls sent per model round; further calls get a tool error, unsent."""
+DEFAULT_TURN_ATTEMPTS = 3
+"""Times a message's turn is started (after crashes) before it is given up with an apology."""
+DEFAULT_CALL_LOG_DAYS = 90
+"""Days call rows are kept (the per-action totals count every call ever made)."""
 DEFAULT_LLM_TIMEOUT = 60.0
 DEFAULT_LLM_MAX_RETRIES = 2
 DEFAULT_HISTORY_MESSAGES = 40
@@ -115,6 +121,15 @@ class Settings(BaseSettings):
 
     max_tool_rounds: int = Field(
         DEFAULT_MAX_TOOL_ROUNDS, ge=1, validation_alias=_env("ACTIONBOT_MAX_TOOL_ROUNDS")
+    )
+    max_tool_calls: int = Field(
+        DEFAULT_MAX_TOOL_CALLS, ge=1, validation_alias=_env("ACTIONBOT_MAX_TOOL_CALLS")
+    )
+    turn_attempts: int = Field(
+        DEFAULT_TURN_ATTEMPTS, ge=1, validation_alias=_env("ACTIONBOT_TURN_ATTEMPTS")
+    )
+    call_log_days: int = Field(
+        DEFAULT_CALL_LOG_DAYS, ge=0, validation_alias=_env("ACTIONBOT_CALL_LOG_DAYS")
     )
     llm_timeout: float = Field(
         DEFAULT_LLM_TIMEOUT, gt=0, validation_alias=_env("ACTIONBOT_LLM_TIMEOUT")

@@ -39,7 +39,11 @@ class CallSink(Protocol):
     """Where a recorded call goes (`bot.store.CallLog.record_call`)."""
 
     async def record_call(
-        self, result: ActionResult, *, conversation: str | None = None
+        self,
+        result: ActionResult,
+        *,
+        conversation: str | None = None,
+        event_key: str | None = None,
     ) -> None: ...
 
 
@@ -114,6 +118,12 @@ class Metrics:
             ["platform"],
             registry=self.registry,
         )
+        self.turns = Counter(
+            "actionbot_turns",
+            "Customer messages settled: answered, or failed (the customer got an apology).",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.conversations = Gauge(
             "actionbot_conversations_active",
             "Conversations with a message in the last hour.",
@@ -143,6 +153,12 @@ class MeteredRecorder:
         self.store = store
         self.metrics = metrics
 
-    async def record_call(self, result: ActionResult, *, conversation: str | None = None) -> None:
+    async def record_call(
+        self,
+        result: ActionResult,
+        *,
+        conversation: str | None = None,
+        event_key: str | None = None,
+    ) -> None:
         self.metrics.observe_call(result)
-        await self.store.record_call(result, conversation=conversation)
+        await self.store.record_call(result, conversation=conversation, event_key=event_key)

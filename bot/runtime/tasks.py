@@ -11,6 +11,11 @@ ready work takes at most `max_lag`. Under a burst, turns then start as fast as t
 absorbs them and acknowledgements never queue behind hundreds of freshly started turns;
 with a slow model, where turns mostly wait on the network, the loop keeps up and nothing is
 held back. Waiting turns start in arrival order. Admin commands skip the queue.
+
+Order within a conversation: a turn spawned with an `after` key starts only once the previous
+turn spawned with the same key has ended, so the messages of one conversation are answered in
+the order they were handed over (`spawn` is synchronous: that is the order of arrival), while
+different conversations run side by side.
 """
 
 from __future__ import annotations
@@ -44,36 +49,61 @@ class Turns:
         self._running = asyncio.Semaphore(limit) if limit is not None else None
         self._admission = asyncio.Lock()
         self._max_lag = max_lag
+        self._last: dict[str, asyncio.Task[None]] = {}
         self.closing = False
 
     def __len__(self) -> int:
         return len(self._tasks)
 
-    def spawn(self, work: Coroutine[Any, Any, None], *, name: str, queued: bool = True) -> bool:
+    def spawn(
+        self,
+        work: Coroutine[Any, Any, None],
+        *,
+        name: str,
+        queued: bool = True,
+        after: str | None = None,
+    ) -> bool:
         """Run `work` in the background, after the turns ahead of it when `limit` are running
-        (`queued=False` starts it at once); False (and `work` discarded) once closing."""
+        (`queued=False` starts it at once) and after the last turn spawned with the same
+        `after` key; False (and `work` discarded) once closing."""
         if self.closing:
             work.close()
             logger.info("not starting %s: shutting down", name)
             return False
-        limited = queued and self._running is not None
-        task = asyncio.create_task(self._in_turn(work) if limited else work, name=name)
+        running = self._running if queued else None
+        previous = self._last.get(after) if after is not None else None
+        task = asyncio.create_task(self._in_turn(work, running, previous), name=name)
+        if after is not None:
+            self._last[after] = task
+            task.add_done_callback(lambda done: self._forget(after, done))
         self._tasks.add(task)
         self._idle.clear()
         task.add_done_callback(self._finished)
         return True
 
-    async def _in_turn(self, work: Coroutine[Any, Any, None]) -> None:
-        assert self._running is not None  # only queued when there is a limit
+    def _forget(self, key: str, task: asyncio.Task[None]) -> None:
+        if self._last.get(key) is task:
+            del self._last[key]
+
+    async def _in_turn(
+        self,
+        work: Coroutine[Any, Any, None],
+        running: asyncio.Semaphore | None,
+        previous: asyncio.Task[None] | None,
+    ) -> None:
         try:
-            await self._admit(self._running)
+            if previous is not None:
+                await asyncio.wait([previous])  # however it ended
+            if running is not None:
+                await self._admit(running)
         except BaseException:
             work.close()  # cancelled while waiting: it never started
             raise
         try:
             await work
         finally:
-            self._running.release()
+            if running is not None:
+                running.release()
 
     async def _admit(self, running: asyncio.Semaphore) -> None:
         """Take a running slot once the loop keeps up (see the module docstring)."""

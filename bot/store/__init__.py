@@ -7,21 +7,19 @@ use. May import `bot.types` and `bot.errors` only.
     ActionStateStore   admin toggles of actions          (engine, admin)
     CallLog            recorded webhook calls and stats   (webhook client, admin, metrics)
     ConversationStore  conversation history               (engine, adapters)
-    EventInbox         platform event ids seen once       (adapters, via `first_delivery`)
+    EventInbox         every incoming message until it is answered   (bot.delivery)
+    TurnJournal        webhook calls of a turn, the finished turn    (engine)
     ModelChecks        what `actionbot doctor` found      (assembly)
 """
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.types import ActionResult
-
-logger = logging.getLogger(__name__)
+from bot.types import ActionResult, IncomingMessage, Reply
 
 
 class ActionState(BaseModel):
@@ -36,12 +34,15 @@ class ActionState(BaseModel):
 
 class ActionStats(BaseModel):
     """Monitoring numbers for one action. `p95_latency_ms` covers the recent `P95_WINDOW`
-    calls; every other number covers all recorded calls."""
+    calls among those still kept (`ACTIONBOT_CALL_LOG_DAYS`); every other number covers
+    all calls ever recorded."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     action: str
     calls: int = 0
+    attempts: int = 0
+    """Requests sent for those calls: more than `calls` when retries happened."""
     successes: int = 0
     failures: dict[str, int] = Field(default_factory=dict)
     """Count per non-success `Outcome` value, only outcomes that happened."""
@@ -62,8 +63,20 @@ class ActionStateStore(Protocol):
 
 
 class CallLog(Protocol):
-    async def record_call(self, result: ActionResult, *, conversation: str | None = None) -> None:
-        """Store one webhook call; counts stay exact under concurrency."""
+    async def record_call(
+        self,
+        result: ActionResult,
+        *,
+        conversation: str | None = None,
+        event_key: str | None = None,
+    ) -> None:
+        """Store one webhook call; counts stay exact under concurrency. With `event_key`,
+        the turn journal's row of the call (`result.call_id` is its idempotency key) gets
+        the result in the same transaction."""
+
+    async def prune_calls(self, older_than_seconds: float) -> int:
+        """Delete call rows recorded longer ago (the totals keep counting them)."""
+        ...
 
     async def stats(self, name: str | None = None) -> list[ActionStats]:
         """Stats for one action (a zero row if it has none), or every action with calls."""
@@ -101,14 +114,109 @@ class ConversationStore(Protocol):
         ...
 
 
+class InboxEntry(BaseModel):
+    """One incoming message as the inbox keeps it until it is answered."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: str
+    """`platform:event id`: the same for every delivery of one platform event."""
+    seq: int
+    """Arrival order."""
+    message: IncomingMessage
+    route: dict[str, Any]
+    """Where the adapter answers (channel, thread, placeholder message), as it recorded it."""
+    attempts: int
+    """How many times a turn has been started for it, this one included."""
+    progress: list[dict[str, Any]] | None = None
+    """The turn's messages so far, saved when it was cancelled; it resumes from them."""
+    reply: Reply | None = None
+    """The engine's answer, once the turn has one: a replay only delivers it."""
+
+
 class EventInbox(Protocol):
-    async def mark_seen(self, event_id: str) -> bool:
-        """Remember `event_id`; True the first time only. Adapters call it before they
-        acknowledge an event, so it must not wait behind other work."""
+    """Every incoming message from before it is acknowledged until it is answered. A lease
+    (owner and expiry) says which process is handling a pending message; a message whose
+    lease expired is taken over by the next process that sees it."""
+
+    async def receive(
+        self, message: IncomingMessage, *, route: dict[str, Any], owner: str, lease_seconds: float
+    ) -> InboxEntry | None:
+        """Write a new message as pending, leased to `owner` for `lease_seconds` (0: not
+        leased, for whoever replays it next). Returns the entry to run now: the new one, or
+        a pending one whose lease expired (taken over, one more attempt); None for a
+        delivery of a message that is answered, failed, or being handled. Adapters call it
+        before they acknowledge, so it must not wait behind other work."""
         ...
 
-    async def prune_seen(self, older_than_seconds: float) -> int:
-        """Forget event ids seen longer ago; returns how many."""
+    async def claim(
+        self,
+        *,
+        owner: str,
+        lease_seconds: float,
+        platforms: list[str],
+        limit: int,
+        host: str | None = None,
+    ) -> list[InboxEntry]:
+        """Pending messages of `platforms` whose lease expired (or, with `host`, is held by
+        another process `host:pid` of that host: a previous run), oldest first, now leased
+        to `owner` with one more attempt each."""
+        ...
+
+    async def renew(self, owner: str, lease_seconds: float) -> int:
+        """Extend every lease `owner` holds on pending messages; returns how many."""
+        ...
+
+    async def update_route(self, key: str, changes: dict[str, Any]) -> None:
+        """Merge `changes` into where the answer goes (e.g. the placeholder just posted)."""
+
+    async def release(self, key: str) -> None:
+        """Leave a pending message for the next process (shutdown cancelled its turn)."""
+
+    async def settle(self, key: str, *, failed: bool) -> None:
+        """The message is answered (or failed for good): later deliveries are dropped."""
+
+    async def prune_inbox(self, older_than_seconds: float) -> int:
+        """Delete messages received longer ago (pending ones included); returns how many."""
+        ...
+
+    async def inbox_counts(self) -> dict[str, int]:
+        """Messages per state (pending, done, failed)."""
+        ...
+
+
+class TurnJournal(Protocol):
+    """What makes a replayed turn safe: each webhook call is written before it is sent, and
+    its result after; the finished turn is saved with the conversation at once."""
+
+    async def instance_key(self) -> bytes:
+        """This installation's random key (created on first use, kept in the database)."""
+        ...
+
+    async def start_call(
+        self, event_key: str, idempotency_key: str, *, ordinal: int, action: str, arguments: str
+    ) -> ActionResult | None:
+        """Write that a call is about to be sent, unless it was written before; returns its
+        recorded result if it has one (then it must not be sent again)."""
+        ...
+
+    async def save_progress(self, event_key: str, messages: list[dict[str, Any]]) -> None:
+        """Keep a cancelled turn's messages so far in its inbox entry."""
+
+    async def finish_turn(
+        self,
+        conversation: str,
+        *,
+        platform: str,
+        messages: list[dict[str, Any]],
+        event_key: str,
+        reply: Reply,
+    ) -> None:
+        """Append the turn to the conversation and keep `reply` in its inbox entry, in one
+        transaction: a replay then delivers the answer instead of running the turn again."""
+
+    async def prune_journal(self, older_than_seconds: float) -> int:
+        """Delete journal rows started longer ago; returns how many."""
         ...
 
 
@@ -121,16 +229,16 @@ class ModelChecks(Protocol):
         ...
 
 
-class TurnStore(ActionStateStore, ConversationStore, Protocol):
-    """What a turn reads and writes: which actions are on, and the conversation."""
+class TurnStore(ActionStateStore, ConversationStore, TurnJournal, Protocol):
+    """What a turn reads and writes: which actions are on, the conversation, the journal."""
 
 
 class AdminStore(ActionStateStore, CallLog, Protocol):
     """What `/actions` reads and writes: toggles and the call log."""
 
 
-class AdapterStore(EventInbox, ConversationStore, Protocol):
-    """What a platform adapter asks before it acknowledges an event."""
+class AdapterStore(ConversationStore, Protocol):
+    """What a platform adapter asks before it hands a message to the inbox."""
 
 
 class Store(TurnStore, CallLog, EventInbox, ModelChecks, Protocol):
@@ -142,14 +250,3 @@ class Store(TurnStore, CallLog, EventInbox, ModelChecks, Protocol):
 
     async def close(self) -> None:
         """Close the connection."""
-
-
-async def first_delivery(inbox: EventInbox, platform: str, event_id: str | None) -> bool:
-    """Whether this is the first delivery of a platform event (every adapter's dedupe): a
-    retry or a duplicate delivery of the same id is False, and logged; no id is True."""
-    if not event_id:
-        return True
-    first = await inbox.mark_seen(f"{platform}:{event_id}")
-    if not first:
-        logger.info("%s event %s already handled; skipping the redelivery", platform, event_id)
-    return first

@@ -46,9 +46,54 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 
 INSERT_CALL = """
 INSERT INTO calls (action, call_id, conversation, started_at, recorded_at, latency_ms,
-                   outcome, status, error)
+                   outcome, status, error, attempts)
 VALUES (:action, :call_id, :conversation, :started_at, :now, :latency_ms,
-        :outcome, :status, :error)
+        :outcome, :status, :error, :attempts)
+"""
+
+JOURNAL_RESULT = """
+UPDATE journal SET result = ?, finished_at = ?
+WHERE event_key = ? AND idempotency_key = ? AND result IS NULL
+"""
+
+JOURNAL_START = """
+INSERT INTO journal (event_key, idempotency_key, ordinal, action, arguments, started_at)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (event_key, idempotency_key) DO NOTHING
+"""
+
+INBOX_INSERT = """
+INSERT INTO inbox (event_key, platform, conversation, user_id, user_name, text, route,
+                   received_at, state, attempts, lease_owner, lease_until)
+VALUES (:key, :platform, :conversation, :user_id, :user_name, :text, :route,
+        :now, 'pending', :attempts, :owner, :until)
+ON CONFLICT (event_key) DO NOTHING
+"""
+
+# Take over a pending message whose lease expired; RETURNING says whether it happened.
+# Both return the columns `sqlite._entry` reads, in its order.
+INBOX_TAKE_OVER = """
+UPDATE inbox SET lease_owner = :owner, lease_until = :until, attempts = attempts + 1
+WHERE event_key = :key AND state = 'pending' AND lease_until <= :now
+RETURNING event_key, seq, platform, conversation, user_id, user_name, text, route, attempts,
+          progress, reply
+"""
+
+INBOX_CLAIM = """
+UPDATE inbox SET lease_owner = :owner, lease_until = :until, attempts = attempts + 1
+WHERE seq IN (
+    SELECT seq FROM inbox
+    WHERE state = 'pending'
+      AND (lease_until <= :now OR (lease_owner LIKE :previous AND lease_owner != :owner))
+      AND platform IN (SELECT value FROM json_each(:platforms))
+    ORDER BY seq LIMIT :limit
+)
+RETURNING event_key, seq, platform, conversation, user_id, user_name, text, route, attempts,
+          progress, reply
+"""
+
+INBOX_FINISH_TURN = """
+UPDATE inbox SET reply = ?, progress = NULL WHERE event_key = ? AND state = 'pending'
 """
 
 SET_ACTIVE = """
@@ -71,7 +116,7 @@ ON CONFLICT (endpoint, model) DO UPDATE SET
 
 APPEND_MESSAGE = "INSERT INTO messages (conversation, created_at, payload) VALUES (?, ?, ?)"
 
-TOTALS_BY_ACTION = "SELECT action, outcome, calls, latency_ms FROM call_totals"
+TOTALS_BY_ACTION = "SELECT action, outcome, calls, latency_ms, attempts FROM call_totals"
 ACTIVITY_BY_ACTION = "SELECT action, last_call_at, last_error, last_error_at FROM action_activity"
 
 # One action's slowest `k` latencies among its most recent `window` calls (index-only read);

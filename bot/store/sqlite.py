@@ -1,4 +1,5 @@
-"""The SQLite store: migrations, admin action state, the call log with stats, seen events.
+"""The SQLite store: migrations, admin action state, the call log with stats, conversations,
+the inbox and the turn journal.
 
 One `sqlite3` connection, used from the event loop's own thread: every operation runs its
 statements inline, a single read as its own implicit transaction, anything longer as one
@@ -29,6 +30,7 @@ import asyncio
 import json
 import logging
 import math
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -39,12 +41,18 @@ from types import TracebackType
 from typing import Any, Self
 
 from bot.errors import ConfigError
-from bot.store import ActionState, ActionStats
+from bot.store import ActionState, ActionStats, InboxEntry
 from bot.store.queries import (
     ACTIVITY_BY_ACTION,
     APPEND_MESSAGE,
     CREATE_MIGRATIONS_TABLE,
+    INBOX_CLAIM,
+    INBOX_FINISH_TURN,
+    INBOX_INSERT,
+    INBOX_TAKE_OVER,
     INSERT_CALL,
+    JOURNAL_RESULT,
+    JOURNAL_START,
     MAX_COMPOUND_SELECTS,
     MIGRATIONS,
     PRAGMAS,
@@ -54,7 +62,7 @@ from bot.store.queries import (
     TOTALS_BY_ACTION,
     TOUCH_CONVERSATION,
 )
-from bot.types import ActionResult, Outcome
+from bot.types import ActionResult, IncomingMessage, Outcome, Reply
 
 logger = logging.getLogger(__name__)
 
@@ -131,9 +139,16 @@ class SQLiteStore:
 
     # -- call log and stats --------------------------------------------------------------
 
-    async def record_call(self, result: ActionResult, *, conversation: str | None = None) -> None:
+    async def record_call(
+        self,
+        result: ActionResult,
+        *,
+        conversation: str | None = None,
+        event_key: str | None = None,
+    ) -> None:
         """Store one webhook call; a trigger adds it to its action's aggregates in the same
-        statement, so one round trip records it atomically."""
+        statement. With `event_key`, the journal row of the call gets the result in the
+        same transaction, so a replay never sees a call counted but not journaled."""
         now = self._clock()
         params: dict[str, Any] = {
             "action": result.action,
@@ -145,8 +160,22 @@ class SQLiteStore:
             "outcome": result.outcome.value,
             "status": result.status,
             "error": _short(result.error),
+            "attempts": result.attempts,
         }
-        self._db.execute(INSERT_CALL, params)
+        if event_key is None:
+            self._db.execute(INSERT_CALL, params)
+            return
+        with self._transaction(write=True) as db:
+            db.execute(INSERT_CALL, params)
+            recorded = result.model_dump_json()
+            db.execute(JOURNAL_RESULT, (recorded, now, event_key, result.call_id))
+
+    async def prune_calls(self, older_than_seconds: float) -> int:
+        """Delete call rows recorded more than `older_than_seconds` ago (the totals, kept by
+        the trigger, go on counting them; p95 reads the rows that remain)."""
+        sql = "DELETE FROM calls WHERE recorded_at < ?"
+        with self._transaction(write=True) as db:
+            return db.execute(sql, (self._clock() - older_than_seconds,)).rowcount
 
     async def stats(self, name: str | None = None) -> list[ActionStats]:
         """Stats for action `name` (a zero row if it has no calls), or for every action with
@@ -227,16 +256,150 @@ class SQLiteStore:
         rows = self._read(sql, (endpoint, model))
         return bool(rows[0][0]) if rows else None
 
-    # -- seen events ---------------------------------------------------------------------
+    # -- inbox ---------------------------------------------------------------------------
 
-    async def mark_seen(self, event_id: str) -> bool:
-        """Remember `event_id`; True the first time it is seen, False on every later call."""
-        sql = "INSERT OR IGNORE INTO seen_events (event_id, seen_at) VALUES (?, ?)"
-        return self._db.execute(sql, (event_id, self._clock())).rowcount == 1
+    async def receive(
+        self, message: IncomingMessage, *, route: dict[str, Any], owner: str, lease_seconds: float
+    ) -> InboxEntry | None:
+        """Write a new message pending (see `bot.store.EventInbox.receive`); one statement
+        for a new message, so the acknowledgement that follows waits on nothing else."""
+        now = self._clock()
+        key = _event_key(message)
+        params = {
+            "key": key,
+            "platform": message.platform,
+            "conversation": message.conversation,
+            "user_id": message.user_id,
+            "user_name": message.user_name,
+            "text": message.text,
+            "route": _json(route),
+            "now": now,
+            "attempts": 1 if lease_seconds > 0 else 0,
+            "owner": owner if lease_seconds > 0 else None,
+            "until": now + lease_seconds if lease_seconds > 0 else 0.0,
+        }
+        cursor = self._db.execute(INBOX_INSERT, params)
+        if cursor.rowcount == 1:
+            if lease_seconds <= 0:
+                return None
+            seq = int(cursor.lastrowid or 0)
+            return InboxEntry(key=key, seq=seq, message=message, route=route, attempts=1)
+        if lease_seconds <= 0:
+            return None
+        rows = self._db.execute(INBOX_TAKE_OVER, params).fetchall()
+        return _entry(rows[0]) if rows else None
 
-    async def prune_seen(self, older_than_seconds: float) -> int:
-        """Forget event ids seen more than `older_than_seconds` ago; returns how many."""
-        sql = "DELETE FROM seen_events WHERE seen_at < ?"
+    async def claim(
+        self,
+        *,
+        owner: str,
+        lease_seconds: float,
+        platforms: list[str],
+        limit: int,
+        host: str | None = None,
+    ) -> list[InboxEntry]:
+        """Pending messages of `platforms` whose lease expired (or is held by a previous
+        process of `host`), oldest first, leased to `owner` with one more attempt each."""
+        now = self._clock()
+        params = {
+            "owner": owner,
+            "until": now + lease_seconds,
+            "now": now,
+            "platforms": json.dumps(platforms),
+            "limit": limit,
+            "previous": "" if host is None else host.replace("%", "") + ":%",
+        }
+        with self._transaction(write=True) as db:
+            rows = db.execute(INBOX_CLAIM, params).fetchall()
+        return sorted((_entry(row) for row in rows), key=lambda entry: entry.seq)
+
+    async def renew(self, owner: str, lease_seconds: float) -> int:
+        """Extend every lease `owner` holds on pending messages; returns how many."""
+        sql = "UPDATE inbox SET lease_until = ? WHERE lease_owner = ? AND state = 'pending'"
+        return self._db.execute(sql, (self._clock() + lease_seconds, owner)).rowcount
+
+    async def update_route(self, key: str, changes: dict[str, Any]) -> None:
+        """Merge `changes` into where the answer goes (e.g. the placeholder just posted)."""
+        sql = "UPDATE inbox SET route = json_patch(route, ?) WHERE event_key = ?"
+        self._db.execute(sql, (_json(changes), key))
+
+    async def release(self, key: str) -> None:
+        """Leave a pending message for the next process to take."""
+        sql = (
+            "UPDATE inbox SET lease_owner = NULL, lease_until = 0 "
+            "WHERE event_key = ? AND state = 'pending'"
+        )
+        self._db.execute(sql, (key,))
+
+    async def settle(self, key: str, *, failed: bool) -> None:
+        """The message is answered, or failed for good; later deliveries are dropped."""
+        sql = (
+            "UPDATE inbox SET state = ?, finished_at = ?, lease_owner = NULL, progress = NULL "
+            "WHERE event_key = ?"
+        )
+        self._db.execute(sql, ("failed" if failed else "done", self._clock(), key))
+
+    async def prune_inbox(self, older_than_seconds: float) -> int:
+        """Delete messages received more than `older_than_seconds` ago; returns how many."""
+        sql = "DELETE FROM inbox WHERE received_at < ?"
+        with self._transaction(write=True) as db:
+            return db.execute(sql, (self._clock() - older_than_seconds,)).rowcount
+
+    async def inbox_counts(self) -> dict[str, int]:
+        """Messages per state."""
+        rows = self._read("SELECT state, COUNT(*) FROM inbox GROUP BY state")
+        counts = {"pending": 0, "done": 0, "failed": 0}
+        counts.update({str(state): int(n) for state, n in rows})
+        return counts
+
+    # -- turn journal --------------------------------------------------------------------
+
+    async def instance_key(self) -> bytes:
+        """This installation's random key, created on first use."""
+        self._db.execute(
+            "INSERT INTO instance (name, value) VALUES ('call_key', ?) ON CONFLICT DO NOTHING",
+            (secrets.token_bytes(32),),
+        )
+        rows = self._read("SELECT value FROM instance WHERE name = 'call_key'")
+        return bytes(rows[0][0])
+
+    async def start_call(
+        self, event_key: str, idempotency_key: str, *, ordinal: int, action: str, arguments: str
+    ) -> ActionResult | None:
+        """Journal a call before it is sent; its recorded result if it has one."""
+        with self._transaction(write=True) as db:
+            params = (event_key, idempotency_key, ordinal, action, arguments, self._clock())
+            db.execute(JOURNAL_START, params)
+            sql = "SELECT result FROM journal WHERE event_key = ? AND idempotency_key = ?"
+            rows = db.execute(sql, (event_key, idempotency_key)).fetchall()
+        recorded = rows[0][0] if rows else None
+        return None if recorded is None else ActionResult.model_validate_json(recorded)
+
+    async def save_progress(self, event_key: str, messages: list[dict[str, Any]]) -> None:
+        """Keep a cancelled turn's messages so far in its inbox entry."""
+        sql = "UPDATE inbox SET progress = ? WHERE event_key = ? AND state = 'pending'"
+        self._db.execute(sql, (_json(messages), event_key))
+
+    async def finish_turn(
+        self,
+        conversation: str,
+        *,
+        platform: str,
+        messages: list[dict[str, Any]],
+        event_key: str,
+        reply: Reply,
+    ) -> None:
+        """Append the turn and keep its reply in the inbox entry, in one transaction."""
+        now = self._clock()
+        rows = [(conversation, now, json.dumps(m, ensure_ascii=False)) for m in messages]
+        with self._transaction(write=True) as db:
+            db.execute(TOUCH_CONVERSATION, (conversation, platform, now, now))
+            db.executemany(APPEND_MESSAGE, rows)
+            db.execute(INBOX_FINISH_TURN, (reply.model_dump_json(), event_key))
+
+    async def prune_journal(self, older_than_seconds: float) -> int:
+        """Delete journal rows started more than `older_than_seconds` ago."""
+        sql = "DELETE FROM journal WHERE started_at < ?"
         with self._transaction(write=True) as db:
             return db.execute(sql, (self._clock() - older_than_seconds,)).rowcount
 
@@ -295,6 +458,39 @@ class SQLiteStore:
             )
 
 
+def _event_key(message: IncomingMessage) -> str:
+    if not message.event_id:
+        raise ValueError("a message needs an event id to enter the inbox")
+    return f"{message.platform}:{message.event_id}"
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _entry(row: Sequence[Any]) -> InboxEntry:
+    """An inbox row (as `INBOX_CLAIM` returns it) as an entry."""
+    key, seq, platform, conversation, user_id, user_name, text, route = row[:8]
+    attempts, progress, reply = row[8:]
+    message = IncomingMessage(
+        platform=platform,
+        conversation=conversation,
+        user_id=user_id,
+        user_name=user_name,
+        text=text,
+        event_id=key.split(":", 1)[1],
+    )
+    return InboxEntry(
+        key=key,
+        seq=int(seq),
+        message=message,
+        route=json.loads(route),
+        attempts=int(attempts),
+        progress=None if progress is None else json.loads(progress),
+        reply=None if reply is None else Reply.model_validate_json(reply),
+    )
+
+
 def _applied_versions(db: sqlite3.Connection) -> set[int]:
     rows = db.execute("SELECT version FROM schema_migrations").fetchall()
     return {int(row[0]) for row in rows}
@@ -338,13 +534,15 @@ def _build_stats(
     activity: list[tuple[Any, ...]],
     p95: float | None,
 ) -> ActionStats:
-    counts = {str(outcome): int(calls) for outcome, calls, _ in totals}
-    latency = sum(float(total) for _, _, total in totals)
+    counts = {str(outcome): int(calls) for outcome, calls, _, _ in totals}
+    latency = sum(float(total) for _, _, total, _ in totals)
+    attempts = sum(int(tries) for _, _, _, tries in totals)
     calls = sum(counts.values())
     last_call_at, last_error, last_error_at = activity[0] if activity else (None, None, None)
     return ActionStats(
         action=action,
         calls=calls,
+        attempts=attempts,
         successes=counts.pop(Outcome.SUCCESS.value, 0),
         failures={outcome: n for outcome, n in sorted(counts.items()) if n > 0},
         avg_latency_ms=latency / calls if calls else None,

@@ -100,6 +100,7 @@ class ScriptedLLM(LoopbackServer):
         self.request_headers: list[dict[str, str]] = []
         self.failures: list[str] = []
         self._steps: deque[Step | Respond] = deque()
+        self._otherwise: Responder | None = None
         self._ids = itertools.count(1)
         self._received = asyncio.Condition()
         self._stopping = asyncio.Event()
@@ -154,6 +155,11 @@ class ScriptedLLM(LoopbackServer):
         """Queue a step computed by `fn(request_body)`, which may be async."""
         self._steps.append(Respond(fn))
 
+    def otherwise(self, fn: Responder) -> None:
+        """Answer with `fn(request_body)` whenever nothing is queued (a load of turns whose
+        order is not known in advance)."""
+        self._otherwise = fn
+
     # A bounded wait is the point of this helper, so the timeout is part of its signature.
     async def wait_for_requests(self, n: int, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Wait until at least `n` requests have been received."""
@@ -196,11 +202,12 @@ class ScriptedLLM(LoopbackServer):
         if body.get("stream"):
             self.failures.append(f"request #{number} asked for streaming, which is unsupported")
             return _error_response(Error(400, "ScriptedLLM: streaming is not supported"))
-        if not self._steps:
+        if not self._steps and self._otherwise is None:
             self.failures.append(f"unexpected request #{number}: {_summary(body)}")
             return _error_response(Error(500, f"ScriptedLLM: nothing queued for #{number}"))
+        queued = self._steps.popleft() if self._steps else Respond(self._otherwise)  # type: ignore[arg-type]
         try:
-            step = await self._resolve(self._steps.popleft(), body)
+            step = await self._resolve(queued, body)
             if isinstance(step, ToolCalls) and not tools_reach_the_model(self.quirks, body):
                 step = Reply(IMAGINED)
             return await self._serve(step, body)

@@ -1,0 +1,181 @@
+"""The durable inbox at work: every message is written down before it is acknowledged and
+stays pending until its answer has been delivered.
+
+Adapters hand each platform event to `Inbox.receive` before they acknowledge it. The store
+writes it (or recognises a redelivery) in one statement, leased to this process; the turn then
+runs in the background, in order within its conversation. The adapter's `Answer` function
+runs the engine (or, when the entry already has the engine's reply, only delivers it) and
+posts the answer; then the entry is settled `done`, or `failed` when the customer got an
+apology. A redelivery of a settled or leased message is dropped; one whose lease expired
+(its process died) is taken over.
+
+A process renews the leases it holds while it runs, and every `REPLAY_SECONDS` claims pending
+messages whose lease expired. At start it also takes over the messages a previous process on
+the same host held (it was killed, or shut down with turns still running), so a restarted
+bot answers them at once. A message whose turn has started `attempts` times without being
+answered is settled `failed` and the customer told so. Messages received while shutting
+down are written unleased and left for the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable, Mapping
+
+from bot import wording
+from bot.runtime.metrics import Metrics
+from bot.runtime.tasks import Turns
+from bot.store import EventInbox, InboxEntry
+from bot.types import IncomingMessage, Reply
+
+logger = logging.getLogger(__name__)
+
+LEASE_SECONDS = 60.0
+"""How long a process may hold a message without renewing; then another may take it over."""
+REPLAY_SECONDS = 10.0
+"""How often leases are renewed and expired ones looked for."""
+CLAIM_BATCH = 100
+"""Messages taken over at once; the rest on the next pass."""
+
+Answer = Callable[[InboxEntry], Awaitable[Reply | None]]
+"""An adapter's turn for one entry: run the engine unless `entry.reply` is set, post the
+answer where `entry.route` says, and return the reply (None when it could not be posted)."""
+
+
+def host_owner() -> str:
+    """This process's lease owner name: `host:pid`."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Inbox:
+    """Receives messages durably and runs their turns (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: EventInbox,
+        turns: Turns,
+        *,
+        metrics: Metrics,
+        attempts: int = 3,
+        owner: str | None = None,
+        lease_seconds: float = LEASE_SECONDS,
+    ) -> None:
+        self.store = store
+        self.turns = turns
+        self.metrics = metrics
+        self.attempts = attempts
+        self.owner = owner or host_owner()
+        self.lease_seconds = lease_seconds
+        self._answers: dict[str, Answer] = {}
+        self.accepting = True
+
+    def register(self, platform: str, answer: Answer) -> None:
+        """Messages of `platform` are answered (and replayed) with `answer`."""
+        self._answers[platform] = answer
+
+    async def receive(self, message: IncomingMessage, route: Mapping[str, object]) -> bool:
+        """Write `message` down (call before acknowledging it) and start its turn if it
+        should run now; True when a turn started. While shutting down it is only written
+        down, for the next start."""
+        lease = self.lease_seconds if self.accepting and not self.turns.closing else 0.0
+        entry = await self.store.receive(
+            message, route=dict(route), owner=self.owner, lease_seconds=lease
+        )
+        if entry is None:
+            if lease:
+                logger.info(
+                    "%s event %s already answered or in hand; skipping the redelivery",
+                    message.platform,
+                    message.event_id,
+                )
+            return False
+        if entry.attempts > 1:
+            logger.info("taking over %s (attempt %d)", entry.key, entry.attempts)
+        return await self._start(entry)
+
+    def hold_new(self) -> None:
+        """Shutdown has begun: messages received from now on wait for the next start."""
+        self.accepting = False
+
+    async def update_route(self, entry: InboxEntry, changes: Mapping[str, object]) -> None:
+        """Remember where the answer goes (a placeholder or thread just made), so a replay
+        edits that message instead of posting another."""
+        await self.store.update_route(entry.key, dict(changes))
+
+    async def recover(self, *, at_start: bool = False) -> int:
+        """Start the pending messages whose lease expired (at start also those a previous
+        process on this host held); returns how many."""
+        if not self._answers:
+            return 0
+        host = self.owner.rsplit(":", 1)[0] if at_start else None
+        entries = await self.store.claim(
+            owner=self.owner,
+            lease_seconds=self.lease_seconds,
+            platforms=sorted(self._answers),
+            limit=CLAIM_BATCH,
+            host=host,
+        )
+        if entries:
+            logger.info("answering %d messages left unanswered earlier", len(entries))
+        for entry in entries:
+            await self._start(entry)
+        return len(entries)
+
+    async def keep_up(self) -> None:
+        """Renew this process's leases and take over expired ones, every `REPLAY_SECONDS`,
+        until cancelled."""
+        while True:
+            await asyncio.sleep(REPLAY_SECONDS)
+            try:
+                await self.store.renew(self.owner, self.lease_seconds)
+                while await self.recover() == CLAIM_BATCH:
+                    pass
+            except Exception:
+                logger.exception("could not renew or replay inbox messages")
+
+    async def _start(self, entry: InboxEntry) -> bool:
+        message = entry.message
+        started = self.turns.spawn(
+            self._run(entry),
+            name=f"{message.platform} turn {message.conversation}",
+            after=f"{message.platform}:{message.conversation}",
+        )
+        if not started:
+            await self.store.release(entry.key)
+        return started
+
+    async def _run(self, entry: InboxEntry) -> None:
+        answer = self._answers[entry.message.platform]
+        if entry.attempts > self.attempts:
+            logger.error(
+                "giving up on %s: %d attempts did not answer it", entry.key, entry.attempts - 1
+            )
+            entry = entry.model_copy(update={"reply": Reply(text=wording.GAVE_UP, failed=True)})
+        try:
+            reply = await answer(entry)
+        except asyncio.CancelledError:
+            await self.store.release(entry.key)  # the next start answers it
+            raise
+        except Exception:
+            logger.exception("answering %s failed; it will be tried again", entry.key)
+            await self.store.release(entry.key)
+            return
+        failed = reply is None or reply.failed
+        await self.store.settle(entry.key, failed=failed)
+        self.metrics.turns.labels("failed" if failed else "answered").inc()
+
+    async def run_inline(self, message: IncomingMessage, answer: Answer) -> Reply | None:
+        """Write `message` down and answer it now, in this task (the console)."""
+        entry = await self.store.receive(
+            message, route={}, owner=self.owner, lease_seconds=self.lease_seconds
+        )
+        if entry is None:
+            return None
+        reply = await answer(entry)
+        failed = reply is None or reply.failed
+        await self.store.settle(entry.key, failed=failed)
+        self.metrics.turns.labels("failed" if failed else "answered").inc()
+        return reply
