@@ -109,7 +109,11 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         webhooks = WebhookClient.from_settings(settings, recorder=recorder, observer=metrics)
         async with webhooks:
             admin = Admin(
-                actions=actions, store=store, webhooks=webhooks, result_chars=settings.result_chars
+                actions=actions,
+                store=store,
+                webhooks=webhooks,
+                result_chars=settings.result_chars,
+                call_log_days=settings.call_log_days,
             )
             yield Services(settings, actions, store, webhooks, admin, metrics)
     finally:

@@ -27,7 +27,7 @@ from bot.errors import AdminUsageError
 from bot.outbound.webhooks import WebhookClient
 from bot.store import Store
 from bot.store.sqlite import SQLiteStore
-from bot.types import Outcome
+from bot.types import ActionResult, IncomingMessage, Outcome
 from fakes.https_server import WebhookServer, json_handler
 
 MakeAction = Callable[..., Action]
@@ -325,3 +325,26 @@ async def test_stats_before_any_call(admin: Admin) -> None:
     result = await admin.execute("stats", actor=ACTOR)
     assert isinstance(result, StatsReport)
     assert render_text(result) == "No calls recorded yet."
+
+
+async def test_stats_say_what_they_cover_with_retries_and_failed_messages(
+    admin: Admin, store: Store
+) -> None:
+    """Stats say which window p95 covers, how many extra tries retries made, and how
+    customer messages fared (a message given up counts as failed)."""
+    retried = ActionResult(
+        action="check_inventory", call_id="k", outcome=Outcome.SUCCESS, latency_ms=5, attempts=3
+    )
+    await store.record_call(retried)
+    lost = IncomingMessage(
+        platform="slack", conversation="D1", user_id="U1", text="hi", event_id="E1"
+    )
+    await store.receive(lost, route={}, owner="h:1", lease_seconds=60)
+    await store.settle("slack:E1", failed=True)
+    admin.call_log_days = 90
+
+    text = render_text(await admin.execute("stats", actor=ACTOR))
+
+    assert "p95 covers the latest calls of the last 90 days" in text
+    assert "Extra tries (retries): check_inventory 2." in text
+    assert "Customer messages: 0 answered, 1 failed, 0 waiting." in text

@@ -7,6 +7,7 @@ store serves its callers in order, and `Turns.drain` then waits for anything sta
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -28,6 +29,7 @@ from bot.outbound.webhooks import WebhookClient
 from bot.runtime.config import Settings
 from bot.runtime.tasks import Turns
 from bot.store import Store
+from bot.types import IncomingMessage
 from fakes.discord_server import (
     BOT_USER_ID,
     INTENT_MESSAGE_CONTENT,
@@ -266,6 +268,63 @@ async def test_empty_mention_and_attachment_only_get_polite_answers(harness: Har
     assert post.json is not None
     assert post.json["content"] == wording.EMPTY_MESSAGE
     assert harness.llm.requests == []
+
+
+async def test_replay_edits_the_note_an_earlier_attempt_posted(harness: Harness) -> None:
+    """A DM whose turn died after posting its "Checking…" note is answered at the next
+    start by editing that note: nothing new is posted, and the entry is settled."""
+    await harness.barrier()  # the customer has written in the DM before
+    dm = await harness.adapter.client.fetch_channel(int(DM_CHANNEL))
+    note = await dm.send("*Checking inventory…*")  # type: ignore[union-attr]
+    incoming = IncomingMessage(
+        platform="discord",
+        conversation=f"dm:{DM_CHANNEL}",
+        user_id=USER_ID,
+        text="Screens?",
+        event_id=new_snowflake(),
+    )
+    route = {"channel": int(DM_CHANNEL), "message": int(incoming.event_id or 0), "note": note.id}
+    await harness.store.receive(incoming, route=route, owner="gone:1", lease_seconds=0)
+    harness.llm.reply("Yes, 4 in stock.")
+    posts_before = len(harness.fake.requests_to("POST", messages_in(DM_CHANNEL)))
+
+    assert await harness.adapter.inbox.recover(at_start=True) == 1
+    await harness.turns.drain()
+
+    assert len(harness.fake.requests_to("POST", messages_in(DM_CHANNEL))) == posts_before
+    [edit] = harness.fake.requests_to("PATCH", messages_in(DM_CHANNEL))
+    assert edit.path.endswith(f"/{note.id}")
+    assert edit.json is not None
+    assert edit.json["content"] == "Yes, 4 in stock."
+    assert await harness.store.inbox_counts() == {"pending": 0, "done": 2, "failed": 0}
+
+
+async def test_replayed_mention_opens_its_thread_once(harness: Harness) -> None:
+    """A channel mention received while shutting down is answered at the next start: the
+    thread is opened on the original message then, and remembered for any later attempt."""
+    harness.adapter.inbox.hold_new()
+    await harness.say(f"<@{BOT_USER_ID}> Screens?", mentions=[BOT])
+    await wait_until(lambda: harness.store.inbox_counts(), {"pending": 1, "done": 0, "failed": 0})
+    assert harness.llm.requests == []
+    harness.adapter.inbox.accepting = True
+    harness.llm.reply("Answered in the thread.")
+
+    assert await harness.adapter.inbox.recover(at_start=True) == 1
+    thread_id, _ = await thread_opened(harness)
+
+    [post] = harness.fake.requests_to("POST", messages_in(thread_id))
+    assert post.json is not None
+    assert post.json["content"] == "Answered in the thread."
+    assert len(harness.fake.requests_to("POST", THREADS)) == 1
+    assert await harness.store.inbox_counts() == {"pending": 0, "done": 1, "failed": 0}
+
+
+async def wait_until(read: Any, expected: Any) -> None:
+    """Wait until `await read()` equals `expected` (state written by another task)."""
+    async with asyncio.timeout(5):
+        # The state is a database row another task writes: there is no event to wait on.
+        while await read() != expected:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
 
 
 async def test_thread_refused_falls_back_to_a_reply(harness: Harness) -> None:

@@ -23,7 +23,9 @@ from bot.runtime.config import Settings
 from bot.runtime.http import HttpServer
 from bot.runtime.tasks import Turns
 from bot.store import Store
+from bot.types import IncomingMessage
 from fakes.https_server import WebhookServer, json_handler
+from fakes.openai_server import Reply as ScriptedReply
 from fakes.openai_server import ScriptedLLM
 from fakes.slack_server import (
     APP_TOKEN,
@@ -200,6 +202,83 @@ async def test_duplicate_and_retried_event_runs_once(harness: Harness) -> None:
     assert len(harness.llm.requests) == 2
     assert len(harness.server.requests) == 1
     assert len(harness.slack.calls("chat.postMessage")) == 1
+
+
+def echo(body: dict[str, Any]) -> ScriptedReply:
+    return ScriptedReply(f"answer to {body['messages'][-1]['content']}")
+
+
+async def test_two_quick_messages_in_one_conversation_are_answered_in_order(
+    harness: Harness,
+) -> None:
+    """The first message's placeholder is held back (Slack rate-limits it for a second): the
+    second message still waits for the first turn, and sees its answer in the history."""
+    harness.slack.rate_limit_next("chat.postMessage", retry_after=1)
+    harness.llm.respond(echo)
+    harness.llm.respond(echo)
+    for n, text in enumerate(["first", "second"]):
+        event = message(text, "U1", "D1", harness.slack.next_ts())
+        envelope = events_api_envelope(event, event_id=f"EvOrder{n}")
+        await harness.slack.wait_for_ack(await harness.slack.push(envelope))
+    await harness.turns.drain()
+
+    asked = [r["messages"][-1]["content"] for r in harness.llm.requests]
+    assert asked == ["first", "second"]
+    seen = [m["content"] for m in harness.llm.requests[1]["messages"]]
+    assert "answer to first" in seen
+    updates = [u["text"] for u in harness.slack.calls("chat.update")]
+    assert updates == ["answer to first", "answer to second"]
+
+
+async def test_replay_edits_the_stranded_placeholder_instead_of_posting_again(
+    harness: Harness,
+) -> None:
+    """A message whose turn died after posting "Working on it…" is answered at the next start
+    by editing that placeholder: no second placeholder, one answer, settled done."""
+    stranded = await harness.adapter.client.chat_postMessage(channel="D1", text="_Working on it…_")
+    incoming = IncomingMessage(
+        platform="slack", conversation="D1", user_id="U1", text="Screens?", event_id="EvLost"
+    )
+    route = {"channel": "D1", "thread_ts": None, "placeholder": stranded["ts"]}
+    await harness.store.receive(incoming, route=route, owner="gone:1", lease_seconds=0)
+    harness.llm.reply("Yes, 4 in stock.")
+
+    assert await harness.adapter.inbox.recover(at_start=True) == 1
+    await harness.turns.drain()
+
+    assert len(harness.slack.calls("chat.postMessage")) == 1  # only the stranded one
+    [update] = harness.slack.calls("chat.update")
+    assert (update["ts"], update["text"]) == (stranded["ts"], "Yes, 4 in stock.")
+    assert await harness.store.inbox_counts() == {"pending": 0, "done": 1, "failed": 0}
+    assert await harness.adapter.inbox.recover() == 0
+
+
+async def test_a_message_that_keeps_failing_is_given_up_with_an_apology(
+    harness: Harness,
+) -> None:
+    """After ACTIONBOT_TURN_ATTEMPTS starts without an answer, the customer gets a short
+    apology (in the placeholder) and the message is settled failed, counted in metrics."""
+    placeholder = await harness.adapter.client.chat_postMessage(channel="D1", text="_Working…_")
+    incoming = IncomingMessage(
+        platform="slack", conversation="D1", user_id="U1", text="Screens?", event_id="EvPoison"
+    )
+    route = {"channel": "D1", "placeholder": placeholder["ts"]}
+    await harness.store.receive(incoming, route=route, owner="gone:1", lease_seconds=0)
+    for _ in range(3):  # three earlier processes took it and died
+        [taken] = await harness.store.claim(
+            owner="gone:1", lease_seconds=0, platforms=["slack"], limit=1
+        )
+        assert taken.key == "slack:EvPoison"
+
+    await harness.adapter.inbox.recover(at_start=True)
+    await harness.turns.drain()
+
+    assert harness.llm.requests == []
+    [update] = harness.slack.calls("chat.update")
+    assert update["text"] == wording.GAVE_UP
+    assert await harness.store.inbox_counts() == {"pending": 0, "done": 0, "failed": 1}
+    scrape = (await harness.adapter.engine.metrics.render(harness.store)).decode()
+    assert 'actionbot_turns_total{outcome="failed"} 1.0' in scrape
 
 
 async def test_bot_messages_and_edits_are_ignored(harness: Harness) -> None:

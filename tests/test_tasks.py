@@ -177,3 +177,30 @@ async def test_waiting_turns_start_only_while_the_loop_keeps_up() -> None:
     await hogging
     await asyncio.wait_for(started.wait(), 5)
     assert await turns.close(grace=5) == 0
+
+
+async def test_turns_with_the_same_key_run_one_after_another_in_spawn_order() -> None:
+    """Turns of one conversation start in the order they were spawned, each after the
+    previous one ended (even a failed one); other conversations do not wait for them."""
+    turns = Turns(limit=10)
+    gate = asyncio.Event()
+    events: list[str] = []
+
+    async def turn(name: str, *, wait: bool = False, fail: bool = False) -> None:
+        events.append(f"start {name}")
+        if wait:
+            await gate.wait()
+        events.append(f"end {name}")
+        if fail:
+            raise RuntimeError("boom")
+
+    turns.spawn(turn("a1", wait=True, fail=True), name="a1", after="conv-a")
+    turns.spawn(turn("a2"), name="a2", after="conv-a")
+    turns.spawn(turn("b1"), name="b1", after="conv-b")
+    async with asyncio.timeout(5):
+        while "end b1" not in events:
+            await asyncio.sleep(0)
+    assert events == ["start a1", "start b1", "end b1"]
+    gate.set()
+    await turns.drain()
+    assert events[3:] == ["end a1", "start a2", "end a2"]

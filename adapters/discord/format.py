@@ -179,7 +179,7 @@ def _stats_cards(report: StatsReport) -> list[Card]:
     if not rows or (report.name is None and not any(r.calls for r in rows)):
         return [Card(colour, STATS_TITLE, "No calls recorded yet.")]
     fields = [embed_field(safe(s.action), _stats_value(s)) for s in rows]
-    packed = pack(fields, title=STATS_TITLE, colour=colour)
+    packed = pack(fields, title=STATS_TITLE, colour=colour, footer=" ".join(report.notes()))
     if packed is not None:
         return packed
     header = ["ACTION", "CALLS", "OK", "FAILED", "AVG", "P95", "LAST CALL (UTC)"]

@@ -223,7 +223,8 @@ def _stats_blocks(report: StatsReport) -> list[Block]:
         return [_section("No calls recorded yet.")]
     if len(rows) > MAX_LIST_SECTIONS:
         return [_header("Action stats"), *_code_sections(render_text(report))]
-    return [_header("Action stats"), *(_stats_section(s) for s in rows)]
+    notes = _context(escape(" ".join(report.notes())))
+    return [_header("Action stats"), *(_stats_section(s) for s in rows), notes]
 
 
 def _stats_section(stats: ActionStats) -> Block:

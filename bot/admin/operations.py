@@ -139,6 +139,30 @@ class Toggled:
 class StatsReport:
     rows: list[ActionStats]
     name: str | None
+    messages: dict[str, int] = field(default_factory=dict)
+    """Customer messages by state: answered (done), failed, waiting (pending)."""
+    call_log_days: int = 0
+    """Days call rows are kept (they feed p95); 0: forever."""
+
+    def notes(self) -> list[str]:
+        """What the numbers cover, retries, and how customer messages fared."""
+        kept = f"the last {self.call_log_days} days" if self.call_log_days else "all time"
+        lines = [
+            "Calls, outcomes and averages count every call ever made; "
+            f"p95 covers the latest calls of {kept}."
+        ]
+        retried = [f"{s.action} {s.attempts - s.calls}" for s in self.rows if s.attempts > s.calls]
+        if retried:
+            lines.append("Extra tries (retries): " + ", ".join(retried) + ".")
+        return lines + self.messages_line()
+
+    def messages_line(self) -> list[str]:
+        """How customer messages fared, when there were any."""
+        if not any(self.messages.values()):
+            return []
+        done, failed = self.messages.get("done", 0), self.messages.get("failed", 0)
+        waiting = self.messages.get("pending", 0)
+        return [f"Customer messages: {done} answered, {failed} failed, {waiting} waiting."]
 
 
 @dataclass(frozen=True)
@@ -171,12 +195,19 @@ class Admin:
     """Executes admin commands against the loaded actions, the store and the webhook client."""
 
     def __init__(
-        self, *, actions: ActionSet, store: AdminStore, webhooks: WebhookClient, result_chars: int
+        self,
+        *,
+        actions: ActionSet,
+        store: AdminStore,
+        webhooks: WebhookClient,
+        result_chars: int,
+        call_log_days: int = 0,
     ) -> None:
         self.actions = actions
         self.store = store
         self.webhooks = webhooks
         self.result_chars = result_chars
+        self.call_log_days = call_log_days
 
     async def execute(self, text: str, *, actor: str) -> AdminResult:
         """Parse and run `text`; input mistakes come back as a `Notice` with the usage."""
@@ -251,7 +282,9 @@ class Admin:
     async def stats(self, name: str | None) -> StatsReport:
         if name is not None:
             self.actions.get(name)
-        return StatsReport(await self.store.stats(name), name)
+        rows = await self.store.stats(name)
+        messages = await self.store.inbox_counts()
+        return StatsReport(rows, name, messages, self.call_log_days)
 
     async def test(self, name: str, raw: dict[str, str], *, actor: str) -> TestReport:
         action = self.actions.get(name)
@@ -331,7 +364,7 @@ def _render_detail(detail: ActionDetail) -> str:
 
 def _render_stats(report: StatsReport) -> str:
     if not report.rows or (report.name is None and not any(r.calls for r in report.rows)):
-        return "No calls recorded yet."
+        return "\n".join(["No calls recorded yet.", *report.messages_line()])
     rows = [
         [
             s.action,
@@ -346,7 +379,7 @@ def _render_stats(report: StatsReport) -> str:
         for s in report.rows
     ]
     header = ["ACTION", "CALLS", "OK", "FAILED", "AVG", "P95", "LAST CALL", "LAST ERROR"]
-    return table(header, rows)
+    return "\n".join([table(header, rows), "", *report.notes()])
 
 
 def _render_test(report: TestReport) -> str:

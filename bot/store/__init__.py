@@ -234,7 +234,11 @@ class TurnStore(ActionStateStore, ConversationStore, TurnJournal, Protocol):
 
 
 class AdminStore(ActionStateStore, CallLog, Protocol):
-    """What `/actions` reads and writes: toggles and the call log."""
+    """What `/actions` reads and writes: toggles, the call log, how messages fared."""
+
+    async def inbox_counts(self) -> dict[str, int]:
+        """Messages per state (pending, done, failed)."""
+        ...
 
 
 class AdapterStore(ConversationStore, Protocol):

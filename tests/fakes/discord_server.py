@@ -559,6 +559,16 @@ class FakeDiscord(LoopbackServer):
         elif event in ("MESSAGE_CREATE", "MESSAGE_UPDATE"):
             self.messages[str(data["id"])] = dict(data)
             self._learn_user(data.get("author"))
+            channel_id = str(data["channel_id"])
+            if data.get("guild_id") is None and channel_id not in self.channels:
+                # A DM exists once someone wrote in it; GET /channels/{id} then finds it.
+                self.channels[channel_id] = {
+                    "id": channel_id,
+                    "type": 1,
+                    "last_message_id": None,
+                    "flags": 0,
+                    "recipients": [data["author"]],
+                }
         elif event == "THREAD_CREATE":
             self.channels[str(data["id"])] = dict(data)
         elif event == "INTERACTION_CREATE":

@@ -258,6 +258,15 @@ class FakeSlack(LoopbackServer):
         )
         return self.calls(method)
 
+    async def wait_until(
+        self,
+        predicate: Callable[[], bool],
+        timeout: float = 5.0,  # noqa: ASYNC109
+        what: str = "the expected state",
+    ) -> None:
+        """Wait until `predicate()` holds, re-checked whenever the fake's state changes."""
+        await self._wait(predicate, timeout, lambda: f"no {what}; calls: {len(self.api_calls)}")
+
     async def wait_for_response(
         self,
         key: str,
@@ -322,6 +331,7 @@ class FakeSlack(LoopbackServer):
             body = {"ok": False, "error": failure.error}
             if failure.error == "unknown_method":
                 body["req_method"] = method
+        await self._notify(lambda: None)  # the call's effect (e.g. a posted message) is visible
         headers = {"x-oauth-scopes": SCOPES} if method == "auth.test" else {}
         return web.json_response(body, headers=headers)
 
