@@ -183,7 +183,7 @@ async def test_turns_with_the_same_key_run_one_after_another_in_spawn_order() ->
     """Turns of one conversation start in the order they were spawned, each after the
     previous one ended (even a failed one); other conversations do not wait for them."""
     turns = Turns(limit=10)
-    gate = asyncio.Event()
+    gate, other_done = asyncio.Event(), asyncio.Event()
     events: list[str] = []
 
     async def turn(name: str, *, wait: bool = False, fail: bool = False) -> None:
@@ -191,6 +191,8 @@ async def test_turns_with_the_same_key_run_one_after_another_in_spawn_order() ->
         if wait:
             await gate.wait()
         events.append(f"end {name}")
+        if name == "b1":
+            other_done.set()
         if fail:
             raise RuntimeError("boom")
 
@@ -198,8 +200,7 @@ async def test_turns_with_the_same_key_run_one_after_another_in_spawn_order() ->
     turns.spawn(turn("a2"), name="a2", after="conv-a")
     turns.spawn(turn("b1"), name="b1", after="conv-b")
     async with asyncio.timeout(5):
-        while "end b1" not in events:
-            await asyncio.sleep(0)
+        await other_done.wait()
     assert events == ["start a1", "start b1", "end b1"]
     gate.set()
     await turns.drain()
