@@ -3,7 +3,11 @@
 Each variant does the same work against the same fakes: a Chat Completions request that
 asks for `check_inventory`, the HTTPS webhook call, a second request for the final answer.
 
-- `actionbot`: ActionBot's engine with its real SQLite store, egress policy and recorder;
+- `actionbot`: ActionBot's engine with its real SQLite store, egress policy and recorder,
+  each message through the durable inbox and each call through the turn journal, as
+  `actionbot run` does;
+- `actionbot-off`: the same engine with the inbox and the journal left out (the cost of
+  exactly-once is the difference);
 - `langchain`: LangChain's tool-calling agent (`create_agent` + `ChatOpenAI` on Chat
   Completions) with an equivalent tool calling the webhook through httpx;
 - `floor`: the `openai` SDK and one httpx call by hand, no persistence, no framework.
@@ -11,6 +15,7 @@ asks for `check_inventory`, the HTTPS webhook call, a second request for the fin
 
 from __future__ import annotations
 
+import itertools
 import json
 import ssl
 import tempfile
@@ -58,13 +63,17 @@ class ActionBotVariant:
     """The real engine: store, egress policy, recorder, pinned webhook client."""
 
     @classmethod
-    async def create(cls, *, llm: str, webhook: str, ca: str, path: str = "/inventory") -> Any:
+    async def create(
+        cls, *, llm: str, webhook: str, ca: str, path: str = "/inventory", durable: bool = True
+    ) -> Any:
         from bot.actions.models import Action, ActionSet, Method, Parameter, ParameterType
+        from bot.delivery import Inbox
         from bot.engine import Engine, EngineLimits
         from bot.llm.client import OpenAIChatModel
         from bot.outbound.egress import EgressPolicy
         from bot.outbound.webhooks import WebhookClient
         from bot.runtime.metrics import MeteredRecorder, Metrics
+        from bot.runtime.tasks import Turns
         from bot.store.sqlite import SQLiteStore
 
         folder = tempfile.mkdtemp(prefix="actionbot-bench-db-")
@@ -99,19 +108,36 @@ class ActionBotVariant:
             system_prompt=SYSTEM,
             metrics=metrics,
         )
-        return cls(engine, store, webhooks, client)
+        inbox = Inbox(store, Turns(), metrics=metrics) if durable else None
+        return cls(engine, store, webhooks, client, inbox)
 
-    def __init__(self, engine: Any, store: Any, webhooks: Any, client: Any) -> None:
+    def __init__(
+        self, engine: Any, store: Any, webhooks: Any, client: Any, inbox: Any = None
+    ) -> None:
         self.engine, self.store, self.webhooks, self.client = engine, store, webhooks, client
+        self.inbox = inbox
+        self.events = itertools.count()
 
     async def turn(self, conversation: str, text: str = QUESTION) -> str:
         from bot.types import IncomingMessage
 
+        if self.inbox is None:
+            message = IncomingMessage(
+                platform="bench", conversation=conversation, user_id="customer", text=text
+            )
+            return str((await self.engine.handle(message)).text)
         message = IncomingMessage(
-            platform="bench", conversation=conversation, user_id="customer", text=text
+            platform="bench",
+            conversation=conversation,
+            user_id="customer",
+            text=text,
+            event_id=f"Ev{next(self.events)}",
         )
-        reply = await self.engine.handle(message)
-        return reply.text
+        reply = await self.inbox.run_inline(message, self._answer)
+        return str(reply.text)
+
+    async def _answer(self, entry: Any) -> Any:
+        return await self.engine.handle(entry.message)
 
     async def close(self) -> None:
         await self.client.close()
@@ -198,6 +224,8 @@ async def create(name: str, *, llm: str, webhook: str, ca: str) -> Any:
     """A ready variant by name."""
     if name == "actionbot":
         return await ActionBotVariant.create(llm=llm, webhook=webhook, ca=ca)
+    if name == "actionbot-off":
+        return await ActionBotVariant.create(llm=llm, webhook=webhook, ca=ca, durable=False)
     if name == "langchain":
         return LangChainVariant(llm=llm, webhook=webhook, ca=ca)
     if name == "floor":
