@@ -24,7 +24,7 @@ from actionbot.doctor import Finding, ModelReport, check_actions, check_model, c
 from adapters.console import ConsoleAdapter, stdin_lines
 from bot.admin.operations import AdminCommand, AdminResult, Notice, TestReport, Verb, render_text
 from bot.delivery import Inbox
-from bot.errors import ActionBotError, ActionsFileError, StartupError
+from bot.errors import ActionBotError, ActionsFileError, DatabaseError, StartupError
 from bot.llm.client import OpenAIChatModel
 from bot.outbound.egress import EgressPolicy
 from bot.runtime.config import ENV_FILE, Settings, apply_env_file
@@ -252,6 +252,8 @@ def run() -> None:
     try:
         model = OpenAIChatModel.from_settings(settings)
         asyncio.run(_serve(settings, model))
+    except DatabaseError as exc:  # damaged or locked: nothing to configure, exit 1
+        raise fail(str(exc), 1) from None
     except ActionBotError as exc:
         raise fail(str(exc), 2) from None
 

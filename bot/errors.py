@@ -27,6 +27,11 @@ class ConfigError(ActionBotError):
     """Settings or startup configuration cannot be used as given."""
 
 
+class DatabaseError(ActionBotError):
+    """The database file is there but cannot be used: damaged, or locked by another process.
+    Not a setting to fix, so `actionbot run` exits 1 (configuration problems exit 2)."""
+
+
 class StartupError(ConfigError):
     """The bot cannot start; `problems` lists every reason, each saying what to fix."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import sqlite3
 from collections.abc import AsyncIterator
 
 import pytest
@@ -128,3 +129,35 @@ async def test_startup_names_settings_the_environment_takes_over_from_dotenv(
         assert await bot.finish() == 0
     assert line.string.endswith('not used: SSL_CERT_FILE"}')
     assert "/srv/elsewhere" not in "\n".join(bot.logs)
+
+
+async def test_a_damaged_database_is_one_line_and_exit_1(deployment: Deployment) -> None:
+    """A database file that is not a database: one line naming it, exit 1, nothing started
+    (no HTTP server, no platform connection)."""
+    (deployment.cwd / "actionbot.db").write_bytes(b"not a database, " * 400)
+    async with deployment.running() as bot:
+        code, output = await exit_and_output(bot)
+    assert code == 1, output
+    assert "Cannot use the database" in output
+    assert "file is not a database" in output
+    assert "Traceback" not in output
+    assert "HTTP server listening" not in output
+    assert deployment.slack.calls("auth.test") == []
+
+
+async def test_a_database_locked_by_another_process_is_one_line_and_exit_1(
+    deployment: Deployment,
+) -> None:
+    """Another process holds the database's write lock for longer than the bot waits:
+    one line saying it is locked, exit 1."""
+    holder = sqlite3.connect(deployment.cwd / "actionbot.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        async with deployment.running() as bot:
+            code, output = await exit_and_output(bot)
+    finally:
+        holder.close()
+    assert code == 1, output
+    assert "Cannot use the database" in output
+    assert "database is locked" in output
+    assert "Traceback" not in output

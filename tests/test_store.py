@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import ConfigError
+from bot.errors import ConfigError, DatabaseError
 from bot.store import ActionState, ActionStats, Store
 from bot.store import sqlite as store_module
 from bot.store.sqlite import MAX_ERROR_CHARS, MIGRATIONS, P95_WINDOW, SQLiteStore
@@ -139,7 +139,7 @@ async def test_failed_migration_is_rolled_back(
         pass
     broken = (len(MIGRATIONS) + 1, "broken", "CREATE TABLE half (x); SELECT * FROM nowhere;")
     monkeypatch.setattr(store_module, "MIGRATIONS", [*MIGRATIONS, broken])
-    with pytest.raises(ConfigError, match="nowhere"):
+    with pytest.raises(DatabaseError, match="nowhere"):
         await SQLiteStore.open(db_path, clock=clock)
     tables = await query(db_path, "SELECT name FROM sqlite_master WHERE name = 'half'")
     assert tables == []
@@ -162,10 +162,10 @@ async def test_newer_schema_is_refused(db_path: Path, clock: Clock) -> None:
 
 
 async def test_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
-    """Pointing ACTIONBOT_DB at some other file gives a ConfigError naming it, not a trace."""
+    """Pointing ACTIONBOT_DB at some other file is a DatabaseError naming it, not a trace."""
     path = tmp_path / "actions.toml"
     path.write_text("[[actions]]\nname = 'x'\n" * 200)
-    with pytest.raises(ConfigError, match=r"actions\.toml"):
+    with pytest.raises(DatabaseError, match=r"actions\.toml"):
         await SQLiteStore.open(path)
 
 

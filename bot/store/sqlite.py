@@ -40,7 +40,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from bot.errors import ConfigError
+from bot.errors import ConfigError, DatabaseError
 from bot.store import ActionState, ActionStats, InboxEntry
 from bot.store.queries import (
     ACTIVITY_BY_ACTION,
@@ -97,9 +97,9 @@ class SQLiteStore:
         try:
             store._configure(path)
             store._migrate(path)
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.DatabaseError as exc:  # damaged ("not a database") or locked
             db.close()
-            raise ConfigError(f"Cannot use the database {path}: {exc}") from exc
+            raise DatabaseError(f"Cannot use the database {path}: {exc}") from exc
         except BaseException:
             db.close()
             raise
