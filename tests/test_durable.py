@@ -11,11 +11,13 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 from conftest import inventory_action, make_engine, make_settings
 
 from actionbot.app import prune
-from bot.engine import EngineLimits
+from bot.actions.models import Arguments
+from bot.engine import Engine, EngineLimits
 from bot.llm.client import OpenAIChatModel
 from bot.outbound.webhooks import WebhookClient, canonical_json, idempotency_key
 from bot.store import Store
@@ -24,7 +26,7 @@ from bot.types import ActionResult, IncomingMessage, Outcome
 from fakes.https_server import WebhookServer, json_handler
 from fakes.openai_server import ScriptedLLM
 
-ARGS = {"part_name": "screen", "device_model": "iPhone 15 Pro"}
+ARGS: Arguments = {"part_name": "screen", "device_model": "iPhone 15 Pro"}
 STOCK = {"in_stock": True, "quantity": 4}
 
 
@@ -42,6 +44,21 @@ def tool_contents(request: dict[str, Any]) -> list[str]:
     return [m["content"] for m in request["messages"] if m["role"] == "tool"]
 
 
+@pytest.fixture
+def engine(
+    webhook_server: WebhookServer,
+    store: Store,
+    webhooks: WebhookClient,
+    chat_model: OpenAIChatModel,
+) -> Engine:
+    """The engine over the real store, webhook client and model, offering check_inventory
+    (which answers STOCK)."""
+    webhook_server.route("/inventory/check", json_handler(STOCK))
+    return make_engine(
+        [inventory_action(webhook_server)], store=store, webhooks=webhooks, model=chat_model
+    )
+
+
 async def receive(store: Store, message: IncomingMessage) -> None:
     """Write the message to the inbox, as an adapter does before the turn runs."""
     entry = await store.receive(message, route={}, owner="test:1", lease_seconds=60)
@@ -49,18 +66,10 @@ async def receive(store: Store, message: IncomingMessage) -> None:
 
 
 async def test_key_is_stable_for_a_message_and_distinct_per_call(
-    webhook_server: WebhookServer,
-    llm: ScriptedLLM,
-    store: Store,
-    webhooks: WebhookClient,
-    chat_model: OpenAIChatModel,
+    engine: Engine, webhook_server: WebhookServer, llm: ScriptedLLM, store: Store
 ) -> None:
     """The key is the documented HMAC of event key, action, canonical arguments and n: two
     identical calls in one turn get different keys (n = 0, 1), another message other keys."""
-    webhook_server.route("/inventory/check", json_handler(STOCK))
-    engine = make_engine(
-        [inventory_action(webhook_server)], store=store, webhooks=webhooks, model=chat_model
-    )
     for event_id in ("Ev1", "Ev2"):
         await receive(store, question(event_id))
         llm.tool_calls(("check_inventory", ARGS), ("check_inventory", dict(reversed(ARGS.items()))))
@@ -79,18 +88,10 @@ async def test_key_is_stable_for_a_message_and_distinct_per_call(
 
 
 async def test_replay_after_a_recorded_call_reuses_its_result(
-    webhook_server: WebhookServer,
-    llm: ScriptedLLM,
-    store: Store,
-    webhooks: WebhookClient,
-    chat_model: OpenAIChatModel,
+    engine: Engine, webhook_server: WebhookServer, llm: ScriptedLLM, store: Store
 ) -> None:
     """A turn that recorded a call's result and then died (here: the LLM failed after the
     call) is replayed: the webhook is not called again, the model gets the recorded result."""
-    webhook_server.route("/inventory/check", json_handler(STOCK))
-    engine = make_engine(
-        [inventory_action(webhook_server)], store=store, webhooks=webhooks, model=chat_model
-    )
     await receive(store, question())
     llm.tool_calls(("check_inventory", ARGS))
     llm.error(500, "the model server fell over")
@@ -110,18 +111,10 @@ async def test_replay_after_a_recorded_call_reuses_its_result(
 
 
 async def test_a_call_started_without_a_result_is_resent_with_the_same_key(
-    webhook_server: WebhookServer,
-    llm: ScriptedLLM,
-    store: Store,
-    webhooks: WebhookClient,
-    chat_model: OpenAIChatModel,
+    engine: Engine, webhook_server: WebhookServer, llm: ScriptedLLM, store: Store
 ) -> None:
     """A journal row without a result (the process died while the request was out) means
     the call is sent again, with the key the first attempt used."""
-    webhook_server.route("/inventory/check", json_handler(STOCK))
-    engine = make_engine(
-        [inventory_action(webhook_server)], store=store, webhooks=webhooks, model=chat_model
-    )
     await receive(store, question())
     key = idempotency_key(
         engine.instance_key, "slack:Ev1", "check_inventory", canonical_json(ARGS), 0
@@ -144,19 +137,10 @@ async def test_a_call_started_without_a_result_is_resent_with_the_same_key(
 
 
 async def test_no_call_is_sent_when_the_journal_cannot_be_written(
-    tmp_path: Path,
-    webhook_server: WebhookServer,
-    llm: ScriptedLLM,
-    store: Store,
-    webhooks: WebhookClient,
-    chat_model: OpenAIChatModel,
+    tmp_path: Path, engine: Engine, webhook_server: WebhookServer, llm: ScriptedLLM, store: Store
 ) -> None:
     """No side effect without a record: when the journal write fails, the endpoint is not
     called and the model is told the call was not sent."""
-    webhook_server.route("/inventory/check", json_handler(STOCK))
-    engine = make_engine(
-        [inventory_action(webhook_server)], store=store, webhooks=webhooks, model=chat_model
-    )
     await receive(store, question())
     other = sqlite3.connect(tmp_path / "actionbot.db")
     other.execute("DROP TABLE journal")  # a real database fault under the running store
@@ -210,19 +194,11 @@ async def test_only_max_tool_calls_of_one_round_are_sent(
 
 
 async def test_cancelled_turn_keeps_its_progress_and_resumes_from_it(
-    webhook_server: WebhookServer,
-    llm: ScriptedLLM,
-    store: Store,
-    webhooks: WebhookClient,
-    chat_model: OpenAIChatModel,
+    engine: Engine, webhook_server: WebhookServer, llm: ScriptedLLM, store: Store
 ) -> None:
     """A turn cancelled after its call finished (shutdown grace over) keeps its messages in
     the inbox entry; the replay resumes from them without calling again, and the history
     holds the whole turn once."""
-    webhook_server.route("/inventory/check", json_handler(STOCK))
-    engine = make_engine(
-        [inventory_action(webhook_server)], store=store, webhooks=webhooks, model=chat_model
-    )
     await receive(store, question())
     llm.tool_calls(("check_inventory", ARGS))
     held = asyncio.Event()

@@ -215,11 +215,20 @@ class SQLiteStore:
         self, conversation: str, *, platform: str, messages: list[dict[str, Any]]
     ) -> None:
         """Add one turn's messages to a conversation, in one transaction."""
+        with self._transaction(write=True) as db:
+            self._append(db, conversation, platform, messages)
+
+    def _append(
+        self,
+        db: sqlite3.Connection,
+        conversation: str,
+        platform: str,
+        messages: list[dict[str, Any]],
+    ) -> None:
         now = self._clock()
         rows = [(conversation, now, json.dumps(m, ensure_ascii=False)) for m in messages]
-        with self._transaction(write=True) as db:
-            db.execute(TOUCH_CONVERSATION, (conversation, platform, now, now))
-            db.executemany(APPEND_MESSAGE, rows)
+        db.execute(TOUCH_CONVERSATION, (conversation, platform, now, now))
+        db.executemany(APPEND_MESSAGE, rows)
 
     async def prune_conversations(self, older_than_seconds: float) -> int:
         """Delete conversations idle for more than `older_than_seconds`; returns how many."""
@@ -390,11 +399,8 @@ class SQLiteStore:
         reply: Reply,
     ) -> None:
         """Append the turn and keep its reply in the inbox entry, in one transaction."""
-        now = self._clock()
-        rows = [(conversation, now, json.dumps(m, ensure_ascii=False)) for m in messages]
         with self._transaction(write=True) as db:
-            db.execute(TOUCH_CONVERSATION, (conversation, platform, now, now))
-            db.executemany(APPEND_MESSAGE, rows)
+            self._append(db, conversation, platform, messages)
             db.execute(INBOX_FINISH_TURN, (reply.model_dump_json(), event_key))
 
     async def prune_journal(self, older_than_seconds: float) -> int:
