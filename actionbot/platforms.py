@@ -94,7 +94,8 @@ async def serve(
     inbox's leases are kept up and old rows deleted, periodically.
     """
     turns = Turns(limit=settings.max_turns)
-    inbox = Inbox(store, turns, metrics=metrics, attempts=settings.turn_attempts)
+    grace = 0.0  # until started, nothing may post: turns queued at start are left for later
+    inbox = Inbox(store, turns, metrics=metrics, attempts=settings.turn_attempts, started=False)
     http = HttpServer(port=settings.http_port)
 
     async def scrape(_: web.Request) -> web.Response:
@@ -110,12 +111,16 @@ async def serve(
         http.add_check(name, platform.ready)
     stop = _stop_on_signals()
     try:
+        # Messages left by an earlier run are queued before any new one can arrive; their
+        # turns wait until the platforms are connected.
+        while await inbox.recover(at_start=True) == CLAIM_BATCH:
+            pass
         if not await _unless_stopped(stop, _start(http, platforms)):
             logger.info("stopped while starting")
             return
+        grace = settings.shutdown_grace
+        inbox.platforms_started()
         logger.info("ActionBot is running: %s", ", ".join(platforms) or "no platforms")
-        while await inbox.recover(at_start=True) == CLAIM_BATCH:
-            pass
         background = [
             asyncio.create_task(_watch(platforms), name="platform watch"),
             asyncio.create_task(inbox.keep_up(), name="inbox leases and replay"),
@@ -129,7 +134,7 @@ async def serve(
         )
     finally:
         inbox.hold_new()
-        await _shut_down(platforms, turns=turns, http=http, grace=settings.shutdown_grace)
+        await _shut_down(platforms, turns=turns, http=http, grace=grace)
 
 
 async def _start(http: HttpServer, platforms: dict[str, Platform]) -> None:

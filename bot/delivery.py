@@ -9,10 +9,13 @@ posts the answer; then the entry is settled `done`, or `failed` when the custome
 apology. A redelivery of a settled or leased message is dropped; one whose lease expired
 (its process died) is taken over.
 
-A process renews the leases it holds while it runs, and every `REPLAY_SECONDS` claims pending
-messages whose lease expired. At start it also takes over the messages a previous process on
-the same host held (it was killed, or shut down with turns still running), so a restarted
-bot answers them at once. A message whose turn has started `attempts` times without being
+A process renews the leases of the messages it is answering, and every `REPLAY_SECONDS`
+claims pending messages whose lease expired. At start, before the platforms take new
+messages, it also takes over the messages a previous process on the same host held (it was
+killed, or shut down with turns still running), so a restarted bot answers them at once and
+before anything newer of the same conversation; their turns wait until the platforms are
+connected. A turn that raises, or whose answer could not be posted, leaves its message
+pending for another attempt; a message whose turn has started `attempts` times without being
 answered is settled `failed` and the customer told so. Messages received while shutting
 down are written unleased and left for the next start.
 """
@@ -23,6 +26,7 @@ import asyncio
 import logging
 import os
 import socket
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 
 from bot import wording
@@ -46,8 +50,9 @@ answer where `entry.route` says, and return the reply (None when it could not be
 
 
 def host_owner() -> str:
-    """This process's lease owner name: `host:pid`."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process's lease owner name, `host:pid:random`: unique even when a restarted
+    container's process has the same host name and pid as the one that died."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class Inbox:
@@ -62,6 +67,7 @@ class Inbox:
         attempts: int = 3,
         owner: str | None = None,
         lease_seconds: float = LEASE_SECONDS,
+        started: bool = True,
     ) -> None:
         self.store = store
         self.turns = turns
@@ -70,6 +76,11 @@ class Inbox:
         self.owner = owner or host_owner()
         self.lease_seconds = lease_seconds
         self._answers: dict[str, Answer] = {}
+        self._held: set[str] = set()
+        """Keys of the messages this process is answering: the leases it renews."""
+        self._started = asyncio.Event()
+        if started:
+            self._started.set()
         self.accepting = True
 
     def register(self, platform: str, answer: Answer) -> None:
@@ -96,6 +107,10 @@ class Inbox:
             logger.info("taking over %s (attempt %d)", entry.key, entry.attempts)
         return await self._start(entry)
 
+    def platforms_started(self) -> None:
+        """The platforms are connected: turns taken over at start may post now."""
+        self._started.set()
+
     def hold_new(self) -> None:
         """Shutdown has begun: messages received from now on wait for the next start."""
         self.accepting = False
@@ -110,7 +125,7 @@ class Inbox:
         process on this host held); returns how many."""
         if not self._answers:
             return 0
-        host = self.owner.rsplit(":", 1)[0] if at_start else None
+        host = self.owner.split(":", 1)[0] if at_start else None
         entries = await self.store.claim(
             owner=self.owner,
             lease_seconds=self.lease_seconds,
@@ -130,7 +145,7 @@ class Inbox:
         while True:
             await asyncio.sleep(REPLAY_SECONDS)
             try:
-                await self.store.renew(self.owner, self.lease_seconds)
+                await self.store.renew(self.owner, sorted(self._held), self.lease_seconds)
                 while await self.recover() == CLAIM_BATCH:
                     pass
             except Exception:
@@ -138,34 +153,58 @@ class Inbox:
 
     async def _start(self, entry: InboxEntry) -> bool:
         message = entry.message
+        self._held.add(entry.key)
         started = self.turns.spawn(
             self._run(entry),
             name=f"{message.platform} turn {message.conversation}",
             after=f"{message.platform}:{message.conversation}",
         )
         if not started:
-            await self.store.release(entry.key)
+            await self._release(entry.key)
         return started
 
     async def _run(self, entry: InboxEntry) -> None:
         answer = self._answers[entry.message.platform]
+        last = entry.attempts >= self.attempts
         if entry.attempts > self.attempts:
             logger.error(
                 "giving up on %s: %d attempts did not answer it", entry.key, entry.attempts - 1
             )
             entry = entry.model_copy(update={"reply": Reply(text=wording.GAVE_UP, failed=True)})
         try:
+            await self._started.wait()
             reply = await answer(entry)
         except asyncio.CancelledError:
-            await self.store.release(entry.key)  # the next start answers it
+            await self._release(entry.key)  # the next start answers it
             raise
         except Exception:
             logger.exception("answering %s failed; it will be tried again", entry.key)
-            await self.store.release(entry.key)
+            await self._release(entry.key)
+            return
+        if reply is None and not last:
+            logger.warning(
+                "the answer to %s could not be posted; it will be tried again", entry.key
+            )
+            await self._release(entry.key)
             return
         failed = reply is None or reply.failed
-        await self.store.settle(entry.key, failed=failed)
+        await self._settle(entry.key, failed=failed)
+
+    async def _release(self, key: str) -> None:
+        """Leave a message pending for the next attempt (by this process or another)."""
+        self._held.discard(key)
+        try:
+            await self.store.release(key)
+        except Exception:  # its lease expires instead
+            logger.exception("could not release %s", key)
+
+    async def _settle(self, key: str, *, failed: bool) -> None:
+        self._held.discard(key)
         self.metrics.turns.labels("failed" if failed else "answered").inc()
+        try:
+            await self.store.settle(key, failed=failed)
+        except Exception:  # its lease expires and the reply kept with it is delivered again
+            logger.exception("could not mark %s as answered", key)
 
     async def run_inline(self, message: IncomingMessage, answer: Answer) -> Reply | None:
         """Write `message` down and answer it now, in this task (the console)."""
@@ -174,8 +213,10 @@ class Inbox:
         )
         if entry is None:
             return None
-        reply = await answer(entry)
-        failed = reply is None or reply.failed
-        await self.store.settle(entry.key, failed=failed)
-        self.metrics.turns.labels("failed" if failed else "answered").inc()
+        try:
+            reply = await answer(entry)
+        except BaseException:  # Ctrl-C: whoever asked is gone, so nobody replays it
+            await self._settle(entry.key, failed=True)
+            raise
+        await self._settle(entry.key, failed=reply is None or reply.failed)
         return reply

@@ -196,9 +196,11 @@ class Engine:
             logger.exception("could not keep the progress of the turn in %s", turn.conversation)
 
     def _count_resumed(self, turn: _Turn) -> None:
-        """Count the calls a resumed turn already made, so the next keys continue theirs."""
+        """Count the calls a resumed turn already made, exactly as `_plan` counted them
+        (calls past `max_tool_calls` were refused, not counted), so the next keys continue
+        where the earlier attempt's keys left off."""
         for message in turn.new:
-            for call in message.get("tool_calls") or []:
+            for call in (message.get("tool_calls") or [])[: self.limits.max_tool_calls]:
                 action = turn.offered.get(call["function"]["name"])
                 if action is None:
                     continue

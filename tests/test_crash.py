@@ -116,6 +116,8 @@ async def test_kill_9_mid_load_loses_and_duplicates_nothing(deployment: Deployme
 
     finals = [[t for t in answers(deployment, n) if t.startswith("answer")] for n in range(count)]
     assert all(final == [f"answer to Q{n}"] for n, final in enumerate(finals))
+    leftovers = [t for n in range(count) for t in answers(deployment, n) if t != f"answer to Q{n}"]
+    assert leftovers == []  # no stranded "Working on it…", not even one posted at the kill
     assert len(keys.seen) == count
     repeated = {key for key, times in keys.seen.items() if times > 1}
     assert all(keys.seen[key] == 2 for key in repeated)
@@ -128,7 +130,8 @@ async def test_kill_9_mid_load_loses_and_duplicates_nothing(deployment: Deployme
     print(  # the figures for the closing note (pytest -s)
         f"\nkill -9: {count} events, {sum(acked)} acknowledged before the kill, "
         f"{len(before_restart)} webhook calls made before it, "
-        f"{len(repeated)} resent with the same key, 0 lost, 0 answered twice"
+        f"{len(repeated)} resent with the same key, 0 lost, 0 answered twice, "
+        "0 stranded placeholders"
     )
 
 

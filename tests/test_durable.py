@@ -309,3 +309,35 @@ async def test_retention_deletes_what_is_past_its_days(tmp_path: Path) -> None:
         assert await store.load_messages("slack:C1:1.0", limit=5) == []
         assert await store.prune_journal(0) == 0
         assert (await store.stats("a"))[0].calls == 1  # totals still count the call
+
+
+async def test_a_resumed_turn_keys_a_call_refused_earlier_as_its_first(
+    engine: Engine, webhook_server: WebhookServer, llm: ScriptedLLM, store: Store
+) -> None:
+    """The earlier attempt's round asked for 10 calls: 8 were sent, 2 refused (not sent,
+    not counted). Resumed from that progress, the model asks for the 9th again: it gets the
+    key of a first call (n = 0), the same key the earlier attempt would have used."""
+    await receive(store, question())
+    wanted = [{"part_name": f"part {n}", "device_model": "X"} for n in range(10)]
+    calls = [
+        {
+            "id": f"c{n}",
+            "type": "function",
+            "function": {"name": "check_inventory", "arguments": canonical_json(a)},
+        }
+        for n, a in enumerate(wanted)
+    ]
+    progress: list[dict[str, Any]] = [
+        {"role": "user", "content": "Screens?"},
+        {"role": "assistant", "content": "", "tool_calls": calls},
+        *({"role": "tool", "tool_call_id": f"c{n}", "content": "{}"} for n in range(10)),
+    ]
+    llm.tool_calls(("check_inventory", wanted[8]))
+    llm.reply("Done.")
+
+    await engine.handle(question(), resume=progress)
+
+    first = idempotency_key(
+        engine.instance_key, "slack:Ev1", "check_inventory", canonical_json(wanted[8]), 0
+    )
+    assert keys(webhook_server) == [first]

@@ -253,6 +253,26 @@ async def test_replay_edits_the_stranded_placeholder_instead_of_posting_again(
     assert await harness.adapter.inbox.recover() == 0
 
 
+async def test_replay_finds_a_placeholder_posted_but_never_recorded(harness: Harness) -> None:
+    """The process died right after Slack accepted the placeholder, before its ts was
+    recorded: the next attempt finds it in the conversation and edits it."""
+    asked = harness.slack.next_ts()
+    stranded = await harness.adapter.client.chat_postMessage(channel="D1", text="_Working on it…_")
+    incoming = IncomingMessage(
+        platform="slack", conversation="D1", user_id="U1", text="Screens?", event_id="EvCut"
+    )
+    route = {"channel": "D1", "thread_ts": None, "ts": asked, "posting": True}
+    await harness.store.receive(incoming, route=route, owner="gone:1", lease_seconds=0)
+    harness.llm.reply("Yes, 4 in stock.")
+
+    await harness.adapter.inbox.recover(at_start=True)
+    await harness.turns.drain()
+
+    assert len(harness.slack.calls("chat.postMessage")) == 1
+    [update] = harness.slack.calls("chat.update")
+    assert (update["ts"], update["text"]) == (stranded["ts"], "Yes, 4 in stock.")
+
+
 async def test_a_message_that_keeps_failing_is_given_up_with_an_apology(
     harness: Harness,
 ) -> None:

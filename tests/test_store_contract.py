@@ -187,7 +187,9 @@ async def test_inbox_claims_expired_and_released_messages_in_arrival_order(
     )
     assert [e.key for e in again] == ["slack:E0", "slack:E2", "discord:D1"]
     assert again[1].reply == Reply(text="ok")
-    assert await role_store.renew("h:2", 60) == 5
+    held = ["slack:E0", "slack:E1", "slack:E2", "slack:E3", "discord:D1", "slack:unknown"]
+    assert await role_store.renew("h:2", held[1:], 60) == 4  # only the keys named
+    assert await role_store.renew("other:1", held, 60) == 0  # only its own leases
     clock.now += 61
     assert await role_store.claim(owner="x:1", lease_seconds=60, platforms=["slack"], limit=1) != []
 

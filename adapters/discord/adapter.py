@@ -276,7 +276,7 @@ class DiscordAdapter:
         incoming: IncomingMessage,
         where: Sendable,
         reply_to: discord.Message | discord.PartialMessage | None,
-    ) -> Reply:
+    ) -> Reply | None:
         async def remember(posted: discord.Message) -> None:
             await self.inbox.update_route(entry, {"note": posted.id})
 
@@ -289,8 +289,9 @@ class DiscordAdapter:
         pieces = pieces or [wording.EMPTY_ANSWER]
         if not await note.finish(pieces[0]):
             posted = await send(where, pieces[0], reply_to=reply_to)
-            if posted is not None:
-                await remember(posted)
+            if posted is None:
+                return None  # not delivered: the inbox tries again (the reply is kept)
+            await remember(posted)
         for piece in pieces[1:]:
             await send(where, piece)
         return reply

@@ -247,7 +247,8 @@ class SlackAdapter:
             text=text,
             event_id=str(event_id),
         )
-        await self.inbox.receive(message, {"channel": event["channel"], "thread_ts": thread_ts})
+        route = {"channel": event["channel"], "thread_ts": thread_ts, "ts": event.get("ts")}
+        await self.inbox.receive(message, route)
 
     async def _answer(self, entry: InboxEntry) -> Reply | None:
         with turn_scope(PLATFORM, entry.message.conversation):
@@ -262,23 +263,50 @@ class SlackAdapter:
             reply = Reply(text=wording.EMPTY_MESSAGE)
             return reply if await self._post(channel, thread_ts, reply.text) else None
         placeholder = route.get("placeholder")
+        if placeholder is None and route.get("posting"):
+            placeholder = await self._find_placeholder(channel, thread_ts, route.get("ts"))
         if placeholder is None:
+            # Marked first: if the process dies before the placeholder's ts is recorded,
+            # the next attempt looks for it instead of posting a second one.
+            await self.inbox.update_route(entry, {"posting": True})
             placeholder = await self._post(channel, thread_ts, f"_{wording.WORKING}_")
             if placeholder is None:
                 return None  # could not post here at all: running the engine would help nobody
             await self.inbox.update_route(entry, {"placeholder": placeholder})
 
         async def progress(status: str) -> None:
-            await self._update(channel, placeholder, f"_{status}_")
+            await self._update(channel, placeholder, f"_{status}_")  # a missed status is fine
 
         reply = entry.reply or await self.engine.handle(
             message, progress=progress, resume=entry.progress
         )
         pieces = split_message(to_mrkdwn(reply.text), MESSAGE_LIMIT) or [wording.EMPTY_ANSWER]
-        await self._update(channel, placeholder, pieces[0])
+        if not await self._update(channel, placeholder, pieces[0]):
+            return None  # not delivered: the inbox tries again (the reply is kept)
         for piece in pieces[1:]:
             await self._post(channel, thread_ts, piece)
         return reply
+
+    async def _find_placeholder(
+        self, channel: str, thread_ts: str | None, after: str | None
+    ) -> str | None:
+        """The placeholder an earlier attempt posted without recording it: the bot's first
+        "Working on it…" after the customer's message in this conversation (later turns of
+        the conversation wait for this one, so it can only be this turn's)."""
+        if thread_ts:
+            found = await self._call(
+                self.client.conversations_replies, channel=channel, ts=thread_ts, oldest=after
+            )
+        else:
+            found = await self._call(
+                self.client.conversations_history, channel=channel, oldest=after
+            )
+        mine = [
+            m
+            for m in (found or {}).get("messages", [])
+            if m.get("user") == self.bot_user_id and m.get("text") == f"_{wording.WORKING}_"
+        ]
+        return min((str(m["ts"]) for m in mine), key=float, default=None)
 
     async def _post(self, channel: str, thread_ts: str | None, text: str) -> str | None:
         response = await self._call(
@@ -286,8 +314,9 @@ class SlackAdapter:
         )
         return None if response is None else str(response.get("ts"))
 
-    async def _update(self, channel: str, ts: str, text: str) -> None:
-        await self._call(self.client.chat_update, channel=channel, ts=ts, text=text)
+    async def _update(self, channel: str, ts: str, text: str) -> bool:
+        response = await self._call(self.client.chat_update, channel=channel, ts=ts, text=text)
+        return response is not None
 
     async def _call(
         self, method: Callable[..., Awaitable[Any]], **kwargs: Any

@@ -159,12 +159,12 @@ class EventInbox(Protocol):
         host: str | None = None,
     ) -> list[InboxEntry]:
         """Pending messages of `platforms` whose lease expired (or, with `host`, is held by
-        another process `host:pid` of that host: a previous run), oldest first, now leased
+        another process `host:…` of that host: a previous run), oldest first, now leased
         to `owner` with one more attempt each."""
         ...
 
-    async def renew(self, owner: str, lease_seconds: float) -> int:
-        """Extend every lease `owner` holds on pending messages; returns how many."""
+    async def renew(self, owner: str, keys: list[str], lease_seconds: float) -> int:
+        """Extend `owner`'s leases on the pending messages `keys`; returns how many."""
         ...
 
     async def update_route(self, key: str, changes: dict[str, Any]) -> None:

@@ -84,7 +84,8 @@ UPDATE inbox SET lease_owner = :owner, lease_until = :until, attempts = attempts
 WHERE seq IN (
     SELECT seq FROM inbox
     WHERE state = 'pending'
-      AND (lease_until <= :now OR (lease_owner LIKE :previous AND lease_owner != :owner))
+      AND (lease_until <= :now OR (:previous != ''
+           AND substr(lease_owner, 1, length(:previous)) = :previous AND lease_owner != :owner))
       AND platform IN (SELECT value FROM json_each(:platforms))
     ORDER BY seq LIMIT :limit
 )

@@ -316,16 +316,20 @@ class SQLiteStore:
             "now": now,
             "platforms": json.dumps(platforms),
             "limit": limit,
-            "previous": "" if host is None else host.replace("%", "") + ":%",
+            "previous": "" if host is None else f"{host}:",
         }
         with self._transaction(write=True) as db:
             rows = db.execute(INBOX_CLAIM, params).fetchall()
         return sorted((_entry(row) for row in rows), key=lambda entry: entry.seq)
 
-    async def renew(self, owner: str, lease_seconds: float) -> int:
-        """Extend every lease `owner` holds on pending messages; returns how many."""
-        sql = "UPDATE inbox SET lease_until = ? WHERE lease_owner = ? AND state = 'pending'"
-        return self._db.execute(sql, (self._clock() + lease_seconds, owner)).rowcount
+    async def renew(self, owner: str, keys: list[str], lease_seconds: float) -> int:
+        """Extend `owner`'s leases on the pending messages `keys`; returns how many."""
+        sql = (
+            "UPDATE inbox SET lease_until = ? WHERE lease_owner = ? AND state = 'pending' "
+            "AND event_key IN (SELECT value FROM json_each(?))"
+        )
+        params = (self._clock() + lease_seconds, owner, json.dumps(keys))
+        return self._db.execute(sql, params).rowcount
 
     async def update_route(self, key: str, changes: dict[str, Any]) -> None:
         """Merge `changes` into where the answer goes (e.g. the placeholder just posted)."""

@@ -145,6 +145,8 @@ class FakeSlack(LoopbackServer):
             "chat.delete": self._chat_delete,
             "users.info": self._users_info,
             "conversations.info": self._conversations_info,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
             "apps.connections.open": self._apps_connections_open,
             "assistant.threads.setStatus": self._assistant_threads_set_status,
         }
@@ -454,6 +456,32 @@ class FakeSlack(LoopbackServer):
             is_private=channel_id.startswith("G"),
         )
         return {"channel": _channel_json(channel, self.team_id)}
+
+    def _conversations_history(self, call: ApiCall) -> Params:
+        """Top-level messages of a channel after `oldest`, newest first (the bot's only:
+        the fake keeps no one else's)."""
+        channel = _required(call, "channel", "channel_not_found")
+        oldest = float(call.params.get("oldest") or 0)
+        found = [
+            m
+            for m in self._messages[channel].values()
+            if float(m["ts"]) > oldest and m.get("thread_ts") in (None, m["ts"])
+        ]
+        found.sort(key=lambda m: float(m["ts"]), reverse=True)
+        return {"messages": found[: int(call.params.get("limit") or 100)], "has_more": False}
+
+    def _conversations_replies(self, call: ApiCall) -> Params:
+        """A thread's messages after `oldest`, oldest first."""
+        channel = _required(call, "channel", "channel_not_found")
+        thread = _required(call, "ts", "thread_not_found")
+        oldest = float(call.params.get("oldest") or 0)
+        found = [
+            m
+            for m in self._messages[channel].values()
+            if m.get("thread_ts") == thread and float(m["ts"]) > oldest
+        ]
+        found.sort(key=lambda m: float(m["ts"]))
+        return {"messages": found[: int(call.params.get("limit") or 100)], "has_more": False}
 
     def _apps_connections_open(self, call: ApiCall) -> Params:
         ticket = str(uuid.uuid4())

@@ -68,5 +68,11 @@ CREATE TABLE instance (
     name   TEXT PRIMARY KEY,
     value  BLOB NOT NULL
 );
--- The inbox replaces the list of seen event ids.
+-- The inbox replaces the list of seen event ids; the ids seen so far become answered
+-- messages, so a platform's retry of one of them is still dropped after the upgrade.
+INSERT INTO inbox (event_key, platform, conversation, user_id, user_name, text, route,
+                   received_at, state, attempts, lease_until, finished_at)
+SELECT event_id, substr(event_id, 1, instr(event_id, ':') - 1), '', '', '', '', '{}',
+       seen_at, 'done', 1, 0, seen_at
+FROM seen_events WHERE instr(event_id, ':') > 0;
 DROP TABLE seen_events;

@@ -1,0 +1,116 @@
+"""The inbox at work (`bot.delivery.Inbox`) over a real SQLite store: turns that raise or
+cannot post are tried again up to the attempts cap, messages taken over at start wait for
+the platforms, every process has its own lease owner."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.delivery import Inbox
+from bot.runtime.metrics import Metrics
+from bot.runtime.tasks import Turns
+from bot.store import InboxEntry, Store
+from bot.types import IncomingMessage, Reply
+
+
+def incoming(event_id: str = "Ev1") -> IncomingMessage:
+    return IncomingMessage(
+        platform="slack", conversation="D1", user_id="U1", text="hi", event_id=event_id
+    )
+
+
+class Answers:
+    """An adapter's answer function whose results are scripted per call: a Reply, None
+    (could not post) or an exception."""
+
+    def __init__(self, *results: Reply | Exception | None) -> None:
+        self.results = list(results)
+        self.seen: list[InboxEntry] = []
+
+    async def __call__(self, entry: InboxEntry) -> Reply | None:
+        self.seen.append(entry)
+        result = self.results.pop(0) if self.results else entry.reply
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+
+def make_inbox(store: Store, answers: Answers, **options: object) -> Inbox:
+    inbox = Inbox(store, Turns(), metrics=Metrics(), **options)  # type: ignore[arg-type]
+    inbox.register("slack", answers)
+    return inbox
+
+
+async def test_a_turn_that_raises_is_tried_again(store: Store) -> None:
+    """An exception in the turn leaves the message pending and released: the next pass
+    takes it (one more attempt) and answers it."""
+    answers = Answers(RuntimeError("adapter bug"), Reply(text="hello"))
+    inbox = make_inbox(store, answers)
+
+    assert await inbox.receive(incoming(), {"channel": "D1"})
+    await inbox.turns.drain()
+    assert await store.inbox_counts() == {"pending": 1, "done": 0, "failed": 0}
+    assert await inbox.recover() == 1
+    await inbox.turns.drain()
+
+    assert [e.attempts for e in answers.seen] == [1, 2]
+    assert await store.inbox_counts() == {"pending": 0, "done": 1, "failed": 0}
+
+
+async def test_an_answer_that_cannot_be_posted_is_retried_up_to_the_cap(store: Store) -> None:
+    """An answer the platform refused leaves the message pending for another attempt; when
+    the last attempt cannot post either, the message is failed (not retried forever)."""
+    answers = Answers(None, None)
+    inbox = make_inbox(store, answers, attempts=2)
+
+    await inbox.receive(incoming(), {"channel": "D1"})
+    await inbox.turns.drain()
+    assert await store.inbox_counts() == {"pending": 1, "done": 0, "failed": 0}
+    assert await inbox.recover() == 1
+    await inbox.turns.drain()
+
+    assert [e.attempts for e in answers.seen] == [1, 2]
+    assert await store.inbox_counts() == {"pending": 0, "done": 0, "failed": 1}
+    assert await inbox.recover() == 0
+
+
+async def test_messages_taken_over_at_start_wait_for_the_platforms(store: Store) -> None:
+    """A previous process of this host left a message in hand: the new process takes it at
+    start, at once, but its turn posts only once the platforms are connected."""
+    await store.receive(incoming(), route={}, owner="thishost:1:dead", lease_seconds=60)
+    answers = Answers(Reply(text="late answer"))
+    inbox = make_inbox(store, answers, owner="thishost:1:fresh", started=False)
+
+    assert await inbox.recover() == 0  # its lease has not expired
+    assert await inbox.recover(at_start=True) == 1
+    await asyncio.sleep(0)  # let the queued turn run as far as it may
+    assert answers.seen == []
+    inbox.platforms_started()
+    await inbox.turns.drain()
+
+    assert [e.key for e in answers.seen] == ["slack:Ev1"]
+    assert await store.inbox_counts() == {"pending": 0, "done": 1, "failed": 0}
+
+
+async def test_other_hosts_and_live_owners_are_not_taken_over(store: Store) -> None:
+    """The start-up takeover is limited to this host; and every process is its own owner,
+    even with the same host name and pid (a restarted container)."""
+    await store.receive(incoming("A"), route={}, owner="otherhost:1:x", lease_seconds=60)
+    inbox = make_inbox(store, Answers(), owner="thishost:1:fresh")
+    assert await inbox.recover(at_start=True) == 0
+    assert (
+        Inbox(store, Turns(), metrics=Metrics()).owner
+        != Inbox(store, Turns(), metrics=Metrics()).owner
+    )
+
+
+async def test_a_console_line_interrupted_is_settled_not_left_pending(store: Store) -> None:
+    """Ctrl-C during a console turn (the task is cancelled): nobody will replay it, so it
+    is settled failed rather than left waiting forever."""
+    answers = Answers(asyncio.CancelledError())
+    inbox = make_inbox(store, answers)
+    with pytest.raises(asyncio.CancelledError):
+        await inbox.run_inline(incoming(), answers)
+    assert await store.inbox_counts() == {"pending": 0, "done": 0, "failed": 1}
