@@ -131,6 +131,25 @@ async def test_appended_migration_applies_only_itself(
     assert len(applied) == len(MIGRATIONS) + 1
 
 
+async def test_upgrade_keeps_seen_event_ids_as_answered_messages(
+    db_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Event ids seen before the inbox existed become answered messages: a platform's retry
+    of one of them after the upgrade is still dropped."""
+    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:4])
+    async with await SQLiteStore.open(db_path, clock=clock):
+        pass
+    with sqlite3.connect(db_path) as db:
+        db.execute("INSERT INTO seen_events (event_id, seen_at) VALUES ('slack:EvOld', ?)", (T0,))
+    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS)
+    message = IncomingMessage(
+        platform="slack", conversation="C1", user_id="U1", text="hi", event_id="EvOld"
+    )
+    async with await SQLiteStore.open(db_path, clock=clock) as store:
+        assert await store.receive(message, route={}, owner="h:1", lease_seconds=60) is None
+        assert await store.inbox_counts() == {"pending": 0, "done": 1, "failed": 0}
+
+
 async def test_failed_migration_is_rolled_back(
     db_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
