@@ -16,7 +16,7 @@ from bot.engine import Engine, EngineLimits
 from bot.errors import ActionsFileError, ConfigError
 from bot.llm.client import NO_LLM_CONFIGURED, OpenAIChatModel
 from bot.outbound.egress import EgressPolicy
-from bot.outbound.webhooks import WebhookClient
+from bot.outbound.webhooks import WebhookClient, configured_keys
 from bot.runtime.config import Settings
 from bot.runtime.logs import protect_secrets
 from bot.runtime.metrics import MeteredRecorder, Metrics
@@ -63,6 +63,10 @@ def configuration_problems(settings: Settings, *, need_llm: bool = True) -> list
     except ConfigError as exc:
         problems.append(str(exc))
     problems += _platform_problems(settings)
+    try:
+        configured_keys(settings)
+    except ConfigError as exc:
+        problems.append(str(exc))
     return problems
 
 

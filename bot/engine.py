@@ -69,6 +69,8 @@ class _Turn:
     identical: Counter[tuple[str, str]] = field(default_factory=Counter)
     """Calls so far per (action, canonical arguments): the `n` of the next key."""
     ordinal: int = 0
+    caller: str = ""
+    """`X-ActionBot-Caller` of every call: the asking user, as the platform verified."""
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,7 @@ class Engine:
             return Reply(text=wording.UNEXPECTED, failed=True)
         event_key = f"{message.platform}:{message.event_id}" if message.event_id else None
         turn = _Turn(key, [{"role": "user", "content": message.text}], offered, event_key)
+        turn.caller = message.caller
         if resume and resume[0].get("content") == message.text:
             turn.new = list(resume)
             self._count_resumed(turn)
@@ -310,6 +313,7 @@ class Engine:
             conversation=turn.conversation,
             call_id=planned.key,
             event_key=turn.event_key,
+            caller=turn.caller,
         )
         return result.for_model(self.limits.result_chars)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from enum import StrEnum
 from typing import Any
 
@@ -82,7 +83,9 @@ def trim(text: str, budget: int) -> str:
 
 
 class IncomingMessage(BaseModel):
-    """One customer message, as any adapter maps it for the engine."""
+    """One customer message, as any adapter maps it for the engine. The ids come from the
+    platform's verified event (a signed Slack request, the Discord gateway), never from the
+    message text."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -93,6 +96,23 @@ class IncomingMessage(BaseModel):
     user_name: str = ""
     text: str
     event_id: str | None = None
+    team_id: str = ""
+    """Slack workspace or Discord server ("" for DMs on Discord and the console)."""
+    channel_id: str = ""
+
+    @property
+    def caller(self) -> str:
+        """The `X-ActionBot-Caller` header value: who is asking, as the platform verified."""
+        return caller_header(self.platform, self.team_id, self.user_id, self.channel_id)
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.:@-]")
+
+
+def caller_header(platform: str, team: str, user: str, channel: str) -> str:
+    """`platform=…; team=…; user=…; channel=…`, each value limited to id characters."""
+    values = {"platform": platform, "team": team, "user": user, "channel": channel}
+    return "; ".join(f"{k}={_UNSAFE.sub('', v)[:128]}" for k, v in values.items())
 
 
 class ToolCall(BaseModel):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conftest import make_settings
+
+from actionbot.app import configuration_problems
 from bot.runtime.config import apply_env_file
 
 
@@ -40,3 +43,13 @@ def test_missing_env_file_changes_nothing_but_blanks(tmp_path: Path) -> None:
     environ = {"OPENAI_API_KEY": "sk-x", "SLACK_APP_TOKEN": ""}
     assert apply_env_file(tmp_path / ".env", environ) == []
     assert environ == {"OPENAI_API_KEY": "sk-x"}
+
+
+def test_a_malformed_secrets_list_is_a_startup_problem_naming_the_entry() -> None:
+    """`ACTIONBOT_WEBHOOK_SECRETS` that is not `id:secret,…` is listed with the other
+    problems, by position, without the secret."""
+    settings = make_settings(webhook_secrets="new:s3cr3t-value,oops", openai_api_key="sk-x")
+    problems = configuration_problems(settings)
+    [problem] = [p for p in problems if "ACTIONBOT_WEBHOOK_SECRETS" in p]
+    assert "entry 2" in problem
+    assert "s3cr3t-value" not in problem

@@ -182,6 +182,8 @@ async def test_mention_opens_thread_and_answers_with_an_action(harness: Harness)
     assert harness.llm.requests[0]["messages"][-1]["content"] == (
         "Do you have iPhone 15 Pro screens?"
     )
+    caller = harness.server.requests[0].headers["X-ActionBot-Caller"]
+    assert caller == f"platform=discord; team={GUILD}; user={USER_ID}; channel={CHANNEL}"
 
 
 async def test_follow_up_in_thread_needs_no_mention(harness: Harness) -> None:

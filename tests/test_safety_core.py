@@ -8,7 +8,6 @@ import asyncio
 import gzip
 import ipaddress
 import logging
-import re
 import ssl
 import zlib
 from collections.abc import AsyncIterator
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from pydantic import SecretStr
+from readme import readme_verify
 
 from bot.actions.models import (
     MAX_STRING_ARGUMENT,
@@ -27,11 +27,13 @@ from bot.actions.models import (
     ParameterType,
     parse_arguments,
 )
-from bot.errors import ArgumentError
+from bot.errors import ArgumentError, ConfigError
+from bot.outbound import signing
 from bot.outbound.body import CallFailed, Ending, interpret, read_capped
 from bot.outbound.egress import EgressPolicy, blocked_reason, embedded_ipv4
 from bot.outbound.pinning import PinnedBackend, Refused
-from bot.outbound.webhooks import USER_AGENT, WebhookClient, sign
+from bot.outbound.signing import SigningKey, parse_keys, signed_headers
+from bot.outbound.webhooks import USER_AGENT, WebhookClient
 from bot.types import Outcome
 from fakes.https_server import WebhookServer
 
@@ -42,34 +44,74 @@ REPO = Path(__file__).resolve().parent.parent
 KEY = b"whsec-known-answer"
 TIMESTAMP = "1700000000"
 BODY = b'{"part_name":"screen"}'
-SIGNATURE = "v1=6a4ef39baf6a5aefd27d9ff90259732bcb06a9afac6ca9f0ed04ca1b4fcb9bb8"
-"""HMAC-SHA256 of `1700000000.{"part_name":"screen"}` under KEY, computed independently:
-receivers verify against exactly this format, so any change to it breaks every one of them."""
+TARGET = "/inventory/check?part=screen"
+CALLER = "platform=slack; team=T1; user=U1; channel=C1"
+SIGNATURE = "v2=4ca911b4672b8a91a541d0fe0e289969f1df14920174d9f4db45118cd73bb102"
+"""HMAC-SHA256 under KEY of "v2\n1700000000\nPOST\n{TARGET}\n{CALLER}\nkey-1\n{BODY}",
+computed independently (`printf … | openssl dgst -sha256 -hmac …`): receivers verify against
+exactly this format, so any change to it breaks every one of them."""
+HEADERS = {
+    "X-ActionBot-Timestamp": TIMESTAMP,
+    "X-ActionBot-Key-Id": "k1",
+    "X-ActionBot-Signature": SIGNATURE,
+    "X-ActionBot-Caller": CALLER,
+    "Idempotency-Key": "key-1",
+}
+FOREVER = 10**12
 
 
 def test_signature_known_answer() -> None:
-    """`sign` produces the documented value for a fixed key, timestamp and body."""
-    assert sign(KEY, TIMESTAMP, BODY) == SIGNATURE
-    assert sign(KEY, TIMESTAMP, b"") != sign(KEY, TIMESTAMP, BODY)
+    """The signer produces the documented value for a fixed key and request."""
+    headers = signed_headers(
+        SigningKey("k1", KEY),
+        method="post",
+        target=TARGET,
+        caller=CALLER,
+        idempotency_key="key-1",
+        body=BODY,
+        now=int(TIMESTAMP),
+    )
+    assert headers == {
+        k: v
+        for k, v in HEADERS.items()
+        if k.startswith("X-ActionBot-") and k != "X-ActionBot-Caller"
+    }
 
 
-def test_readme_receiver_snippet_accepts_the_known_answer() -> None:
-    """The Python `verify` in README's "Verifying calls" accepts the known vector and
-    rejects a changed body, a changed signature and an old timestamp."""
-    readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("### Verifying calls on your endpoint") :]
-    code = re.search(r"```python\n(.*?)```", section, re.S)
-    assert code is not None
-    namespace: dict[str, object] = {}
-    exec(code.group(1), namespace)  # noqa: S102 - the README's own sample, run as documented
-    verify = namespace["verify"]
-    assert callable(verify)
-    headers = {"X-ActionBot-Timestamp": TIMESTAMP, "X-ActionBot-Signature": SIGNATURE}
-    forever = 10**12
-    assert verify(KEY, headers, BODY, tolerance=forever)
-    assert not verify(KEY, headers, BODY + b" ", tolerance=forever)
-    assert not verify(KEY, headers | {"X-ActionBot-Signature": SIGNATURE[:-1] + "0"}, BODY, forever)
-    assert not verify(KEY, headers, BODY)  # 2023: far outside the default 5 minutes
+@pytest.mark.parametrize("verify", ["readme", "library"])
+def test_verifiers_accept_the_known_answer_and_refuse_each_tampering(verify: str) -> None:
+    """The README snippet and `bot.outbound.signing.verify` accept the known vector and
+    refuse a changed method, path, query, caller, key, body, key id, signature or an old
+    timestamp."""
+    check = readme_verify() if verify == "readme" else signing.verify
+    url = f"https://api.example.com{TARGET}"
+    secrets = {"k1": KEY}
+    assert check(HEADERS, "POST", url, BODY, secrets, FOREVER)
+    assert check(HEADERS, "POST", TARGET, BODY, secrets, FOREVER)  # path?query alone
+    tampered = [
+        (HEADERS, "GET", url, BODY),
+        (HEADERS, "POST", url.replace("check", "checks"), BODY),
+        (HEADERS, "POST", url.replace("screen", "battery"), BODY),
+        (HEADERS | {"X-ActionBot-Caller": CALLER.replace("U1", "U2")}, "POST", url, BODY),
+        (HEADERS | {"Idempotency-Key": "key-2"}, "POST", url, BODY),
+        (HEADERS, "POST", url, BODY + b" "),
+        (HEADERS | {"X-ActionBot-Key-Id": "k2"}, "POST", url, BODY),
+        (HEADERS | {"X-ActionBot-Signature": SIGNATURE[:-1] + "0"}, "POST", url, BODY),
+    ]
+    for headers, method, where, body in tampered:
+        assert not check(headers, method, where, body, secrets, FOREVER)
+    assert not check(HEADERS, "POST", url, BODY, secrets)  # 2023: far outside 5 minutes
+
+
+def test_secrets_setting_parses_ids_in_order_and_names_bad_entries() -> None:
+    """`id:secret,id:secret` in order (the first signs); a bad entry is named by position,
+    never by its secret."""
+    keys = parse_keys(" new:s2 , old:s1 ")
+    assert [(k.id, k.secret) for k in keys] == [("new", b"s2"), ("old", b"s1")]
+    for bad in ("nosecret", "a:x,b", "bad id:x", "a:x,a:y", ":x"):
+        with pytest.raises(ConfigError, match="ACTIONBOT_WEBHOOK_SECRETS") as caught:
+            parse_keys(bad)
+        assert "x" not in str(caught.value).split("ACTIONBOT_WEBHOOK_SECRETS")[0]
 
 
 # --- egress: hidden addresses and spellings -----------------------------------------------
@@ -376,8 +418,8 @@ async def test_post_body_is_compact_utf8_json_and_signed_as_sent(
     assert result.outcome is Outcome.SUCCESS
     [request] = webhook_server.requests
     assert request.body == '{"name":"café","n":2}'.encode()
-    timestamp = request.headers["X-ActionBot-Timestamp"]
-    assert request.headers["X-ActionBot-Signature"] == sign(KEY, timestamp, request.body)
+    url = webhook_server.url(request.path)
+    assert readme_verify()(request.headers, "POST", url, request.body, {"default": KEY})
 
 
 # --- judging the response ------------------------------------------------------------------
@@ -480,7 +522,8 @@ async def test_exactly_these_headers_are_sent(
     webhook_server: WebhookServer, client_ssl_context: ssl.SSLContext
 ) -> None:
     """A GET carries exactly Host, User-Agent, Accept, `Accept-Encoding: identity` (so the
-    cap counts what is held) and Idempotency-Key, plus the action's own headers."""
+    cap counts what is held), Idempotency-Key and X-ActionBot-Caller, plus the action's own
+    headers."""
     action = Action(
         name="a",
         display_name="A",
@@ -491,7 +534,7 @@ async def test_exactly_these_headers_are_sent(
     async with WebhookClient(
         policy=EgressPolicy(["127.0.0.1/32"]), ssl_context=client_ssl_context
     ) as client:
-        result = await client.call(action, {}, call_id="k-1")
+        result = await client.call(action, {}, call_id="k-1", caller=CALLER)
     assert result.outcome is Outcome.SUCCESS
     [request] = webhook_server.requests
     assert {name.lower(): value for name, value in request.headers.items()} == {
@@ -500,6 +543,7 @@ async def test_exactly_these_headers_are_sent(
         "accept": "application/json",
         "accept-encoding": "identity",
         "idempotency-key": "k-1",
+        "x-actionbot-caller": CALLER,
         "x-shop": "7",
     }
 

@@ -135,6 +135,8 @@ async def test_mention_gets_threaded_answer_using_an_action(harness: Harness) ->
     assert harness.llm.requests[0]["messages"][-1]["content"] == (
         "Do you have iPhone 15 Pro screens?"
     )
+    caller = harness.server.requests[0].headers["X-ActionBot-Caller"]
+    assert caller == f"platform=slack; team={TEAM_ID}; user=U1; channel=C1"
 
 
 async def test_thread_follow_up_without_mention(harness: Harness) -> None:

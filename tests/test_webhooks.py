@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import hmac
 import ipaddress
 import json
 import logging
@@ -21,10 +20,16 @@ import trustme
 from aiohttp import web
 from conftest import make_settings
 from pydantic import SecretStr
+from readme import readme_verify
 
 from bot.actions.models import Action, Arguments, Parameter, ParameterType, tool_schema
 from bot.outbound.egress import EgressPolicy, IPAddress
-from bot.outbound.webhooks import USER_AGENT, WebhookClient, default_ssl_context, sign
+from bot.outbound.webhooks import (
+    USER_AGENT,
+    WebhookClient,
+    configured_keys,
+    default_ssl_context,
+)
 from bot.types import ActionResult, Outcome
 from fakes.https_server import (
     WebhookServer,
@@ -42,6 +47,7 @@ def loopback() -> EgressPolicy:
 
 TOKEN = "Bearer sk-live-0123456789abcdef"
 WEBHOOK_SECRET = "whsec-test-secret"
+CALLER = "platform=slack; team=T1; user=U1; channel=C1"
 
 
 class ListRecorder:
@@ -235,34 +241,67 @@ async def test_invalid_header_value_is_refused_without_leaking_it(
 async def test_receiver_verifies_post_signature(
     client_ssl_context: ssl.SSLContext, webhook_server: WebhookServer, make_action: MakeAction
 ) -> None:
-    """A receiver's HMAC check accepts the signed POST body and rejects a tampered one."""
-    action = make_action(webhook_server.url("/signed"), method="POST", parameters=["serial"])
+    """README's verifier accepts a signed POST as it arrived (method, path, query, caller,
+    key, body) and refuses it with the body changed or under another secret."""
+    action = make_action(
+        webhook_server.url("/signed?src=bot"), method="POST", parameters=["serial"]
+    )
     async with WebhookClient(
         policy=loopback(), ssl_context=client_ssl_context, secret=SecretStr(WEBHOOK_SECRET)
     ) as client:
-        await client.call(action, {"serial": "SN-42"})
+        await client.call(action, {"serial": "SN-42"}, caller=CALLER)
     request = webhook_server.requests[0]
-    timestamp = request.headers["X-ActionBot-Timestamp"]
-    signature = request.headers["X-ActionBot-Signature"]
+    url = webhook_server.url(f"{request.path}?{request.raw_query}")
+    verify = readme_verify()
     key = WEBHOOK_SECRET.encode()
-    assert signature.startswith("v1=")
-    assert abs(int(timestamp) - time.time()) < 300
-    assert hmac.compare_digest(signature, sign(key, timestamp, request.body))
-    assert not hmac.compare_digest(signature, sign(key, timestamp, request.body + b" "))
-    assert not hmac.compare_digest(signature, sign(b"other", timestamp, request.body))
+    assert request.headers["X-ActionBot-Signature"].startswith("v2=")
+    assert request.headers["X-ActionBot-Key-Id"] == "default"
+    assert request.headers["X-ActionBot-Caller"] == CALLER
+    assert abs(int(request.headers["X-ActionBot-Timestamp"]) - time.time()) < 300
+    assert verify(request.headers, "POST", url, request.body, {"default": key})
+    assert not verify(request.headers, "POST", url, request.body + b" ", {"default": key})
+    assert not verify(request.headers, "POST", url, request.body, {"default": b"other"})
 
 
-async def test_get_signature_covers_the_empty_body(
+async def test_get_signature_covers_the_query_and_an_empty_body(
     client_ssl_context: ssl.SSLContext, webhook_server: WebhookServer, make_action: MakeAction
 ) -> None:
-    """A GET is signed over `<timestamp>.` with an empty body."""
+    """A GET is signed over its query string (its parameters) and an empty body."""
+    action = make_action(webhook_server.url("/g"), parameters=["part"])
     async with WebhookClient(
         policy=loopback(), ssl_context=client_ssl_context, secret=SecretStr(WEBHOOK_SECRET)
     ) as client:
-        await client.call(make_action(webhook_server.url("/g")), {})
-    headers = webhook_server.requests[0].headers
-    expected = sign(WEBHOOK_SECRET.encode(), headers["X-ActionBot-Timestamp"], b"")
-    assert headers["X-ActionBot-Signature"] == expected
+        await client.call(action, {"part": "screen"})
+    request = webhook_server.requests[0]
+    secrets = {"default": WEBHOOK_SECRET.encode()}
+    verify = readme_verify()
+    assert verify(request.headers, "GET", webhook_server.url("/g?part=screen"), b"", secrets)
+    assert not verify(request.headers, "GET", webhook_server.url("/g?part=glass"), b"", secrets)
+
+
+async def test_rotation_signs_with_the_first_key_and_receivers_accept_either(
+    client_ssl_context: ssl.SSLContext, webhook_server: WebhookServer, make_action: MakeAction
+) -> None:
+    """With `new:…,old:…` the new key signs; a receiver that knows both accepts calls from a
+    bot still on the old key and from one already on the new; one that knows only the old
+    key refuses the new signature."""
+    action = make_action(webhook_server.url("/r"))
+    for secrets in ("old:s1", "new:s2,old:s1"):
+        settings = make_settings(egress_allow="127.0.0.1/32", webhook_secrets=secrets)
+        async with WebhookClient(
+            policy=loopback(),
+            ssl_context=client_ssl_context,
+            signing_keys=configured_keys(settings),
+        ) as client:
+            await client.call(action, {})
+    old_call, new_call = webhook_server.requests
+    verify = readme_verify()
+    both = {"new": b"s2", "old": b"s1"}
+    url = webhook_server.url("/r")
+    assert [r.headers["X-ActionBot-Key-Id"] for r in (old_call, new_call)] == ["old", "new"]
+    assert verify(old_call.headers, "GET", url, b"", both)
+    assert verify(new_call.headers, "GET", url, b"", both)
+    assert not verify(new_call.headers, "GET", url, b"", {"old": b"s1"})
 
 
 async def test_idempotency_keys_are_unique_per_call(

@@ -186,6 +186,8 @@ class DiscordAdapter:
             user_name=message.author.display_name,
             text=self._text_of(message),
             event_id=str(message.id),
+            team_id=str(message.guild.id) if message.guild else "",
+            channel_id=str(message.channel.id),
         )
         route = {
             "channel": message.channel.id,

@@ -246,6 +246,8 @@ class SlackAdapter:
             user_id=str(event.get("user", "")),
             text=text,
             event_id=str(event_id),
+            team_id=str(body.get("team_id") or event.get("team") or ""),
+            channel_id=str(event["channel"]),
         )
         route = {"channel": event["channel"], "thread_ts": thread_ts, "ts": event.get("ts")}
         await self.inbox.receive(message, route)

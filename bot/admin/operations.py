@@ -19,7 +19,7 @@ from bot.actions.models import Action, ActionSet, Parameter, parse_arguments
 from bot.errors import ActionBotError, AdminUsageError
 from bot.outbound.webhooks import WebhookClient
 from bot.store import ActionStats, AdminStore
-from bot.types import ActionResult, trim
+from bot.types import ActionResult, caller_header, trim
 
 logger = logging.getLogger(__name__)
 
@@ -290,7 +290,13 @@ class Admin:
         action = self.actions.get(name)
         arguments = parse_arguments(action, raw)
         logger.info("action %s tested by %s", name, actor)
-        result = await self.webhooks.call(action, arguments, conversation=f"admin-test:{actor}")
+        platform, _, user = actor.partition(":")
+        result = await self.webhooks.call(
+            action,
+            arguments,
+            conversation=f"admin-test:{actor}",
+            caller=caller_header(platform, "", user, ""),
+        )
         return TestReport(dict(arguments), result, trim(result.body_text(), self.result_chars))
 
 

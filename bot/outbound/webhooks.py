@@ -9,7 +9,8 @@ under the connection pool, resolves a host once per new connection, refuses it i
 is blocked by the `EgressPolicy`, and connects to the checked IP itself, so DNS rebinding
 cannot slip through; TLS still verifies the host *name*. One deadline covers connect, send and
 the whole body; the body is capped (`bot/webhook_body.py`); every call carries `User-Agent`,
-`Idempotency-Key` and, with a secret, an HMAC signature (`sign`); each call is logged once at
+`Idempotency-Key`, `X-ActionBot-Caller` (who is asking, as the platform verified it) and,
+with a secret, an HMAC signature (`bot/outbound/signing.py`); each call is logged once at
 INFO (never header values or bodies) and handed to the recorder.
 
 An action with `retries` tries again after a connect error, 429, 502, 503 or 504, with
@@ -28,7 +29,7 @@ import os
 import ssl
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -53,9 +54,10 @@ from bot.outbound.body import (
 )
 from bot.outbound.egress import EgressPolicy
 from bot.outbound.pinning import PinnedBackend, Resolver, pinned_pool, resolve_host
+from bot.outbound.signing import DEFAULT_KEY_ID, SigningKey, parse_keys, signed_headers
 from bot.outbound.slots import Busy, CallSlots
 from bot.runtime import config
-from bot.types import ActionResult, Outcome
+from bot.types import ActionResult, Outcome, caller_header
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,8 @@ USER_AGENT = f"ActionBot/{__version__}"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _KEEPS_METHOD = frozenset({307, 308})
 _LOG_LINE = "webhook %s: %s status=%s latency_ms=%.0f attempts=%d call_id=%s error=%s"
+NO_CALLER = caller_header("", "", "", "")
+"""The caller of a call made without a platform user (never from a customer's turn)."""
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 """Answers that say "not now": the request may be sent again with the same key."""
 RETRY_BACKOFF = 0.25
@@ -93,10 +97,14 @@ class CallObserver(Protocol):
         """A call of `action` started (+1) or finished (-1) being sent."""
 
 
-def sign(secret: bytes, timestamp: str, body: bytes) -> str:
-    """The `X-ActionBot-Signature` value: `v1=` + hex HMAC-SHA256 of `<timestamp>.<body>`."""
-    digest = hmac.new(secret, timestamp.encode("ascii") + b"." + body, hashlib.sha256)
-    return f"v1={digest.hexdigest()}"
+def configured_keys(settings: config.Settings) -> list[SigningKey]:
+    """The signing keys the operator set: `ACTIONBOT_WEBHOOK_SECRETS`, else
+    `ACTIONBOT_WEBHOOK_SECRET` as the key `default`, else none (calls go unsigned)."""
+    if settings.webhook_secrets is not None:
+        return parse_keys(settings.webhook_secrets.get_secret_value())
+    if settings.webhook_secret is not None:
+        return [SigningKey(DEFAULT_KEY_ID, settings.webhook_secret.get_secret_value().encode())]
+    return []
 
 
 def idempotency_key(
@@ -128,6 +136,18 @@ def default_ssl_context(extra_ca_file: str | None = None) -> ssl.SSLContext:
 
 
 @dataclass(frozen=True)
+class _Call:
+    """What one call sends, whatever hop it is on."""
+
+    action: Action
+    arguments: Arguments
+    key: str
+    """The `Idempotency-Key`."""
+    caller: str
+    """The `X-ActionBot-Caller` value."""
+
+
+@dataclass(frozen=True)
 class _Hop:
     """One request of a call: the first, or one reached by following a redirect."""
 
@@ -148,6 +168,7 @@ class WebhookClient:
         policy: EgressPolicy,
         recorder: CallRecorder | None = None,
         observer: CallObserver | None = None,
+        signing_keys: Sequence[SigningKey] = (),
         secret: SecretStr | None = None,
         ssl_context: ssl.SSLContext | None = None,
         resolver: Resolver | None = None,
@@ -166,7 +187,11 @@ class WebhookClient:
         self._outside_policy = outside_policy or EgressPolicy()
         self._recorder = recorder
         self._observer = observer
-        self._secret = secret
+        # The first key signs; `secret` alone is the one key `default`.
+        keys = list(signing_keys)
+        if not keys and secret is not None:
+            keys = [SigningKey(DEFAULT_KEY_ID, secret.get_secret_value().encode("utf-8"))]
+        self._signing_key = keys[0] if keys else None
         self._default_timeout = default_timeout
         self._max_timeout = max_timeout
         self._max_body_bytes = max_body_bytes
@@ -191,7 +216,7 @@ class WebhookClient:
             policy=EgressPolicy(settings.egress_allow_entries),
             recorder=recorder,
             observer=observer,
-            secret=settings.webhook_secret,
+            signing_keys=configured_keys(settings),
             max_timeout=settings.max_timeout,
             max_body_bytes=settings.max_body_bytes,
             connections=settings.webhook_connections,
@@ -226,14 +251,17 @@ class WebhookClient:
         conversation: str | None = None,
         call_id: str | None = None,
         event_key: str | None = None,
+        caller: str = "",
     ) -> ActionResult:
         """Call `action`'s endpoint with validated `arguments`; failures are results too.
 
         `call_id` is the `Idempotency-Key` (a fresh one when not given); `event_key` names
-        the turn whose journal records the result. The recorded latency is the call's own
-        time once its slots are held; a `busy` call's latency is the time it waited for them.
+        the turn whose journal records the result; `caller` is the `X-ActionBot-Caller`.
+        The recorded latency is the call's own time once its slots are held; a `busy`
+        call's latency is the time it waited for them.
         """
-        call_id = call_id or uuid.uuid4().hex
+        call = _Call(action, arguments, call_id or uuid.uuid4().hex, caller or NO_CALLER)
+        call_id = call.key
         started = time.perf_counter()
         tries = [0]
         try:
@@ -241,7 +269,7 @@ class WebhookClient:
                 self._queued(action.name, waited)
                 started = time.perf_counter()
                 with self._in_flight(action.name):
-                    ending = await self._attempt(action, arguments, call_id, tries)
+                    ending = await self._attempt(call, tries)
         except Busy as busy:
             self._queued(action.name, busy.waited)
             ending = Ending(Outcome.BUSY, error=str(busy))
@@ -269,18 +297,17 @@ class WebhookClient:
             if self._observer is not None:
                 self._observer.webhook_in_flight(action, -1)
 
-    async def _attempt(
-        self, action: Action, arguments: Arguments, call_id: str, tries: list[int]
-    ) -> Ending:
+    async def _attempt(self, call: _Call, tries: list[int]) -> Ending:
         """The call under its one deadline, tried up to 1 + `action.retries` times;
         `tries[0]` counts the requests started."""
+        action = call.action
         seconds = self.timeout_for(action)
         ending = Ending(Outcome.ERROR, error="the call was not sent")
         try:
             async with asyncio.timeout(seconds) as deadline:
                 for attempt in range(action.retries + 1):
                     tries[0] += 1
-                    ending, retry_after = await self._try_once(action, arguments, call_id)
+                    ending, retry_after = await self._try_once(call)
                     if retry_after is None or attempt == action.retries:
                         return ending
                     wait = RETRY_BACKOFF * 2**attempt if retry_after < 0 else retry_after
@@ -292,32 +319,28 @@ class WebhookClient:
             return Ending(Outcome.TIMEOUT, error=f"no complete response within {seconds:g} s")
         return ending
 
-    async def _try_once(
-        self, action: Action, arguments: Arguments, call_id: str
-    ) -> tuple[Ending, float | None]:
+    async def _try_once(self, call: _Call) -> tuple[Ending, float | None]:
         """One try: its ending and, when it may be retried, the seconds the server asked us
         to wait (-1: it did not say)."""
         try:
-            ending, retry_after = await self._exchange(action, arguments, call_id)
+            ending, retry_after = await self._exchange(call)
         except CallFailed as exc:
             return exc.ending, (-1.0 if exc.retryable else None)
         except Exception as exc:
-            logger.warning("webhook %s failed unexpectedly", action.name, exc_info=True)
+            logger.warning("webhook %s failed unexpectedly", call.action.name, exc_info=True)
             return Ending(Outcome.ERROR, error=f"the call failed ({type(exc).__name__})"), None
         if ending.status in RETRY_STATUSES:
             return ending, retry_after if retry_after is not None else -1.0
         return ending, None
 
-    async def _exchange(
-        self, action: Action, arguments: Arguments, call_id: str
-    ) -> tuple[Ending, float | None]:
+    async def _exchange(self, call: _Call) -> tuple[Ending, float | None]:
         """The request, with redirects followed: its ending and the `Retry-After` seconds."""
-        prepared = prepare_request(action, arguments)
+        prepared = prepare_request(call.action, call.arguments)
         body = b"" if prepared.json_body is None else _json_bytes(prepared.json_body)
         hop = _Hop(method=prepared.method.value, url=httpx2.URL(prepared.url), body=body)
         for _ in range(self._max_redirects + 1):
             self._check_destination(hop)
-            status, target, content, retry_after = await self._send(action, hop, call_id)
+            status, target, content, retry_after = await self._send(call, hop)
             if target is None:
                 return interpret(status, content), retry_after
             hop = _follow(hop, status, target)
@@ -335,11 +358,11 @@ class WebhookClient:
             raise CallFailed(Outcome.BLOCKED, refusal(problem, redirected=hop.redirected))
 
     async def _send(
-        self, action: Action, hop: _Hop, call_id: str
+        self, call: _Call, hop: _Hop
     ) -> tuple[int, httpx2.URL | None, bytes, float | None]:
         """One request: status, redirect target (if following one), the capped body and the
         seconds of a `Retry-After` header (None when absent or not a number of seconds)."""
-        headers = self._headers(action, hop, call_id)
+        headers = self._headers(call, hop)
         pool = self._pool if hop.same_origin else self._outside_pool
         url = httpcore2.URL(
             scheme=hop.url.raw_scheme,
@@ -370,24 +393,32 @@ class WebhookClient:
             chunks, headers=headers, status=response.status, cap=self._max_body_bytes
         )
 
-    def _headers(self, action: Action, hop: _Hop, call_id: str) -> httpx2.Headers:
+    def _headers(self, call: _Call, hop: _Hop) -> httpx2.Headers:
         headers = httpx2.Headers({"Host": hop.url.netloc.decode("ascii")})
         headers["User-Agent"] = USER_AGENT
         headers["Accept"] = "application/json"
         headers["Accept-Encoding"] = "identity"  # the cap counts what we hold in memory
         if hop.same_origin:
-            for name, value in action.header_values.items():
+            for name, value in call.action.header_values.items():
                 if not HEADER_VALUE.fullmatch(secret := value.get_secret_value()):
                     raise CallFailed(Outcome.ERROR, f"header {name} has a value HTTP cannot carry")
                 headers[name] = secret
-        headers["Idempotency-Key"] = call_id
+        headers["Idempotency-Key"] = call.key
         if hop.body:
             headers["Content-Type"] = "application/json"
-        if self._secret is not None and hop.same_origin:
-            timestamp = str(int(time.time()))
-            key = self._secret.get_secret_value().encode("utf-8")
-            headers["X-ActionBot-Timestamp"] = timestamp
-            headers["X-ActionBot-Signature"] = sign(key, timestamp, hop.body)
+        if not hop.same_origin:
+            return headers  # who is asking, and our signature, are for the action's own host
+        headers["X-ActionBot-Caller"] = call.caller
+        if self._signing_key is not None:
+            signed = signed_headers(
+                self._signing_key,
+                method=hop.method,
+                target=hop.url.raw_path.decode("ascii"),
+                caller=call.caller,
+                idempotency_key=call.key,
+                body=hop.body,
+            )
+            headers.update(signed)
         return headers
 
     async def _record(

@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = Field(
         None, validation_alias=_env("ACTIONBOT_WEBHOOK_SECRET")
     )
+    webhook_secrets: SecretStr | None = Field(
+        None, validation_alias=_env("ACTIONBOT_WEBHOOK_SECRETS")
+    )
+    """`id:secret,id:secret`: the first signs, all are listed for receivers (rotation)."""
     egress_allow: str = Field("", validation_alias=_env("ACTIONBOT_EGRESS_ALLOW"))
     http_port: int = Field(DEFAULT_HTTP_PORT, validation_alias=_env("ACTIONBOT_HTTP_PORT"))
 
@@ -172,12 +176,17 @@ class Settings(BaseSettings):
         secrets = (
             self.openai_api_key,
             self.webhook_secret,
+            self.webhook_secrets,
             self.slack_bot_token,
             self.slack_app_token,
             self.slack_signing_secret,
             self.discord_token,
         )
-        return [s.get_secret_value() for s in secrets if s is not None]
+        values = [s.get_secret_value() for s in secrets if s is not None]
+        if self.webhook_secrets is not None:  # each secret of the list on its own, too
+            for entry in self.webhook_secrets.get_secret_value().split(","):
+                values += [entry.partition(":")[2].strip()] if ":" in entry else []
+        return [v for v in values if v]
 
     @property
     def has_platform(self) -> bool:

@@ -280,6 +280,8 @@ class SQLiteStore:
             "conversation": message.conversation,
             "user_id": message.user_id,
             "user_name": message.user_name,
+            "team_id": message.team_id,
+            "channel_id": message.channel_id,
             "text": message.text,
             "route": _json(route),
             "now": now,
@@ -481,7 +483,7 @@ def _json(value: Any) -> str:
 def _entry(row: Sequence[Any]) -> InboxEntry:
     """An inbox row (as `INBOX_CLAIM` returns it) as an entry."""
     key, seq, platform, conversation, user_id, user_name, text, route = row[:8]
-    attempts, progress, reply = row[8:]
+    attempts, progress, reply, team_id, channel_id = row[8:]
     message = IncomingMessage(
         platform=platform,
         conversation=conversation,
@@ -489,6 +491,8 @@ def _entry(row: Sequence[Any]) -> InboxEntry:
         user_name=user_name,
         text=text,
         event_id=key.split(":", 1)[1],
+        team_id=team_id,
+        channel_id=channel_id,
     )
     return InboxEntry(
         key=key,

@@ -10,6 +10,8 @@ CREATE TABLE inbox (
     conversation  TEXT NOT NULL,
     user_id       TEXT NOT NULL,
     user_name     TEXT NOT NULL,
+    team_id       TEXT NOT NULL DEFAULT '',
+    channel_id    TEXT NOT NULL DEFAULT '',
     text          TEXT NOT NULL,
     route         TEXT NOT NULL,
     received_at   REAL NOT NULL,
