@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from bot.actions.loader import load_actions
-from bot.actions.models import ENV_REFERENCE, ActionSet
+from bot.actions.models import ENV_REFERENCE, ActionSet, ContextSource
 from bot.admin.operations import Admin
 from bot.engine import Engine, EngineLimits
 from bot.errors import ActionsFileError, ConfigError
@@ -57,7 +57,8 @@ def configuration_problems(settings: Settings, *, need_llm: bool = True) -> list
     if need_llm and settings.openai_api_key is None and not settings.openai_base_url:
         problems.append(NO_LLM_CONFIGURED)
     try:
-        load_configured_actions(settings)
+        actions = load_configured_actions(settings)
+        problems += _context_problems(settings, actions)
     except ActionsFileError as exc:
         problems += [str(problem) for problem in exc.problems]
     except ConfigError as exc:
@@ -68,6 +69,20 @@ def configuration_problems(settings: Settings, *, need_llm: bool = True) -> list
     except ConfigError as exc:
         problems.append(str(exc))
     return problems
+
+
+def _context_problems(settings: Settings, actions: ActionSet) -> list[str]:
+    """Context parameters a configured platform cannot fill: Discord never shares a user's
+    email with bots."""
+    if settings.discord_token is None:
+        return []
+    return [
+        f"Action {a.name!r}: parameter {p.name!r} takes from = 'user.email', which Discord "
+        "cannot supply; DISCORD_TOKEN is set. Use 'user.id', or run this action on Slack only."
+        for a in actions
+        for p in a.parameters
+        if p.source is ContextSource.USER_EMAIL
+    ]
 
 
 def _platform_problems(settings: Settings) -> list[str]:

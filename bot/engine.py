@@ -28,7 +28,14 @@ from typing import Any
 import openai
 
 from bot import wording
-from bot.actions.models import Action, ActionSet, Arguments, parse_arguments, tool_schema
+from bot.actions.models import (
+    Action,
+    ActionSet,
+    Arguments,
+    ContextSource,
+    parse_arguments,
+    tool_schema,
+)
 from bot.errors import ArgumentError, LLMRejectedError, LLMResponseError
 from bot.llm.client import ChatModel, ModelTurn
 from bot.llm.history import Message, size_of, window
@@ -71,6 +78,8 @@ class _Turn:
     ordinal: int = 0
     caller: str = ""
     """`X-ActionBot-Caller` of every call: the asking user, as the platform verified."""
+    context: dict[ContextSource, str] = field(default_factory=dict)
+    """Values of context parameters (`from`), from the verified event."""
 
 
 @dataclass(frozen=True)
@@ -145,7 +154,7 @@ class Engine:
             return Reply(text=wording.UNEXPECTED, failed=True)
         event_key = f"{message.platform}:{message.event_id}" if message.event_id else None
         turn = _Turn(key, [{"role": "user", "content": message.text}], offered, event_key)
-        turn.caller = message.caller
+        turn.caller, turn.context = message.caller, verified_context(message)
         if resume and resume[0].get("content") == message.text:
             turn.new = list(resume)
             self._count_resumed(turn)
@@ -208,7 +217,9 @@ class Engine:
                 if action is None:
                     continue
                 try:
-                    arguments = parse_arguments(action, call["function"]["arguments"])
+                    arguments = parse_arguments(
+                        action, call["function"]["arguments"], context=turn.context
+                    )
                 except ArgumentError:
                     continue
                 turn.identical[(action.name, canonical_json(arguments))] += 1
@@ -280,7 +291,7 @@ class Engine:
         if action is None:
             return _Planned(call, refusal=wording.unknown_tool(call.name, list(turn.offered)))
         try:
-            arguments = parse_arguments(action, call.arguments)
+            arguments = parse_arguments(action, call.arguments, context=turn.context)
         except ArgumentError as exc:
             return _Planned(call, refusal=wording.bad_arguments(exc.problems))
         if turn.event_key is None:
@@ -375,6 +386,21 @@ class _ConversationLock:
 class _RoundLimitError(Exception):
     def __init__(self, rounds: int) -> None:
         super().__init__(f"the model still wanted tools after {rounds} rounds")
+
+
+def verified_context(message: IncomingMessage) -> dict[ContextSource, str]:
+    """What context parameters may be filled with: the platform-verified facts of the
+    message, never anything the model or the customer's text said."""
+    return {
+        ContextSource.USER_ID: message.user_id,
+        ContextSource.USER_NAME: message.user_name,
+        ContextSource.USER_EMAIL: message.user_email,
+        ContextSource.PLATFORM: message.platform,
+        ContextSource.TEAM_ID: message.team_id,
+        ContextSource.CHANNEL_ID: message.channel_id,
+        ContextSource.CONVERSATION_ID: message.conversation,
+        ContextSource.MESSAGE_ID: message.event_id or "",
+    }
 
 
 def _assistant_message(answer: ModelTurn) -> Message:

@@ -99,6 +99,8 @@ class IncomingMessage(BaseModel):
     team_id: str = ""
     """Slack workspace or Discord server ("" for DMs on Discord and the console)."""
     channel_id: str = ""
+    user_email: str = ""
+    """Looked up by the adapter for actions that need it (Slack only); not kept."""
 
     @property
     def caller(self) -> str:

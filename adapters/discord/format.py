@@ -141,8 +141,7 @@ def _detail_cards(detail: ActionDetail) -> list[Card]:
     headers = [f"{inline_code(k)}: {safe(v)}" for k, v in action.masked_headers().items()]
     parameters = [
         clip(
-            f"• {inline_code(p.name)} ({p.type.value}, {'required' if p.required else 'optional'})"
-            f" — {safe(p.description)}",
+            f"• {inline_code(p.name)} ({p.kind}) — {safe(p.description)}",
             MAX_PARAMETER_LINE,
         )
         for p in action.parameters

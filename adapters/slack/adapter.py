@@ -32,6 +32,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import wording as slack_wording
 from adapters.slack.format import admin_blocks, fallback_text, to_mrkdwn
 from bot import wording
+from bot.actions.models import ContextSource
 from bot.admin.access import AdminCheck
 from bot.admin.operations import Admin
 from bot.chunks import split_message
@@ -51,6 +52,8 @@ MESSAGE_LIMIT = 3900
 """Characters per posted message: Slack truncates `text` beyond 4000."""
 HANDLED_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
 CONVERSATION_CHANNELS = frozenset({"channel", "group", "mpim"})
+EMAIL_TTL_SECONDS = 3600.0
+"""How long a user's email from Slack is reused for `from = "user.email"` parameters."""
 _HINTS = {
     "not_in_channel": "invite the bot to the channel (/invite @ActionBot)",
     "channel_not_found": "invite the bot to the channel, or check it still exists",
@@ -103,6 +106,10 @@ class SlackAdapter:
         self.app.command("/actions")(self._on_actions)
         self._socket: AsyncSocketModeHandler | None = None
         self.admins = AdminCheck(settings.admin_ids, clock=clock)
+        self._needs_email = any(
+            p.source is ContextSource.USER_EMAIL for a in engine.actions for p in a.parameters
+        )
+        self._emails: dict[str, tuple[str, float]] = {}
 
     @property
     def socket_mode(self) -> bool:
@@ -279,6 +286,8 @@ class SlackAdapter:
         async def progress(status: str) -> None:
             await self._update(channel, placeholder, f"_{status}_")  # a missed status is fine
 
+        if entry.reply is None and self._needs_email:
+            message = message.model_copy(update={"user_email": await self._email(message.user_id)})
         reply = entry.reply or await self.engine.handle(
             message, progress=progress, resume=entry.progress
         )
@@ -288,6 +297,18 @@ class SlackAdapter:
         for piece in pieces[1:]:
             await self._post(channel, thread_ts, piece)
         return reply
+
+    async def _email(self, user: str) -> str:
+        """The user's email from their Slack profile (`users:read.email`), cached for an
+        hour; "" when Slack does not say (the action then gets a tool error, not a guess)."""
+        known = self._emails.get(user)
+        if known is not None and known[1] > self.clock():
+            return known[0]
+        info = await self._call(self.client.users_info, user=user)
+        email = str((info or {}).get("user", {}).get("profile", {}).get("email") or "")
+        if info is not None:
+            self._emails[user] = (email, self.clock() + EMAIL_TTL_SECONDS)
+        return email
 
     async def _find_placeholder(
         self, channel: str, thread_ts: str | None, after: str | None

@@ -204,9 +204,7 @@ def _detail_blocks(detail: ActionDetail) -> list[Block]:
     ]
     headers = [f"`{escape(k)}`: {escape(v)}" for k, v in action.masked_headers().items()]
     parameters = [
-        f"• `{escape(p.name)}` ({p.type.value}, {'required' if p.required else 'optional'})"
-        f" — {escape(p.description)}"
-        for p in action.parameters
+        f"• `{escape(p.name)}` ({p.kind}) — {escape(p.description)}" for p in action.parameters
     ]
     return [
         _header(action.display_name),

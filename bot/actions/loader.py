@@ -332,7 +332,13 @@ def url_problems(url: str, parameters: Any, policy: HostPolicy) -> list[str]:
 
 
 def _placeholder_problems(parameters: Any, names: list[str]) -> list[str]:
-    declared = {_get(p, "name"): bool(_get(p, "required")) for p in parameters}
+    # A context parameter (`from`) is always filled, so it may stand in the path too.
+    declared = {
+        _get(p, "name"): bool(
+            _get(p, "required") or _get(p, "from" if isinstance(p, dict) else "source")
+        )
+        for p in parameters
+    }
     problems = []
     for name in names:
         if name not in declared:

@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from bot.errors import ActionNotFoundError, ArgumentError
 from bot.runtime.config import DEFAULT_MAX_CONCURRENCY
@@ -48,6 +48,20 @@ class ParameterType(StrEnum):
     BOOLEAN = "boolean"
 
 
+class ContextSource(StrEnum):
+    """Where ActionBot takes a context parameter's value from: the verified platform event,
+    never the model."""
+
+    USER_ID = "user.id"
+    USER_NAME = "user.name"
+    USER_EMAIL = "user.email"
+    PLATFORM = "platform"
+    TEAM_ID = "team.id"
+    CHANNEL_ID = "channel.id"
+    CONVERSATION_ID = "conversation.id"
+    MESSAGE_ID = "message.id"
+
+
 class Method(StrEnum):
     """GET sends parameters as a query string, POST as a JSON body."""
 
@@ -56,14 +70,38 @@ class Method(StrEnum):
 
 
 class Parameter(BaseModel):
-    """A named value the AI extracts from the conversation before calling the action."""
+    """A named value the AI extracts from the conversation before calling the action, or,
+    with `from`, one ActionBot fills from the verified platform event (hidden from the AI)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     name: str
-    type: ParameterType
+    type: ParameterType = ParameterType.STRING
     description: str = Field(min_length=1)
     required: bool = False
+    source: ContextSource | None = Field(None, alias="from")
+    """Filled by ActionBot from the verified event; not offered to the model."""
+
+    @property
+    def kind(self) -> str:
+        """How admins see it: `string, required`, or `from user.id` for a context one."""
+        if self.source is not None:
+            return f"from {self.source.value}"
+        return f"{self.type.value}, {'required' if self.required else 'optional'}"
+
+    @model_validator(mode="after")
+    def _check_source(self) -> Parameter:
+        if self.source is None:
+            if "type" not in self.model_fields_set:
+                raise ValueError("field 'type' is required (string, number or boolean)")
+            return self
+        if self.type is not ParameterType.STRING:
+            raise ValueError(f"a parameter with from = {self.source.value!r} is text: drop 'type'")
+        if self.required:
+            raise ValueError(
+                f"a parameter with from = {self.source.value!r} is always filled: drop 'required'"
+            )
+        return self
 
     @field_validator("name")
     @classmethod
@@ -154,10 +192,10 @@ def derive_name(display_name: str) -> str:
 
 
 def tool_schema(action: Action) -> dict[str, Any]:
-    """The action as an OpenAI Chat Completions function tool."""
-    properties = {
-        p.name: {"type": p.type.value, "description": p.description} for p in action.parameters
-    }
+    """The action as an OpenAI Chat Completions function tool (context parameters, which
+    ActionBot fills, are not in it)."""
+    asked = [p for p in action.parameters if p.source is None]
+    properties = {p.name: {"type": p.type.value, "description": p.description} for p in asked}
     return {
         "type": "function",
         "function": {
@@ -166,18 +204,26 @@ def tool_schema(action: Action) -> dict[str, Any]:
             "parameters": {
                 "type": "object",
                 "properties": properties,
-                "required": [p.name for p in action.parameters if p.required],
+                "required": [p.name for p in asked if p.required],
                 "additionalProperties": False,
             },
         },
     }
 
 
-def parse_arguments(action: Action, raw: str | Mapping[str, Any]) -> Arguments:
+def parse_arguments(
+    action: Action,
+    raw: str | Mapping[str, Any],
+    *,
+    context: Mapping[ContextSource, str] | None = None,
+) -> Arguments:
     """Check a model's (or an admin's) arguments against `action`'s parameters.
 
     Obvious forms are accepted ("5" for a number, "true" for a boolean); anything else raises
     `ArgumentError` with one readable line per parameter, meant for the model to act on.
+    With `context` (a customer's turn), context parameters are filled from it and a value
+    the model sent for one is refused; without it (an admin's test), they are given like
+    any required parameter.
     """
     values = _decode(action, raw)
     problems = [
@@ -187,9 +233,13 @@ def parse_arguments(action: Action, raw: str | Mapping[str, Any]) -> Arguments:
     ]
     result: Arguments = {}
     for param in action.parameters:
+        if param.source is not None and context is not None:
+            problems += _fill(param, values, context, result)
+            continue
+        required = param.required or param.source is not None
         value = values.get(param.name)
         if value is None or (isinstance(value, str) and not value.strip()):
-            if param.required:
+            if required:
                 problems.append(f"{param.name!r} is required ({param.description})")
             continue
         try:
@@ -201,8 +251,30 @@ def parse_arguments(action: Action, raw: str | Mapping[str, Any]) -> Arguments:
     return result
 
 
+def _fill(
+    param: Parameter,
+    values: Mapping[str, Any],
+    context: Mapping[ContextSource, str],
+    result: Arguments,
+) -> list[str]:
+    """Put the verified value of a context parameter into `result`; the problems if the
+    model tried to set it or the platform cannot say."""
+    assert param.source is not None
+    if param.name in values:
+        return [
+            f"{param.name!r} is filled by ActionBot from the verified {param.source.value}; "
+            "do not send it"
+        ]
+    value = context.get(param.source, "")
+    if not value:
+        return [f"{param.name!r} cannot be filled: {param.source.value} is not known here"]
+    result[param.name] = value
+    return []
+
+
 def _names(action: Action) -> str:
-    return ", ".join(p.name for p in action.parameters) or "no parameters"
+    asked = [p.name for p in action.parameters if p.source is None]
+    return ", ".join(asked) or "no parameters"
 
 
 def _decode(action: Action, raw: str | Mapping[str, Any]) -> Mapping[str, Any]:

@@ -363,8 +363,7 @@ def _render_detail(detail: ActionDetail) -> str:
     lines += [f"  header:      {k}: {v}" for k, v in a.masked_headers().items()]
     lines.append("  parameters:" if a.parameters else "  parameters:  none")
     for p in a.parameters:
-        need = "required" if p.required else "optional"
-        lines.append(f"    - {p.name} ({p.type.value}, {need}): {p.description}")
+        lines.append(f"    - {p.name} ({p.kind}): {p.description}")
     return "\n".join(lines)
 
 

@@ -76,6 +76,8 @@ class SlackUser:
     is_owner: bool = False
     is_bot: bool = False
     deleted: bool = False
+    email: str | None = None
+    """In `profile.email`, as Slack shows it to apps with `users:read.email`."""
 
 
 @dataclass(frozen=True)
@@ -204,9 +206,12 @@ class FakeSlack(LoopbackServer):
         is_owner: bool = False,
         is_bot: bool = False,
         deleted: bool = False,
+        email: str | None = None,
     ) -> SlackUser:
         """Register a member for `users.info`; unregistered ids are plain members."""
-        user = SlackUser(user_id, name or user_id.lower(), is_admin, is_owner, is_bot, deleted)
+        user = SlackUser(
+            user_id, name or user_id.lower(), is_admin, is_owner, is_bot, deleted, email
+        )
         self._users[user_id] = user
         return user
 
@@ -571,7 +576,11 @@ def _user_json(user: SlackUser, team_id: str) -> dict[str, Any]:
         "is_primary_owner": False,
         "is_bot": user.is_bot,
         "is_app_user": False,
-        "profile": {"real_name": user.name.title(), "display_name": user.name},
+        "profile": {
+            "real_name": user.name.title(),
+            "display_name": user.name,
+            **({"email": user.email} if user.email else {}),
+        },
     }
 
 
