@@ -26,7 +26,8 @@ ENV PATH=/opt/actionbot/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     ACTIONBOT_DB=/data/actionbot.db \
     ACTIONBOT_ACTIONS=/data/actions.toml \
-    ACTIONBOT_HTTP_PORT=8080
+    ACTIONBOT_HTTP_PORT=8080 \
+    ACTIONBOT_HTTP_HOST=0.0.0.0
 WORKDIR /data
 VOLUME ["/data"]
 USER 10001:10001

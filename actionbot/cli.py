@@ -355,9 +355,13 @@ def doctor() -> None:
 
 @app.command()
 def healthcheck() -> None:
-    """Exit 0 if the running bot's /healthz answers on ACTIONBOT_HTTP_PORT (Docker uses it)."""
+    """Exit 0 if the running bot's /healthz answers on ACTIONBOT_HTTP_HOST:ACTIONBOT_HTTP_PORT
+    (Docker uses it)."""
     settings = load_settings()
-    url = f"http://127.0.0.1:{settings.http_port}/healthz"
+    wildcard = settings.http_host in ("0.0.0.0", "::", "")  # noqa: S104 - compared, not bound
+    host = "127.0.0.1" if wildcard else settings.http_host
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{settings.http_port}/healthz"
     try:
         with urllib.request.urlopen(url, timeout=3) as response:
             healthy = response.status == HTTPStatus.OK

@@ -7,6 +7,7 @@ adapters never load them.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import signal
 from collections.abc import Awaitable, Coroutine
@@ -96,9 +97,16 @@ async def serve(
     turns = Turns(limit=settings.max_turns)
     grace = 0.0  # until started, nothing may post: turns queued at start are left for later
     inbox = Inbox(store, turns, metrics=metrics, attempts=settings.turn_attempts, started=False)
-    http = HttpServer(port=settings.http_port)
+    http = HttpServer(port=settings.http_port, host=settings.http_host)
+    token = settings.metrics_token
 
-    async def scrape(_: web.Request) -> web.Response:
+    async def scrape(request: web.Request) -> web.Response:
+        if token is not None and not bearer_matches(request, token.get_secret_value()):
+            return web.Response(
+                status=401,
+                text="unauthorized",
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
         body = await metrics.render(store)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
@@ -211,6 +219,14 @@ async def _bounded(work: Awaitable[Any], what: str) -> None:
         logger.warning("%s took more than %.0f s; going on without it", what, CLOSE_SECONDS)
     except Exception as exc:
         logger.warning("%s failed: %s", what, exc)
+
+
+def bearer_matches(request: web.Request, token: str) -> bool:
+    """Whether the request carries `Authorization: Bearer <token>` (compared in constant
+    time)."""
+    given = request.headers.get("Authorization", "")
+    scheme, _, value = given.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip(), token)
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -17,6 +17,8 @@ DEFAULT_ACTIONS_PATH = Path("actions.toml")
 DEFAULT_DB_PATH = Path("actionbot.db")
 DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_HTTP_PORT = 8080
+DEFAULT_HTTP_HOST = "127.0.0.1"
+"""A bare `actionbot run` listens on loopback only; the Docker image sets 0.0.0.0."""
 
 DEFAULT_ACTION_TIMEOUT = 10.0
 """Seconds for one webhook call: connect, send and the whole body, as one deadline."""
@@ -104,6 +106,12 @@ class Settings(BaseSettings):
     """`id:secret,id:secret`: the first signs, all are listed for receivers (rotation)."""
     egress_allow: str = Field("", validation_alias=_env("ACTIONBOT_EGRESS_ALLOW"))
     http_port: int = Field(DEFAULT_HTTP_PORT, validation_alias=_env("ACTIONBOT_HTTP_PORT"))
+    http_host: str = Field(
+        DEFAULT_HTTP_HOST, min_length=1, validation_alias=_env("ACTIONBOT_HTTP_HOST")
+    )
+    """Address the HTTP server binds: loopback unless the operator (or the image) opens it."""
+    metrics_token: SecretStr | None = Field(None, validation_alias=_env("ACTIONBOT_METRICS_TOKEN"))
+    """When set, `/metrics` wants `Authorization: Bearer <token>`."""
 
     max_timeout: float = Field(
         DEFAULT_MAX_TIMEOUT, gt=0, validation_alias=_env("ACTIONBOT_MAX_TIMEOUT")
@@ -181,6 +189,7 @@ class Settings(BaseSettings):
             self.slack_app_token,
             self.slack_signing_secret,
             self.discord_token,
+            self.metrics_token,
         )
         values = [s.get_secret_value() for s in secrets if s is not None]
         if self.webhook_secrets is not None:  # each secret of the list on its own, too

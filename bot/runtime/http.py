@@ -27,7 +27,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class HttpServer:
     """Serves health, readiness and adapter routes on one port."""
 
-    def __init__(self, *, port: int, host: str = "0.0.0.0") -> None:  # noqa: S104 - a server in a container listens on all interfaces
+    def __init__(self, *, port: int, host: str = "127.0.0.1") -> None:
         self.host = host
         self.requested_port = port
         self.checks: dict[str, Check] = {}
