@@ -120,12 +120,15 @@ def secret_values(
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Load the actions, open the store and the webhook client; close them on exit."""
     actions = load_configured_actions(settings)
-    protect_secrets(secret_values(settings, actions))
+    secrets = secret_values(settings, actions)
+    protect_secrets(secrets)
     store = await SQLiteStore.open(settings.db_path)
     metrics = Metrics()
     recorder = MeteredRecorder(store, metrics)
     try:
-        webhooks = WebhookClient.from_settings(settings, recorder=recorder, observer=metrics)
+        webhooks = WebhookClient.from_settings(
+            settings, recorder=recorder, observer=metrics, secrets=secrets
+        )
         async with webhooks:
             admin = Admin(
                 actions=actions,

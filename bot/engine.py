@@ -16,6 +16,7 @@ with its reply in one transaction; a cancelled one keeps its messages so far to 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import secrets
@@ -34,6 +35,7 @@ from bot.actions.models import (
     Arguments,
     ContextSource,
     parse_arguments,
+    project,
     tool_schema,
 )
 from bot.errors import ArgumentError, LLMRejectedError, LLMResponseError
@@ -314,7 +316,7 @@ class Engine:
             if recorded is not None:
                 logger.info("webhook %s: result recorded before, not called again", name)
                 turn.actions_called.append(action.name)
-                return recorded.for_model(self.limits.result_chars)
+                return recorded.for_model(self.limits.result_chars, _shown(action))
         if progress is not None:
             await _notify(progress, wording.progress_text(action.display_name))
         turn.actions_called.append(action.name)
@@ -326,7 +328,7 @@ class Engine:
             event_key=turn.event_key,
             caller=turn.caller,
         )
-        return result.for_model(self.limits.result_chars)
+        return result.for_model(self.limits.result_chars, _shown(action))
 
     async def _journal(self, planned: _Planned, event_key: str) -> tuple[ActionResult | None, str]:
         """Write the call to the journal before it is sent: its recorded result if it has
@@ -386,6 +388,13 @@ class _ConversationLock:
 class _RoundLimitError(Exception):
     def __init__(self, rounds: int) -> None:
         super().__init__(f"the model still wanted tools after {rounds} rounds")
+
+
+def _shown(action: Action) -> Callable[[Any], Any] | None:
+    """What of a response the model may see: the action's `response_fields`, or all."""
+    if not action.response_fields:
+        return None
+    return functools.partial(project, paths=action.response_fields)
 
 
 def verified_context(message: IncomingMessage) -> dict[ContextSource, str]:

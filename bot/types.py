@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
@@ -58,17 +59,21 @@ class ActionResult(BaseModel):
             return json.dumps(self.data, ensure_ascii=False, separators=(",", ":"))
         return self.text or ""
 
-    def for_model(self, budget: int) -> str:
+    def for_model(self, budget: int, shown: Callable[[JSONValue], JSONValue] | None = None) -> str:
         """What the LLM sees: outcome, status, error, and the endpoint's JSON as `data` when
-        it fits `budget` characters, else the body text cut to the budget with a marker."""
-        payload: dict[str, JSONValue] = {"ok": self.ok}
-        if self.status is not None:
-            payload["status"] = self.status
-        if self.error is not None:
-            payload["error"] = self.error
-        body = self.body_text()
-        if self.data is not None and len(body) <= budget:
-            payload["data"] = self.data
+        it fits `budget` characters, else the body text cut to the budget with a marker.
+        `shown` narrows the JSON first (the action's `response_fields`)."""
+        result = self
+        if shown is not None and self.data is not None:
+            result = self.model_copy(update={"data": shown(self.data)})
+        payload: dict[str, JSONValue] = {"ok": result.ok}
+        if result.status is not None:
+            payload["status"] = result.status
+        if result.error is not None:
+            payload["error"] = result.error
+        body = result.body_text()
+        if result.data is not None and len(body) <= budget:
+            payload["data"] = result.data
         elif body:
             payload["body"] = trim(body, budget)
         return json.dumps(payload, ensure_ascii=False)

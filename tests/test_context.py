@@ -4,21 +4,29 @@ verified platform event, hidden from the model, refused when the model forges th
 from __future__ import annotations
 
 import json
+import logging
 import signal
+import ssl
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_settings
+from aiohttp import web
+from conftest import inventory_action, loopback_only, make_engine, make_settings
 from deployment import Deployment
 from pydantic import SecretStr
 
 from actionbot.app import configuration_problems
 from bot.actions.loader import parse_actions
-from bot.actions.models import Action, tool_schema
+from bot.actions.models import Action, project, tool_schema
 from bot.errors import ActionsFileError
+from bot.llm.client import OpenAIChatModel
 from bot.outbound.egress import EgressPolicy
-from fakes.https_server import json_handler
+from bot.outbound.webhooks import WebhookClient
+from bot.store import Store
+from bot.types import IncomingMessage
+from fakes.https_server import WebhookServer, json_handler
+from fakes.openai_server import ScriptedLLM
 from fakes.slack_server import TEAM_ID
 
 LOYALTY = """\
@@ -117,3 +125,71 @@ def test_unknown_sources_are_load_errors(source: str) -> None:
     text = LOYALTY.format(url="https://api.example.com/l").replace('"team.id"', f'"{source}"')
     with pytest.raises(ActionsFileError, match=r"parameters\.workspace\.from"):
         parse_actions(text, source="actions.toml", environ={}, policy=EgressPolicy())
+
+
+# --- what goes back to the model ------------------------------------------------------------
+
+
+def test_response_fields_keep_only_the_named_paths() -> None:
+    """Dotted paths walk objects, `[]` every element of an array; the rest is dropped, and
+    a body that is not an object keeps nothing."""
+    data = {
+        "in_stock": True,
+        "cost_price": 51.2,
+        "items": [{"name": "screen", "sku": "S1"}, {"name": "glass", "sku": "G1"}],
+        "store": {"city": "Lyon", "manager": "Bob"},
+    }
+    paths = ["in_stock", "items[].name", "store.city", "missing.field"]
+    assert project(data, paths) == {
+        "in_stock": True,
+        "items": [{"name": "screen"}, {"name": "glass"}],
+        "store": {"city": "Lyon"},
+    }
+    assert project([1, 2], ["in_stock"]) == {}
+    assert project({"items": "not a list"}, ["items[].name"]) == {}
+
+
+@pytest.mark.parametrize("path", ["", "a..b", "items[]name", "a b", "a[0]"])
+def test_bad_response_field_paths_are_load_errors(path: str) -> None:
+    text = LOYALTY.format(url="https://api.example.com/l").replace(
+        'url = "https', f'response_fields = [{json.dumps(path)}]\nurl = "https', 1
+    )
+    with pytest.raises(ActionsFileError, match="response_fields"):
+        parse_actions(text, source="actions.toml", environ={}, policy=EgressPolicy())
+
+
+async def test_the_model_sees_only_response_fields_and_never_an_echoed_secret(
+    webhook_server: WebhookServer,
+    llm: ScriptedLLM,
+    store: Store,
+    client_ssl_context: ssl.SSLContext,
+    chat_model: OpenAIChatModel,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The endpoint answers more than the action lets through, and echoes the action's
+    secret header: the model gets the named fields only, and `[redacted]` for the secret,
+    which does not appear in the logs either (DEBUG included)."""
+    secret = "Bearer sk-live-echoed-4711"
+
+    async def echo(request: web.Request) -> web.Response:
+        token = request.headers["Authorization"]
+        return web.json_response(
+            {"in_stock": True, "cost_price": 51.2, "debug": {"auth": token}, "note": token}
+        )
+
+    webhook_server.route("/inventory/check", echo)
+    action = inventory_action(webhook_server, header_values={"Authorization": secret})
+    action = action.model_copy(update={"response_fields": ["in_stock", "note"]})
+    async with WebhookClient(
+        policy=loopback_only(), recorder=store, ssl_context=client_ssl_context, secrets=[secret]
+    ) as webhooks:
+        engine = make_engine([action], store=store, webhooks=webhooks, model=chat_model)
+        llm.tool_calls(("check_inventory", {"part_name": "screen", "device_model": "X"}))
+        llm.reply("In stock.")
+        with caplog.at_level(logging.DEBUG):
+            await engine.handle(
+                IncomingMessage(platform="slack", conversation="C1", user_id="U1", text="hi")
+            )
+    [content] = tool_results(llm.requests[-1])
+    assert json.loads(content)["data"] == {"in_stock": True, "note": "[redacted]"}
+    assert "sk-live-echoed-4711" not in caplog.text

@@ -30,6 +30,8 @@ HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 ENV_REFERENCE = re.compile(r"\$\{([^}]*)\}")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+FIELD_PATH = re.compile(r"^[A-Za-z0-9_$-]+(\[\])?(\.[A-Za-z0-9_$-]+(\[\])?)*$")
+"""A `response_fields` entry: `name`, `a.b`, `items[].name`."""
 RESERVED_HEADERS = frozenset(
     {"host", "content-length", "transfer-encoding", "connection", "idempotency-key"}
 )
@@ -135,6 +137,8 @@ class ActionConfig(BaseModel):
     timeout: float | None = Field(None, gt=0)
     max_concurrency: int = Field(DEFAULT_MAX_CONCURRENCY, ge=1)
     """Calls of this action in flight at once; more wait (bounded) for a slot."""
+    response_fields: list[str] = Field(default_factory=list)
+    """Only these fields of the endpoint's JSON reach the model (`a.b`, `items[].name`)."""
     retries: int = Field(0, ge=0, le=MAX_RETRIES)
     """Extra tries after a connect error, 429, 502, 503 or 504, within the one timeout."""
     headers: dict[str, str] = Field(default_factory=dict, repr=False)
@@ -145,6 +149,17 @@ class ActionConfig(BaseModel):
     def _check_name(cls, value: str) -> str:
         if not ACTION_NAME.match(value):
             raise ValueError("must be 1-64 characters of letters, digits, _ and -")
+        return value
+
+    @field_validator("response_fields")
+    @classmethod
+    def _check_fields(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not FIELD_PATH.match(path):
+                raise ValueError(
+                    f"{path!r} is not a field path: names joined by dots, [] after an array "
+                    "(e.g. 'in_stock', 'items[].name')"
+                )
         return value
 
     @field_validator("method", mode="before")
@@ -423,3 +438,39 @@ class ActionSet:
             return self._by_name[name]
         except KeyError:
             raise ActionNotFoundError(name, self.names()) from None
+
+
+# --- what goes back to the model ----------------------------------------------------------
+
+_Spec = dict[str, tuple[bool, "_Spec"]]
+
+
+def project(data: Any, paths: list[str]) -> Any:
+    """Only the fields `paths` name (`response_fields`): `a.b` walks objects, `items[]`
+    walks every element of an array. Anything else is left out, including a body that is
+    not an object."""
+    spec: _Spec = {}
+    for path in paths:
+        level = spec
+        for segment in path.split("."):
+            name, array = segment.removesuffix("[]"), segment.endswith("[]")
+            _, below = level.setdefault(name, (array, {}))
+            level = below
+    return _keep(data, spec) if isinstance(data, dict) else {}
+
+
+def _keep(value: Any, spec: _Spec) -> Any:
+    if not spec:
+        return value
+    if not isinstance(value, dict):
+        return None
+    kept: dict[str, Any] = {}
+    for name, (array, below) in spec.items():
+        if name not in value:
+            continue
+        item = value[name]
+        if array and isinstance(item, list):
+            kept[name] = [_keep(element, below) for element in item]
+        elif not array:
+            kept[name] = _keep(item, below)
+    return kept

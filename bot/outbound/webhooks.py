@@ -21,6 +21,7 @@ backoff (or the server's `Retry-After`), inside the same deadline and with the s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -29,7 +30,7 @@ import os
 import ssl
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -57,6 +58,7 @@ from bot.outbound.pinning import PinnedBackend, Resolver, pinned_pool, resolve_h
 from bot.outbound.signing import DEFAULT_KEY_ID, SigningKey, parse_keys, signed_headers
 from bot.outbound.slots import Busy, CallSlots
 from bot.runtime import config
+from bot.runtime.logs import Redactor
 from bot.types import ActionResult, Outcome, caller_header
 
 logger = logging.getLogger(__name__)
@@ -179,6 +181,7 @@ class WebhookClient:
         connections: int = config.DEFAULT_WEBHOOK_CONNECTIONS,
         queue_timeout: float = config.DEFAULT_WEBHOOK_QUEUE_TIMEOUT,
         outside_policy: EgressPolicy | None = None,
+        secrets: Iterable[str] = (),
     ) -> None:
         self._policy = policy
         # The operator's allow list exempts the action's own endpoint. A redirect that leaves
@@ -192,6 +195,9 @@ class WebhookClient:
         if not keys and secret is not None:
             keys = [SigningKey(DEFAULT_KEY_ID, secret.get_secret_value().encode("utf-8"))]
         self._signing_key = keys[0] if keys else None
+        # A response that echoes one of our secrets (a header token, say) must not carry it
+        # on to the model, the logs or the call log.
+        self._redactor = Redactor(secrets)
         self._default_timeout = default_timeout
         self._max_timeout = max_timeout
         self._max_body_bytes = max_body_bytes
@@ -210,13 +216,16 @@ class WebhookClient:
         *,
         recorder: CallRecorder | None = None,
         observer: CallObserver | None = None,
+        secrets: Iterable[str] = (),
     ) -> Self:
-        """A client configured from the operator's settings."""
+        """A client configured from the operator's settings; `secrets` are the values to
+        blank out of responses."""
         return cls(
             policy=EgressPolicy(settings.egress_allow_entries),
             recorder=recorder,
             observer=observer,
             signing_keys=configured_keys(settings),
+            secrets=secrets,
             max_timeout=settings.max_timeout,
             max_body_bytes=settings.max_body_bytes,
             connections=settings.webhook_connections,
@@ -273,6 +282,7 @@ class WebhookClient:
         except Busy as busy:
             self._queued(action.name, busy.waited)
             ending = Ending(Outcome.BUSY, error=str(busy))
+        ending = self._scrub(ending)
         ms = round((time.perf_counter() - started) * 1000, 1)
         attempts = max(tries[0], 1)
         result = ActionResult(
@@ -282,6 +292,18 @@ class WebhookClient:
         logger.info(_LOG_LINE, action.name, outcome, status, ms, attempts, call_id, error)
         await self._record(result, conversation, event_key)
         return result
+
+    def _scrub(self, ending: Ending) -> Ending:
+        """The ending with every known secret value in its body and error replaced."""
+        if not self._redactor.secrets:
+            return ending
+        scrub = self._redactor.scrub
+        return dataclasses.replace(
+            ending,
+            data=_scrub_json(ending.data, scrub),
+            text=None if ending.text is None else scrub(ending.text),
+            error=None if ending.error is None else scrub(ending.error),
+        )
 
     def _queued(self, action: str, seconds: float) -> None:
         if self._observer is not None:
@@ -440,6 +462,17 @@ def _pool(
     """A pool whose connections go only where `policy` allows (see bot/pinning.py)."""
     backend = PinnedBackend(policy=policy, resolver=resolver)
     return pinned_pool(ssl_context=context, backend=backend, connections=connections)
+
+
+def _scrub_json(value: Any, scrub: Callable[[str], str]) -> Any:
+    """`value` with `scrub` applied to every string in it, keys included."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, list):
+        return [_scrub_json(item, scrub) for item in value]
+    if isinstance(value, dict):
+        return {scrub(str(k)): _scrub_json(v, scrub) for k, v in value.items()}
+    return value
 
 
 def _retry_after(headers: httpx2.Headers) -> float | None:
