@@ -76,6 +76,8 @@ class ConsoleAdapter:
             user_id="local",
             text=text,
             event_id=uuid.uuid4().hex,
+            channel_id="local",
+            is_admin=True,  # the local operator runs the bot
         )
         reply = await self.inbox.run_inline(message, self._turn)
         assert reply is not None  # a fresh event id is always new

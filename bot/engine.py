@@ -150,7 +150,7 @@ class Engine:
     ) -> Reply:
         try:
             history = await self.store.load_messages(key, limit=self.limits.history_messages)
-            offered = await self._active()
+            offered = await self._active(message)
         except Exception:
             logger.exception("could not load conversation %s", key)
             return Reply(text=wording.UNEXPECTED, failed=True)
@@ -227,12 +227,15 @@ class Engine:
                 turn.identical[(action.name, canonical_json(arguments))] += 1
                 turn.ordinal += 1
 
-    async def _active(self) -> dict[str, Action]:
+    async def _active(self, message: IncomingMessage) -> dict[str, Action]:
+        """The actions on now (admin toggles over the file) and offered in this message's
+        channel to this user (`channels`, `audience`)."""
         states = await self.store.action_states()
         return {
             a.name: a
             for a in self.actions
             if (states[a.name].active if a.name in states else a.active)
+            and a.offered_to(message.platform, message.channel_id, admin=message.is_admin)
         }
 
     async def _loop(self, history: list[Message], turn: _Turn, progress: Progress | None) -> str:

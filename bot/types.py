@@ -106,6 +106,8 @@ class IncomingMessage(BaseModel):
     channel_id: str = ""
     user_email: str = ""
     """Looked up by the adapter for actions that need it (Slack only); not kept."""
+    is_admin: bool = False
+    """Set by the adapter when an action is for admins only (`audience`); not kept."""
 
     @property
     def caller(self) -> str:

@@ -10,10 +10,11 @@ import ssl
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from conftest import inventory_action, loopback_only, make_engine, make_settings
-from deployment import Deployment
+from deployment import SECRETS, Deployment
 from pydantic import SecretStr
 
 from actionbot.app import configuration_problems
@@ -27,7 +28,7 @@ from bot.store import Store
 from bot.types import IncomingMessage
 from fakes.https_server import WebhookServer, json_handler
 from fakes.openai_server import ScriptedLLM
-from fakes.slack_server import TEAM_ID
+from fakes.slack_server import TEAM_ID, app_mention, event_callback, message, signed_headers
 
 LOYALTY = """\
 [[actions]]
@@ -193,3 +194,82 @@ async def test_the_model_sees_only_response_fields_and_never_an_echoed_secret(
     [content] = tool_results(llm.requests[-1])
     assert json.loads(content)["data"] == {"in_stock": True, "note": "[redacted]"}
     assert "sk-live-echoed-4711" not in caplog.text
+
+
+# --- where and for whom an action is offered -------------------------------------------------
+
+SCOPED = """\
+[[actions]]
+name = "refund_order"
+display_name = "Refund Order"
+description = "Refund an order (staff only)."
+url = "{url}/refund"
+audience = "Admins"
+
+[[actions]]
+name = "vip_offers"
+display_name = "VIP Offers"
+description = "Offers for the VIP channel."
+url = "{url}/vip"
+channels = ["slack:CVIP", "discord:98765"]
+"""
+
+
+def tool_names(request: dict[str, Any]) -> list[str]:
+    return sorted(t["function"]["name"] for t in request.get("tools", []))
+
+
+async def test_actions_are_offered_only_in_their_channels_and_to_their_audience(
+    deployment: Deployment,
+) -> None:
+    """A customer in a DM sees neither action, and a call the model forges to one is
+    refused without a request; an admin (ACTIONBOT_ADMINS) sees the admins' action; in the
+    VIP channel the channel's action is offered."""
+    (deployment.cwd / "actions.toml").write_text(SCOPED.format(url=deployment.server.url("")))
+    deployment.server.route("/refund", json_handler({"refunded": True}))
+    deployment.llm.tool_calls(("refund_order", {}))  # forged by a customer's chat
+    deployment.llm.reply("I cannot do that.")
+    deployment.llm.reply("Hello admin.")
+    deployment.llm.reply("Hello VIP.")
+    events = [("U1", "D1", "im"), ("UADMIN", "D2", "im"), ("U1", "CVIP", "channel")]
+
+    async with deployment.running(ACTIONBOT_ADMINS="slack:UADMIN") as bot:
+        port = await bot.port()
+        for n, (user, channel, kind) in enumerate(events):
+            await deliver(deployment, port, user, channel, kind, event_id=f"Ev{n}")
+            await deployment.slack.wait_for_call("chat.update", count=n + 1)
+        bot.process.send_signal(signal.SIGTERM)
+        assert await bot.finish() == 0
+
+    customer, _, admin, vip = deployment.llm.requests
+    assert tool_names(customer) == []
+    assert "refund_order" in json.loads(tool_results(deployment.llm.requests[1])[0])["error"]
+    assert deployment.server.requests == []
+    assert tool_names(admin) == ["refund_order"]
+    assert tool_names(vip) == ["vip_offers"]
+
+
+async def deliver(
+    deployment: Deployment, port: int, user: str, channel: str, kind: str, *, event_id: str
+) -> None:
+    """A signed Slack event: a DM, or a mention of the bot in a channel."""
+    ts = deployment.slack.next_ts()
+    if kind == "im":
+        event = message("hi", user, channel, ts)
+    else:
+        event = app_mention("<@UBOT> hi", user, channel, ts)
+    body = json.dumps(event_callback(event, event_id=event_id))
+    headers = signed_headers(SECRETS["SLACK_SIGNING_SECRET"], body)
+    url = f"http://127.0.0.1:{port}/slack/events"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=body, headers=headers) as r,
+    ):
+        assert r.status == 200
+
+
+@pytest.mark.parametrize("entry", ["C123", "teams:C1", "slack:", "slack:C 1"])
+def test_channels_entries_must_be_platform_and_id(entry: str) -> None:
+    text = SCOPED.format(url="https://api.example.com").replace("slack:CVIP", entry)
+    with pytest.raises(ActionsFileError, match="channels"):
+        parse_actions(text, source="actions.toml", environ={}, policy=EgressPolicy())

@@ -187,7 +187,8 @@ class DiscordAdapter:
             text=self._text_of(message),
             event_id=str(message.id),
             team_id=str(message.guild.id) if message.guild else "",
-            channel_id=str(message.channel.id),
+            # In a thread, the channel it belongs to: where `channels` scoping looks.
+            channel_id=str(getattr(message.channel, "parent_id", None) or message.channel.id),
         )
         route = {
             "channel": message.channel.id,
@@ -232,7 +233,7 @@ class DiscordAdapter:
         if channel is None:
             return None
         source = original or _partial(channel, int(route["message"]))
-        incoming = entry.message
+        incoming = entry.message.model_copy(update={"is_admin": self._is_admin(entry, original)})
         if not incoming.text:
             polite = wording.TEXT_ONLY if route.get("attachments") else wording.EMPTY_MESSAGE
             return Reply(text=polite) if await send(channel, polite, reply_to=source) else None
@@ -246,6 +247,19 @@ class DiscordAdapter:
             incoming = incoming.model_copy(update={"conversation": conversation})
         with turn_scope(PLATFORM, incoming.conversation):
             return await self._reply(entry, incoming, where, reply_to)
+
+    def _is_admin(self, entry: InboxEntry, original: discord.Message | None) -> bool:
+        """For `audience = "admins"` actions: an id in ACTIONBOT_ADMINS, or a member with
+        Manage Server in the operator's own server (known while the message is at hand; a
+        replay after a restart goes by ACTIONBOT_ADMINS alone)."""
+        if self.actions.admins.listed(PLATFORM, entry.message.user_id):
+            return True
+        home = self.settings.discord_guild
+        if original is None or original.guild is None or original.guild.id != home:
+            return False
+        author = original.author
+        perms = author.guild_permissions if isinstance(author, discord.Member) else None
+        return bool(perms and (perms.manage_guild or perms.administrator))
 
     async def _channel(self, channel_id: object) -> Sendable | None:
         """A channel, thread or DM by id: from the cache, else asked of Discord."""

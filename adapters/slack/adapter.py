@@ -32,7 +32,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import wording as slack_wording
 from adapters.slack.format import admin_blocks, fallback_text, to_mrkdwn
 from bot import wording
-from bot.actions.models import ContextSource
+from bot.actions.models import Audience, ContextSource
 from bot.admin.access import AdminCheck
 from bot.admin.operations import Admin
 from bot.chunks import split_message
@@ -109,6 +109,7 @@ class SlackAdapter:
         self._needs_email = any(
             p.source is ContextSource.USER_EMAIL for a in engine.actions for p in a.parameters
         )
+        self._needs_admin = any(a.audience is Audience.ADMINS for a in engine.actions)
         self._emails: dict[str, tuple[str, float]] = {}
 
     @property
@@ -286,8 +287,8 @@ class SlackAdapter:
         async def progress(status: str) -> None:
             await self._update(channel, placeholder, f"_{status}_")  # a missed status is fine
 
-        if entry.reply is None and self._needs_email:
-            message = message.model_copy(update={"user_email": await self._email(message.user_id)})
+        if entry.reply is None:
+            message = await self._with_user_facts(message)
         reply = entry.reply or await self.engine.handle(
             message, progress=progress, resume=entry.progress
         )
@@ -297,6 +298,16 @@ class SlackAdapter:
         for piece in pieces[1:]:
             await self._post(channel, thread_ts, piece)
         return reply
+
+    async def _with_user_facts(self, message: IncomingMessage) -> IncomingMessage:
+        """The message with what some actions need to know about its user and Slack must
+        be asked for: the email (`from = "user.email"`), admin or not (`audience`)."""
+        facts: dict[str, object] = {}
+        if self._needs_email:
+            facts["user_email"] = await self._email(message.user_id)
+        if self._needs_admin:
+            facts["is_admin"] = await self.is_admin(message.user_id)
+        return message.model_copy(update=facts) if facts else message
 
     async def _email(self, user: str) -> str:
         """The user's email from their Slack profile (`users:read.email`), cached for an

@@ -30,6 +30,8 @@ HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 ENV_REFERENCE = re.compile(r"\$\{([^}]*)\}")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+CHANNEL_ENTRY = re.compile(r"^(slack|discord|console):[A-Za-z0-9_.-]+$")
+"""A `channels` entry: `slack:C0123`, `discord:98765`, `console:local`."""
 FIELD_PATH = re.compile(r"^[A-Za-z0-9_$-]+(\[\])?(\.[A-Za-z0-9_$-]+(\[\])?)*$")
 """A `response_fields` entry: `name`, `a.b`, `items[].name`."""
 RESERVED_HEADERS = frozenset(
@@ -62,6 +64,13 @@ class ContextSource(StrEnum):
     CHANNEL_ID = "channel.id"
     CONVERSATION_ID = "conversation.id"
     MESSAGE_ID = "message.id"
+
+
+class Audience(StrEnum):
+    """Who an action is offered for: every customer, or only admins."""
+
+    EVERYONE = "everyone"
+    ADMINS = "admins"
 
 
 class Method(StrEnum):
@@ -137,6 +146,9 @@ class ActionConfig(BaseModel):
     timeout: float | None = Field(None, gt=0)
     max_concurrency: int = Field(DEFAULT_MAX_CONCURRENCY, ge=1)
     """Calls of this action in flight at once; more wait (bounded) for a slot."""
+    channels: list[str] = Field(default_factory=list)
+    """Where the action is offered, as `platform:id` (`slack:C123`); empty: everywhere."""
+    audience: Audience = Audience.EVERYONE
     response_fields: list[str] = Field(default_factory=list)
     """Only these fields of the endpoint's JSON reach the model (`a.b`, `items[].name`)."""
     retries: int = Field(0, ge=0, le=MAX_RETRIES)
@@ -150,6 +162,22 @@ class ActionConfig(BaseModel):
         if not ACTION_NAME.match(value):
             raise ValueError("must be 1-64 characters of letters, digits, _ and -")
         return value
+
+    @field_validator("channels")
+    @classmethod
+    def _check_channels(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if not CHANNEL_ENTRY.match(entry):
+                raise ValueError(
+                    f"{entry!r} is not platform:id (e.g. 'slack:C0123ABC', 'discord:98765', "
+                    "'console:local')"
+                )
+        return value
+
+    @field_validator("audience", mode="before")
+    @classmethod
+    def _lower_audience(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("response_fields")
     @classmethod
@@ -179,6 +207,13 @@ class Action(ActionConfig):
     @property
     def host(self) -> str:
         return urlsplit(self.url).hostname or ""
+
+    def offered_to(self, platform: str, channel: str, *, admin: bool) -> bool:
+        """Whether this action is a tool in a conversation of `channel` on `platform` with
+        a user who is (or is not) an admin (`channels`, `audience`)."""
+        if self.audience is Audience.ADMINS and not admin:
+            return False
+        return not self.channels or f"{platform}:{channel}" in self.channels
 
     def parameter(self, name: str) -> Parameter | None:
         return next((p for p in self.parameters if p.name == name), None)
