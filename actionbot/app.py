@@ -76,13 +76,20 @@ def _context_problems(settings: Settings, actions: ActionSet) -> list[str]:
     email with bots."""
     if settings.discord_token is None:
         return []
-    return [
+    problems = [
         f"Action {a.name!r}: parameter {p.name!r} takes from = 'user.email', which Discord "
         "cannot supply; DISCORD_TOKEN is set. Use 'user.id', or run this action on Slack only."
         for a in actions
         for p in a.parameters
         if p.source is ContextSource.USER_EMAIL
     ]
+    problems += [
+        f"Action {a.name!r}: confirm = true needs confirmation cards, which ActionBot cannot "
+        "show on Discord yet; DISCORD_TOKEN is set. Run this action on Slack or the console."
+        for a in actions
+        if a.confirm
+    ]
+    return problems
 
 
 def _platform_problems(settings: Settings) -> list[str]:
@@ -157,6 +164,7 @@ async def open_engine(services: Services, model: OpenAIChatModel) -> AsyncIterat
         history_chars=settings.history_chars,
         result_chars=settings.result_chars,
         max_tool_calls=settings.max_tool_calls,
+        confirm_ttl=settings.confirm_ttl,
     )
     secret = settings.webhook_secret
     instance_key = (

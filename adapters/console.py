@@ -17,11 +17,12 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import TextIO
 
+from bot import wording
 from bot.admin.operations import Admin, render_text
 from bot.delivery import Inbox
 from bot.engine import Engine
 from bot.store import InboxEntry
-from bot.types import IncomingMessage, Reply
+from bot.types import Confirmation, IncomingMessage, Reply
 
 PLATFORM = "console"
 ADMIN_PREFIX = "/actions"
@@ -54,12 +55,14 @@ class ConsoleAdapter:
     ) -> None:
         self.engine = engine
         self.inbox = inbox
+        self._lines: AsyncIterator[str] | None = None
         self.admin = admin
         self.conversation = conversation
         self.out = out
         self.interactive = interactive
 
     async def run(self, lines: AsyncIterator[str]) -> None:
+        self._lines = lines
         async for line in lines:
             text = line.strip()
             if text:
@@ -79,12 +82,23 @@ class ConsoleAdapter:
             channel_id="local",
             is_admin=True,  # the local operator runs the bot
         )
-        reply = await self.inbox.run_inline(message, self._turn)
+        reply = await self.inbox.run_inline(message, self._turn, self._confirm)
         assert reply is not None  # a fresh event id is always new
         return reply.text
 
+    async def _confirm(self, confirmation: Confirmation) -> bool:
+        """Ask on the terminal; only `y` or `yes` confirms (end of input declines)."""
+        question = wording.confirm_text(confirmation.display_name, confirmation.arguments)
+        self.out.write(f"{question} [y/N] ")
+        self.out.flush()
+        if self._lines is None:
+            return False
+        line = await anext(self._lines, "")
+        return line.strip().lower() in ("y", "yes")
+
     async def _turn(self, entry: InboxEntry) -> Reply:
-        return await self.engine.handle(entry.message, progress=self._progress)
+        message = entry.message.model_copy(update={"is_admin": True})  # kept messages forget it
+        return await self.engine.handle(message, progress=self._progress, resume=entry.progress)
 
     async def _progress(self, status: str) -> None:
         if self.interactive:

@@ -26,14 +26,16 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Literal
 
 from bot import wording
 from bot.runtime.metrics import Metrics
 from bot.runtime.tasks import Turns
-from bot.store import EventInbox, InboxEntry
-from bot.types import IncomingMessage, Reply
+from bot.store import DeliveryStore, InboxEntry
+from bot.types import Confirmation, IncomingMessage, Reply
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +45,9 @@ REPLAY_SECONDS = 10.0
 """How often leases are renewed and expired ones looked for."""
 CLAIM_BATCH = 100
 """Messages taken over at once; the rest on the next pass."""
+
+Decision = Literal["decided", "not_yours", "expired", "answered", "unknown"]
+"""What became of a click on a confirmation card."""
 
 Answer = Callable[[InboxEntry], Awaitable[Reply | None]]
 """An adapter's turn for one entry: run the engine unless `entry.reply` is set, post the
@@ -60,7 +65,7 @@ class Inbox:
 
     def __init__(
         self,
-        store: EventInbox,
+        store: DeliveryStore,
         turns: Turns,
         *,
         metrics: Metrics,
@@ -181,6 +186,9 @@ class Inbox:
             logger.exception("answering %s failed; it will be tried again", entry.key)
             await self._release(entry.key)
             return
+        if reply is not None and reply.confirmations:
+            await self._park(entry.key, reply.confirmations)
+            return
         if reply is None and not last:
             logger.warning(
                 "the answer to %s could not be posted; it will be tried again", entry.key
@@ -189,6 +197,41 @@ class Inbox:
             return
         failed = reply is None or reply.failed
         await self._settle(entry.key, failed=failed)
+
+    async def _park(self, key: str, waiting: list[Confirmation]) -> None:
+        """The turn waits for clicks: out of replays until the last card expires (then the
+        model is told it was not confirmed)."""
+        self._held.discard(key)
+        try:
+            await self.store.park(key, until=max(c.expires_at for c in waiting))
+        except Exception:  # its lease expires and the turn asks again
+            logger.exception("could not park %s for its confirmation", key)
+
+    async def decide(
+        self, token: str, *, confirmed: bool, user: str
+    ) -> tuple[Decision, Confirmation | None]:
+        """A click on a card: recorded when it comes from the user who asked, before the
+        card expired, and first; then the waiting turn goes on (here, or on whichever
+        process takes it)."""
+        found = await self.store.confirmation_by_token(token)
+        if found is None:
+            return "unknown", None
+        if found.requester != user:
+            return "not_yours", found
+        if found.expired(time.time()):
+            return "expired", found
+        if found.state != "pending" or not await self.store.decide(
+            token, confirmed=confirmed, by=user
+        ):
+            return "answered", found
+        logger.info(
+            "%s %s by its requester", found.action, "confirmed" if confirmed else "cancelled"
+        )
+        await self.store.release(found.event_key)
+        await self.recover()
+        return "decided", found.model_copy(
+            update={"state": "confirmed" if confirmed else "cancelled"}
+        )
 
     async def _release(self, key: str) -> None:
         """Leave a message pending for the next attempt (by this process or another)."""
@@ -206,17 +249,31 @@ class Inbox:
         except Exception:  # its lease expires and the reply kept with it is delivered again
             logger.exception("could not mark %s as answered", key)
 
-    async def run_inline(self, message: IncomingMessage, answer: Answer) -> Reply | None:
-        """Write `message` down and answer it now, in this task (the console)."""
-        entry = await self.store.receive(
+    async def run_inline(
+        self,
+        message: IncomingMessage,
+        answer: Answer,
+        confirm: Callable[[Confirmation], Awaitable[bool]] | None = None,
+    ) -> Reply | None:
+        """Write `message` down and answer it now, in this task (the console). A call that
+        needs confirming is asked with `confirm` (no answer: declined), then the turn goes
+        on."""
+        entry: InboxEntry | None = await self.store.receive(
             message, route={}, owner=self.owner, lease_seconds=self.lease_seconds
         )
         if entry is None:
             return None
+        key = entry.key
         try:
             reply = await answer(entry)
+            while reply is not None and reply.confirmations and entry is not None:
+                for waiting in reply.confirmations:
+                    yes = confirm is not None and await confirm(waiting)
+                    await self.store.decide(waiting.token, confirmed=yes, by=message.user_id)
+                entry = await self.store.entry(key)
+                reply = await answer(entry) if entry is not None else None
         except BaseException:  # Ctrl-C: whoever asked is gone, so nobody replays it
-            await self._settle(entry.key, failed=True)
+            await self._settle(key, failed=True)
             raise
-        await self._settle(entry.key, failed=reply is None or reply.failed)
+        await self._settle(key, failed=reply is None or reply.failed)
         return reply

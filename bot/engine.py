@@ -20,6 +20,7 @@ import functools
 import json
 import logging
 import secrets
+import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -45,7 +46,7 @@ from bot.outbound.webhooks import WebhookClient, canonical_json, idempotency_key
 from bot.runtime.logs import turn_scope
 from bot.runtime.metrics import Metrics
 from bot.store import TurnStore
-from bot.types import ActionResult, IncomingMessage, Reply, ToolCall
+from bot.types import ActionResult, Confirmation, IncomingMessage, Reply, ToolCall
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ class EngineLimits:
     result_chars: int
     max_tool_calls: int = 8
     """Calls sent per model round; the model is told to ask for fewer at once."""
+    confirm_ttl: float = 600.0
+    """Seconds a confirmation card waits for its click (`ACTIONBOT_CONFIRM_TTL`)."""
 
 
 @dataclass
@@ -82,6 +85,9 @@ class _Turn:
     """`X-ActionBot-Caller` of every call: the asking user, as the platform verified."""
     context: dict[ContextSource, str] = field(default_factory=dict)
     """Values of context parameters (`from`), from the verified event."""
+    user: str = ""
+    awaiting: list[Confirmation] = field(default_factory=list)
+    """Calls of this round waiting for the user's confirmation."""
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,7 @@ class Engine:
         event_key = f"{message.platform}:{message.event_id}" if message.event_id else None
         turn = _Turn(key, [{"role": "user", "content": message.text}], offered, event_key)
         turn.caller, turn.context = message.caller, verified_context(message)
+        turn.user = message.user_id
         if resume and resume[0].get("content") == message.text:
             turn.new = list(resume)
             self._count_resumed(turn)
@@ -167,6 +174,8 @@ class Engine:
         except asyncio.CancelledError:
             await self._keep_progress(turn)
             raise
+        except _AwaitingConfirmation:
+            return await self._wait_for_confirmation(turn)
         except _RoundLimitError as exc:
             logger.warning("turn in %s stopped: %s", key, exc)
             text = wording.ROUND_LIMIT
@@ -200,6 +209,19 @@ class Engine:
         except Exception:
             logger.exception("could not save the turn in %s", key)
 
+    async def _wait_for_confirmation(self, turn: _Turn) -> Reply:
+        """Park the turn: its messages so far (ending with the round that waits) are kept,
+        and the adapter shows a card per call; answering one resumes the turn."""
+        assert turn.event_key is not None  # only journaled turns ask
+        try:
+            await self.store.save_progress(turn.event_key, turn.new)
+        except Exception:
+            logger.exception(
+                "could not keep the turn in %s for its confirmation", turn.conversation
+            )
+            return Reply(text=wording.UNEXPECTED, failed=True)
+        return Reply(text=wording.AWAITING_CONFIRMATION, confirmations=turn.awaiting)
+
     async def _keep_progress(self, turn: _Turn) -> None:
         """A cancelled turn keeps what it has said and received so far, to resume from."""
         if turn.event_key is None:
@@ -212,8 +234,10 @@ class Engine:
     def _count_resumed(self, turn: _Turn) -> None:
         """Count the calls a resumed turn already made, exactly as `_plan` counted them
         (calls past `max_tool_calls` were refused, not counted), so the next keys continue
-        where the earlier attempt's keys left off."""
-        for message in turn.new:
+        where the earlier attempt's keys left off. A last round without results (it waited
+        for a confirmation) is planned again, so it is not counted here."""
+        done = turn.new[:-1] if _unanswered_round(turn.new) else turn.new
+        for message in done:
             for call in (message.get("tool_calls") or [])[: self.limits.max_tool_calls]:
                 action = turn.offered.get(call["function"]["name"])
                 if action is None:
@@ -240,6 +264,9 @@ class Engine:
 
     async def _loop(self, history: list[Message], turn: _Turn, progress: Progress | None) -> str:
         tools = [self._schemas[name] for name in turn.offered]
+        waiting = _unanswered_round(turn.new)
+        if waiting:  # resumed after a confirmation: finish that round first
+            await self._round(waiting, turn, progress)
         for round_number in range(self.limits.max_tool_rounds + 1):
             prompt = self._prompt(history, turn.new)
             answer = await self._complete(prompt, tools)
@@ -249,8 +276,15 @@ class Engine:
             if round_number == self.limits.max_tool_rounds:
                 raise _RoundLimitError(round_number)
             turn.new.append(_assistant_message(answer))
-            turn.new += await self.run_tool_calls(answer.tool_calls, turn, progress)
+            await self._round(answer.tool_calls, turn, progress)
         raise _RoundLimitError(self.limits.max_tool_rounds)  # pragma: no cover - loop returns
+
+    async def _round(self, calls: list[ToolCall], turn: _Turn, progress: Progress | None) -> None:
+        """One round of calls; its results join the turn unless one waits for a click."""
+        results = await self.run_tool_calls(calls, turn, progress)
+        if turn.awaiting:
+            raise _AwaitingConfirmation
+        turn.new += results
 
     async def _complete(self, prompt: list[Message], tools: list[dict[str, Any]]) -> ModelTurn:
         """One model request, counted: requests, errors by kind, tokens by kind."""
@@ -320,6 +354,10 @@ class Engine:
                 logger.info("webhook %s: result recorded before, not called again", name)
                 turn.actions_called.append(action.name)
                 return recorded.for_model(self.limits.result_chars, _shown(action))
+        if action.confirm and turn.event_key is not None:
+            answer = await self._confirmed(planned, turn, turn.event_key)
+            if answer is not None:
+                return answer
         if progress is not None:
             await _notify(progress, wording.progress_text(action.display_name))
         turn.actions_called.append(action.name)
@@ -332,6 +370,31 @@ class Engine:
             caller=turn.caller,
         )
         return result.for_model(self.limits.result_chars, _shown(action))
+
+    async def _confirmed(self, planned: _Planned, turn: _Turn, event_key: str) -> str | None:
+        """None when the user confirmed this call (send it); otherwise what the model gets:
+        why it was not sent, or (while the card waits) nothing yet, with the call added to
+        the turn's waiting list."""
+        assert planned.action is not None
+        assert planned.arguments is not None
+        action = planned.action
+        found = await self.store.confirmation(event_key, planned.key)
+        if found is not None and found.state == "confirmed":
+            return None
+        if found is not None and found.state == "cancelled":
+            return _tool_error(action.name, wording.DECLINED)
+        if found is not None and found.expired(time.time()):
+            return _tool_error(action.name, wording.NOT_CONFIRMED_IN_TIME)
+        asked = found or await self.store.request_confirmation(
+            event_key,
+            planned.key,
+            action=action.name,
+            arguments=dict(planned.arguments),
+            requester=turn.user,
+            ttl=self.limits.confirm_ttl,
+        )
+        turn.awaiting.append(asked.model_copy(update={"display_name": action.display_name}))
+        return _tool_error(action.name, wording.DECLINED)  # never seen: the round waits
 
     async def _journal(self, planned: _Planned, event_key: str) -> tuple[ActionResult | None, str]:
         """Write the call to the journal before it is sent: its recorded result if it has
@@ -388,6 +451,10 @@ class _ConversationLock:
             self.table.pop(self.key, None)
 
 
+class _AwaitingConfirmation(Exception):
+    """A round has calls waiting for the user's click; the turn is parked until then."""
+
+
 class _RoundLimitError(Exception):
     def __init__(self, rounds: int) -> None:
         super().__init__(f"the model still wanted tools after {rounds} rounds")
@@ -428,6 +495,17 @@ def _assistant_message(answer: ModelTurn) -> Message:
 
 def _tool_error(name: str, message: str) -> str:
     return json.dumps({"ok": False, "action": name, "error": message}, ensure_ascii=False)
+
+
+def _unanswered_round(messages: list[Message]) -> list[ToolCall]:
+    """The calls of a last assistant message that has no results yet (a round that waited
+    for a confirmation), to run when the turn resumes."""
+    if not messages or messages[-1]["role"] != "assistant" or not messages[-1].get("tool_calls"):
+        return []
+    return [
+        ToolCall(id=c["id"], name=c["function"]["name"], arguments=c["function"]["arguments"])
+        for c in messages[-1]["tool_calls"]
+    ]
 
 
 def _answered_only(messages: list[Message]) -> list[Message]:

@@ -135,6 +135,28 @@ class ToolCall(BaseModel):
     """The raw JSON string the model produced; validated before any endpoint is called."""
 
 
+class Confirmation(BaseModel):
+    """A call of a `confirm = true` action waiting for (or given) the asking user's answer."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    token: str
+    """Unguessable id carried by the card's buttons."""
+    event_key: str
+    idempotency_key: str
+    action: str
+    display_name: str = ""
+    arguments: dict[str, Any]
+    requester: str
+    """The platform user id who asked, the only one who may answer."""
+    state: str
+    """`pending`, `confirmed` or `cancelled`."""
+    expires_at: float
+
+    def expired(self, now: float) -> bool:
+        return self.state == "pending" and now >= self.expires_at
+
+
 class Reply(BaseModel):
     """The engine's answer to one message, for the adapter to render."""
 
@@ -144,3 +166,6 @@ class Reply(BaseModel):
     actions_called: list[str] = Field(default_factory=list)
     failed: bool = False
     """True when the text is a fallback apology rather than the model's answer."""
+    confirmations: list[Confirmation] = Field(default_factory=list)
+    """Calls waiting for the user's confirmation: the adapter shows a card for each, and
+    the turn goes on once they are answered (`text` is then only a status line)."""

@@ -77,6 +77,28 @@ def progress_text(display_name: str) -> str:
     return f"{gerund} {rest.lower()}…".replace(" …", "…")
 
 
+AWAITING_CONFIRMATION = "Waiting for your confirmation…"
+DECLINED = (
+    "The customer declined this action on the confirmation card, so it was not done. "
+    "Say so, and do not try it again unless they ask."
+)
+NOT_CONFIRMED_IN_TIME = (
+    "The customer did not confirm this action in time, so it was not done. Say so, and "
+    "offer to try again if they still want it."
+)
+CONFIRMED = "Confirmed by {user}."
+CANCELLED = "Cancelled by {user}."
+EXPIRED = "Not confirmed in time."
+NOT_YOURS = "Only {user} can confirm this."
+ALREADY_ANSWERED = "This was already answered."
+
+
+def confirm_text(display_name: str, arguments: dict[str, object]) -> str:
+    """The card's question: the action and every value the AI chose."""
+    shown = ", ".join(f"{k} = {v}" for k, v in arguments.items()) or "no details"
+    return f"Confirm {display_name}? ({shown})"
+
+
 NOT_JOURNALED = (
     "ActionBot could not record this call before sending it, so it was not sent. "
     "Tell the customer the service could not be reached right now."

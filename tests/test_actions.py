@@ -85,7 +85,12 @@ def test_example_file_loads() -> None:
     env = dict(os.environ, CRM_TOKEN="x")
     text = (REPO / "actions.example.toml").read_text()
     actions = parse_actions(text, source="actions.example.toml", environ=env, policy=public())
-    assert actions.names() == ["check_inventory", "warranty_status", "loyalty_status"]
+    assert actions.names() == [
+        "check_inventory",
+        "warranty_status",
+        "loyalty_status",
+        "create_return",
+    ]
     assert actions.get("warranty_status").method == "POST"
     assert actions.get("loyalty_status").path_parameters() == ["customer_id"]
 

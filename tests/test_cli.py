@@ -230,7 +230,7 @@ async def test_validate_the_example_file(tmp_path: Path) -> None:
     assert finished.code == 0, finished.stderr
     for name in ("check_inventory", "warranty_status", "loyalty_status"):
         assert name in finished.stdout
-    assert "3 action(s)" in finished.stdout
+    assert "4 action(s)" in finished.stdout
 
 
 async def test_validate_names_a_missing_secret(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -9,13 +10,14 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import inventory_action, make_engine, make_settings
+from conftest import LIMITS, inventory_action, make_engine, make_settings
 
 from adapters.slack.adapter import MESSAGE_LIMIT, SlackAdapter
 from bot import wording
-from bot.actions.models import ActionSet
+from bot.actions.models import Action, ActionSet
 from bot.admin.operations import Admin
 from bot.delivery import Inbox
+from bot.engine import EngineLimits
 from bot.errors import ConfigError
 from bot.llm.client import OpenAIChatModel
 from bot.outbound.webhooks import WebhookClient
@@ -86,17 +88,19 @@ def settings_for(slack: FakeSlack, **overrides: Any) -> Settings:
     return make_settings(**(values | overrides))
 
 
-@pytest.fixture
-async def harness(
-    webhook_server: WebhookServer,
+@contextlib.asynccontextmanager
+async def slack_harness(
+    actions: list[Action],
+    *,
+    server: WebhookServer,
     llm: ScriptedLLM,
     store: Store,
     webhooks: WebhookClient,
     chat_model: OpenAIChatModel,
+    limits: EngineLimits = LIMITS,
 ) -> AsyncIterator[Harness]:
-    webhook_server.route("/inventory/check", json_handler(STOCK))
-    actions = [inventory_action(webhook_server)]
-    engine = make_engine(actions, store=store, webhooks=webhooks, model=chat_model)
+    """A Slack adapter in Socket Mode against the fake Slack, over these actions."""
+    engine = make_engine(actions, store=store, webhooks=webhooks, model=chat_model, limits=limits)
     admin = Admin(
         actions=ActionSet(actions, source="test"), store=store, webhooks=webhooks, result_chars=4000
     )
@@ -112,9 +116,29 @@ async def harness(
         )
         await adapter.start()
         try:
-            yield Harness(slack, llm, webhook_server, store, turns, adapter)
+            yield Harness(slack, llm, server, store, turns, adapter)
         finally:
             await adapter.close()
+
+
+@pytest.fixture
+async def harness(
+    webhook_server: WebhookServer,
+    llm: ScriptedLLM,
+    store: Store,
+    webhooks: WebhookClient,
+    chat_model: OpenAIChatModel,
+) -> AsyncIterator[Harness]:
+    webhook_server.route("/inventory/check", json_handler(STOCK))
+    async with slack_harness(
+        [inventory_action(webhook_server)],
+        server=webhook_server,
+        llm=llm,
+        store=store,
+        webhooks=webhooks,
+        chat_model=chat_model,
+    ) as opened:
+        yield opened
 
 
 async def test_mention_gets_threaded_answer_using_an_action(harness: Harness) -> None:

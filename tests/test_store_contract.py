@@ -262,3 +262,45 @@ async def test_model_checks_remember_the_latest_finding(role_store: Store) -> No
 async def test_ping_answers_while_open(role_store: Store) -> None:
     """Readiness: the store answers a ping."""
     assert await role_store.ping()
+
+
+async def test_a_confirmation_is_decided_once_and_not_after_it_expired(
+    role_store: Store, clock: Clock
+) -> None:
+    """Asked once per call (asking again returns it), found by token, decided by the first
+    answer only, never after it expired; a parked message stays out of claims until then."""
+    await role_store.receive(incoming("E1"), route=ROUTE, owner="a:1", lease_seconds=60)
+    first = await role_store.request_confirmation(
+        "slack:E1",
+        "k1",
+        action="create_return",
+        arguments={"order": "A-1"},
+        requester="U1",
+        ttl=600,
+    )
+    again = await role_store.request_confirmation(
+        "slack:E1",
+        "k1",
+        action="create_return",
+        arguments={"order": "A-1"},
+        requester="U1",
+        ttl=600,
+    )
+    assert again == first
+    assert (first.state, first.requester, first.arguments) == ("pending", "U1", {"order": "A-1"})
+    assert await role_store.confirmation_by_token(first.token) == first
+    await role_store.park("slack:E1", until=first.expires_at)
+    assert await role_store.claim(owner="b:1", lease_seconds=60, platforms=["slack"], limit=5) == []
+    assert await role_store.decide(first.token, confirmed=True, by="U1")
+    assert not await role_store.decide(first.token, confirmed=False, by="U1")
+    decided = await role_store.confirmation("slack:E1", "k1")
+    assert decided is not None
+    assert decided.state == "confirmed"
+
+    late = await role_store.request_confirmation(
+        "slack:E1", "k2", action="create_return", arguments={}, requester="U1", ttl=10
+    )
+    clock.now += 11
+    assert late.expired(clock.now)
+    assert not await role_store.decide(late.token, confirmed=True, by="U1")
+    assert await role_store.confirmation_by_token("no-such-token") is None

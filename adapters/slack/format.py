@@ -29,6 +29,7 @@ from bot.admin.operations import (
 )
 from bot.chunks import split_message
 from bot.store import ActionStats
+from bot.types import Confirmation
 
 Block = dict[str, Any]
 
@@ -363,3 +364,48 @@ def _when(moment: datetime | None) -> str:
         return "-"
     fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
     return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+# --- confirmation cards -----------------------------------------------------------------
+
+CONFIRM_ACTION = "actionbot_confirm"
+CANCEL_ACTION = "actionbot_cancel"
+
+
+def confirmation_blocks(confirmation: Confirmation) -> list[Block]:
+    """The card: the action, every value the AI chose, Confirm and Cancel (the token in
+    both buttons)."""
+    values = [
+        f"*{escape(str(k))}*\n{escape(_clip(str(v), MAX_FIELD_TEXT - 40))}"
+        for k, v in confirmation.arguments.items()
+    ]
+    title = f"*Confirm {escape(confirmation.display_name or confirmation.action)}?*"
+    blocks: list[Block] = [_section(title)]
+    if values:
+        blocks.append(_fields(values))
+    blocks.append(
+        {
+            "type": "actions",
+            "block_id": "actionbot_confirmation",
+            "elements": [
+                _button("Confirm", CONFIRM_ACTION, confirmation.token, "primary"),
+                _button("Cancel", CANCEL_ACTION, confirmation.token, "danger"),
+            ],
+        }
+    )
+    return blocks
+
+
+def confirmation_outcome_blocks(confirmation: Confirmation, outcome: str) -> list[Block]:
+    """The card once answered (or expired): the same details, the outcome, no buttons."""
+    return [*confirmation_blocks(confirmation)[:-1], _context(escape(outcome))]
+
+
+def _button(text: str, action_id: str, value: str, style: str) -> Block:
+    return {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text},
+        "action_id": action_id,
+        "value": value,
+        "style": style,
+    }

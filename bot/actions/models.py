@@ -146,6 +146,8 @@ class ActionConfig(BaseModel):
     timeout: float | None = Field(None, gt=0)
     max_concurrency: int = Field(DEFAULT_MAX_CONCURRENCY, ge=1)
     """Calls of this action in flight at once; more wait (bounded) for a slot."""
+    confirm: bool = False
+    """The asking user confirms each call on a card before it is sent."""
     channels: list[str] = Field(default_factory=list)
     """Where the action is offered, as `platform:id` (`slack:C123`); empty: everywhere."""
     audience: Audience = Audience.EVERYONE

@@ -41,6 +41,8 @@ DEFAULT_MAX_TOOL_CALLS = 8
 """Webhook calls sent per model round; further calls get a tool error, unsent."""
 DEFAULT_TURN_ATTEMPTS = 3
 """Times a message's turn is started (after crashes) before it is given up with an apology."""
+DEFAULT_CONFIRM_TTL = 600.0
+"""Seconds a confirmation card waits for its click before the call counts as declined."""
 DEFAULT_CALL_LOG_DAYS = 90
 """Days call rows are kept (the per-action totals count every call ever made)."""
 DEFAULT_LLM_TIMEOUT = 60.0
@@ -139,6 +141,9 @@ class Settings(BaseSettings):
     )
     turn_attempts: int = Field(
         DEFAULT_TURN_ATTEMPTS, ge=1, validation_alias=_env("ACTIONBOT_TURN_ATTEMPTS")
+    )
+    confirm_ttl: float = Field(
+        DEFAULT_CONFIRM_TTL, gt=0, validation_alias=_env("ACTIONBOT_CONFIRM_TTL")
     )
     call_log_days: int = Field(
         DEFAULT_CALL_LOG_DAYS, ge=0, validation_alias=_env("ACTIONBOT_CALL_LOG_DAYS")

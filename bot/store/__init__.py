@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.types import ActionResult, IncomingMessage, Reply
+from bot.types import ActionResult, Confirmation, IncomingMessage, Reply
 
 
 class ActionState(BaseModel):
@@ -163,6 +163,10 @@ class EventInbox(Protocol):
         to `owner` with one more attempt each."""
         ...
 
+    async def entry(self, key: str) -> InboxEntry | None:
+        """The message `key` as it is kept now (route, progress and reply included)."""
+        ...
+
     async def renew(self, owner: str, keys: list[str], lease_seconds: float) -> int:
         """Extend `owner`'s leases on the pending messages `keys`; returns how many."""
         ...
@@ -172,6 +176,10 @@ class EventInbox(Protocol):
 
     async def release(self, key: str) -> None:
         """Leave a pending message for the next process (shutdown cancelled its turn)."""
+
+    async def park(self, key: str, *, until: float) -> None:
+        """Keep a pending message out of replays until `until` (Unix seconds): its turn
+        waits for a confirmation; deciding it releases the message."""
 
     async def settle(self, key: str, *, failed: bool) -> None:
         """The message is answered (or failed for good): later deliveries are dropped."""
@@ -229,8 +237,42 @@ class ModelChecks(Protocol):
         ...
 
 
-class TurnStore(ActionStateStore, ConversationStore, TurnJournal, Protocol):
+class Confirmations(Protocol):
+    """Calls of `confirm = true` actions waiting for the asking user's click."""
+
+    async def request_confirmation(
+        self,
+        event_key: str,
+        idempotency_key: str,
+        *,
+        action: str,
+        arguments: dict[str, Any],
+        requester: str,
+        ttl: float,
+    ) -> Confirmation:
+        """The confirmation of this call, created pending (expiring in `ttl` seconds)
+        unless it exists."""
+        ...
+
+    async def confirmation(self, event_key: str, idempotency_key: str) -> Confirmation | None:
+        """The confirmation of this call, if one was asked for."""
+        ...
+
+    async def confirmation_by_token(self, token: str) -> Confirmation | None:
+        """The confirmation a card's button names."""
+        ...
+
+    async def decide(self, token: str, *, confirmed: bool, by: str) -> bool:
+        """Record the answer, once: True only for the first answer before it expired."""
+        ...
+
+
+class TurnStore(ActionStateStore, ConversationStore, TurnJournal, Confirmations, Protocol):
     """What a turn reads and writes: which actions are on, the conversation, the journal."""
+
+
+class DeliveryStore(EventInbox, Confirmations, Protocol):
+    """What the inbox at work (`bot.delivery`) reads and writes."""
 
 
 class AdminStore(ActionStateStore, CallLog, Protocol):

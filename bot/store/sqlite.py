@@ -62,7 +62,7 @@ from bot.store.queries import (
     TOTALS_BY_ACTION,
     TOUCH_CONVERSATION,
 )
-from bot.types import ActionResult, IncomingMessage, Outcome, Reply
+from bot.types import ActionResult, Confirmation, IncomingMessage, Outcome, Reply
 
 logger = logging.getLogger(__name__)
 
@@ -324,6 +324,15 @@ class SQLiteStore:
             rows = db.execute(INBOX_CLAIM, params).fetchall()
         return sorted((_entry(row) for row in rows), key=lambda entry: entry.seq)
 
+    async def entry(self, key: str) -> InboxEntry | None:
+        """The message `key` as it is kept now."""
+        sql = (
+            "SELECT event_key, seq, platform, conversation, user_id, user_name, text, route, "
+            "attempts, progress, reply, team_id, channel_id FROM inbox WHERE event_key = ?"
+        )
+        rows = self._read(sql, (key,))
+        return _entry(rows[0]) if rows else None
+
     async def renew(self, owner: str, keys: list[str], lease_seconds: float) -> int:
         """Extend `owner`'s leases on the pending messages `keys`; returns how many."""
         sql = (
@@ -346,6 +355,14 @@ class SQLiteStore:
         )
         self._db.execute(sql, (key,))
 
+    async def park(self, key: str, *, until: float) -> None:
+        """Keep a pending message out of replays until `until`: it waits for a click."""
+        sql = (
+            "UPDATE inbox SET lease_owner = 'confirmation', lease_until = ?, attempts = 0 "
+            "WHERE event_key = ? AND state = 'pending'"
+        )
+        self._db.execute(sql, (until, key))
+
     async def settle(self, key: str, *, failed: bool) -> None:
         """The message is answered, or failed for good; later deliveries are dropped."""
         sql = (
@@ -366,6 +383,63 @@ class SQLiteStore:
         counts = {"pending": 0, "done": 0, "failed": 0}
         counts.update({str(state): int(n) for state, n in rows})
         return counts
+
+    # -- confirmations -------------------------------------------------------------------
+
+    async def request_confirmation(
+        self,
+        event_key: str,
+        idempotency_key: str,
+        *,
+        action: str,
+        arguments: dict[str, Any],
+        requester: str,
+        ttl: float,
+    ) -> Confirmation:
+        """The confirmation of this call, created pending unless it exists."""
+        now = self._clock()
+        with self._transaction(write=True) as db:
+            db.execute(
+                "INSERT INTO confirmations (token, event_key, idempotency_key, action, arguments,"
+                " requester, state, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, 'pending',"
+                " ?, ?) ON CONFLICT (event_key, idempotency_key) DO NOTHING",
+                (
+                    secrets.token_urlsafe(18),
+                    event_key,
+                    idempotency_key,
+                    action,
+                    _json(arguments),
+                    requester,
+                    now,
+                    now + ttl,
+                ),
+            )
+            rows = db.execute(
+                CONFIRMATION + " WHERE event_key = ? AND idempotency_key = ?",
+                (event_key, idempotency_key),
+            ).fetchall()
+        return _confirmation(rows[0])
+
+    async def confirmation(self, event_key: str, idempotency_key: str) -> Confirmation | None:
+        """The confirmation of this call, if one was asked for."""
+        sql = CONFIRMATION + " WHERE event_key = ? AND idempotency_key = ?"
+        rows = self._read(sql, (event_key, idempotency_key))
+        return _confirmation(rows[0]) if rows else None
+
+    async def confirmation_by_token(self, token: str) -> Confirmation | None:
+        """The confirmation a card's button names."""
+        rows = self._read(CONFIRMATION + " WHERE token = ?", (token,))
+        return _confirmation(rows[0]) if rows else None
+
+    async def decide(self, token: str, *, confirmed: bool, by: str) -> bool:
+        """Record the answer once, before expiry; True when this call recorded it."""
+        now = self._clock()
+        sql = (
+            "UPDATE confirmations SET state = ?, decided_by = ?, decided_at = ? "
+            "WHERE token = ? AND state = 'pending' AND expires_at > ?"
+        )
+        state = "confirmed" if confirmed else "cancelled"
+        return self._db.execute(sql, (state, by, now, token, now)).rowcount == 1
 
     # -- turn journal --------------------------------------------------------------------
 
@@ -410,10 +484,12 @@ class SQLiteStore:
             db.execute(INBOX_FINISH_TURN, (reply.model_dump_json(), event_key))
 
     async def prune_journal(self, older_than_seconds: float) -> int:
-        """Delete journal rows started more than `older_than_seconds` ago."""
-        sql = "DELETE FROM journal WHERE started_at < ?"
+        """Delete journal rows (and confirmations) started more than `older_than_seconds`
+        ago; returns how many journal rows."""
+        cutoff = self._clock() - older_than_seconds
         with self._transaction(write=True) as db:
-            return db.execute(sql, (self._clock() - older_than_seconds,)).rowcount
+            db.execute("DELETE FROM confirmations WHERE created_at < ?", (cutoff,))
+            return db.execute("DELETE FROM journal WHERE started_at < ?", (cutoff,)).rowcount
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -474,6 +550,26 @@ def _event_key(message: IncomingMessage) -> str:
     if not message.event_id:
         raise ValueError("a message needs an event id to enter the inbox")
     return f"{message.platform}:{message.event_id}"
+
+
+CONFIRMATION = (
+    "SELECT token, event_key, idempotency_key, action, arguments, requester, state, expires_at "
+    "FROM confirmations"
+)
+
+
+def _confirmation(row: Sequence[Any]) -> Confirmation:
+    token, event_key, key, action, arguments, requester, state, expires_at = row
+    return Confirmation(
+        token=token,
+        event_key=event_key,
+        idempotency_key=key,
+        action=action,
+        arguments=json.loads(arguments),
+        requester=requester,
+        state=state,
+        expires_at=float(expires_at),
+    )
 
 
 def _json(value: Any) -> str:

@@ -754,6 +754,52 @@ def slash_command_envelope(
     }
 
 
+def block_actions(
+    action_id: str,
+    value: str,
+    *,
+    user_id: str = "U1",
+    channel_id: str = "C1",
+    message_ts: str = "",
+    response_url: str | None = None,
+    team_id: str = TEAM_ID,
+) -> dict[str, Any]:
+    """A `block_actions` payload: a click on a button of a message the bot posted."""
+    payload: dict[str, Any] = {
+        "type": "block_actions",
+        "team": {"id": team_id, "domain": "fake-team"},
+        "user": {"id": user_id, "username": user_id.lower(), "team_id": team_id},
+        "api_app_id": APP_ID,
+        "token": "legacy-verification-token",
+        "container": {"type": "message", "message_ts": message_ts, "channel_id": channel_id},
+        "trigger_id": f"{uuid.uuid4().int % 10**12}.{TEAM_ID}.fake",
+        "channel": {"id": channel_id, "name": channel_id.lower()},
+        "message": {"type": "message", "ts": message_ts, "text": ""},
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": "actionbot_confirmation",
+                "value": value,
+                "type": "button",
+                "action_ts": str(time.time()),
+            }
+        ],
+    }
+    if response_url is not None:
+        payload["response_url"] = response_url
+    return payload
+
+
+def interactive_envelope(payload: dict[str, Any], envelope_id: str | None = None) -> dict[str, Any]:
+    """A Socket Mode `interactive` envelope (button clicks, …)."""
+    return {
+        "envelope_id": envelope_id or str(uuid.uuid4()),
+        "payload": payload,
+        "type": "interactive",
+        "accepts_response_payload": False,
+    }
+
+
 def sign(signing_secret: str, timestamp: str, body: str | bytes) -> str:
     """Slack's request signature: `v0=` + hex HMAC-SHA256 of `v0:{timestamp}:{body}`."""
     raw = body.encode() if isinstance(body, str) else body
