@@ -83,12 +83,6 @@ def _context_problems(settings: Settings, actions: ActionSet) -> list[str]:
         for p in a.parameters
         if p.source is ContextSource.USER_EMAIL
     ]
-    problems += [
-        f"Action {a.name!r}: confirm = true needs confirmation cards, which ActionBot cannot "
-        "show on Discord yet; DISCORD_TOKEN is set. Run this action on Slack or the console."
-        for a in actions
-        if a.confirm
-    ]
     return problems
 
 

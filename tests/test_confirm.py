@@ -9,18 +9,16 @@ import dataclasses
 import json
 import signal
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
 import pytest
-from conftest import LIMITS, build_action, make_engine, make_settings
+from conftest import LIMITS, build_action, make_engine
 from deployment import SECRETS, Deployment
-from pydantic import SecretStr
+from test_discord import DM_CHANNEL, discord_harness, messages_in
 from test_slack import Harness, slack_harness
 
-from actionbot.app import configuration_problems
 from adapters.console import ConsoleAdapter
 from bot import wording
 from bot.actions.models import Action, ActionSet
@@ -31,6 +29,7 @@ from bot.outbound.webhooks import WebhookClient
 from bot.runtime.metrics import Metrics
 from bot.runtime.tasks import Turns
 from bot.store import Store
+from fakes.discord_server import USER_ID, component_interaction, user
 from fakes.https_server import WebhookServer, json_handler
 from fakes.openai_server import ScriptedLLM
 from fakes.slack_server import (
@@ -315,13 +314,79 @@ async def wait_for_card(deployment: Deployment) -> list[dict[str, Any]]:
     return [m for m in deployment.slack.messages("D1") if m.get("blocks")]
 
 
-def test_confirm_with_discord_configured_stops_the_start(tmp_path: Path) -> None:
-    """Discord cannot show cards yet: a confirm = true action is a startup problem there."""
-    path = tmp_path / "actions.toml"
-    path.write_text(CONFIRMING.format(url="https://api.example.com"))
-    settings = make_settings(
-        actions_path=str(path), discord_token=SecretStr("d"), openai_api_key="sk-x"
+# --- Discord: an embed with persistent buttons ---------------------------------------------
+
+
+async def test_discord_card_buttons_only_answer_the_requester_once(
+    webhook_server: WebhookServer,
+    llm: ScriptedLLM,
+    store: Store,
+    webhooks: WebhookClient,
+    chat_model: OpenAIChatModel,
+) -> None:
+    """A DM asks for a return: an embed card with Confirm / Cancel (custom ids carrying the
+    token) and nothing sent; another user's click gets an ephemeral refusal; the
+    requester's Confirm sends the call once, the answer replaces the waiting line and the
+    card shows the outcome without buttons; a second click is told it was answered."""
+    webhook_server.route("/returns", json_handler({"return_id": "R-80"}))
+    async with discord_harness(
+        [create_return(webhook_server)],
+        server=webhook_server,
+        llm=llm,
+        store=store,
+        webhooks=webhooks,
+        chat_model=chat_model,
+    ) as harness:
+        llm.tool_calls(("create_return", RETURN))
+        await harness.say("Please return A-1001", channel_id=DM_CHANNEL, guild_id=None)
+        [card] = await discord_card(harness)
+        assert harness.server.requests == []
+        fields = {f["name"]: f["value"] for f in card["embeds"][0]["fields"]}
+        assert fields == RETURN
+        confirm_id = card["components"][0]["components"][0]["custom_id"]
+        assert confirm_id.startswith("actionbot:confirm:")
+
+        other = user("5555", "mallory")
+        refused = await press(harness, confirm_id, card, invoker=other)
+        assert refused["type"] == 4
+        assert refused["data"]["flags"] & 64  # ephemeral
+        assert refused["data"]["content"] == f"Only <@{USER_ID}> can confirm this."
+
+        llm.reply("Return R-80 created.")
+        accepted = await press(harness, confirm_id, card)
+        assert accepted["type"] == 6  # acknowledged; the turn answers in the DM
+        again = await press(harness, confirm_id, card)
+        assert again["data"]["content"] == wording.ALREADY_ANSWERED
+
+    assert len(webhook_server.requests) == 1
+    edits = [r.json for r in harness.fake.requests_to("PATCH", messages_in(DM_CHANNEL))]
+    assert any(e and e.get("content") == "Return R-80 created." for e in edits)
+    closed = [e for e in edits if e and e.get("embeds")]
+    assert closed[-1]["embeds"][0]["footer"]["text"] == f"Confirmed by <@{USER_ID}>."
+    assert closed[-1]["components"] == []
+
+
+async def discord_card(harness: Harness) -> list[dict[str, Any]]:
+    """The card the bot posted (an embed with buttons), once its turn has parked: after
+    the waiting line and the card."""
+    await harness.fake.wait_for("POST", messages_in(DM_CHANNEL), count=2)
+    await harness.turns.drain()
+    return [
+        dict(m)
+        for m in harness.fake.messages.values()
+        if m["channel_id"] == DM_CHANNEL and m.get("components")
+    ]
+
+
+async def press(
+    harness: Harness, custom_id: str, card: dict[str, Any], *, invoker: Any = None
+) -> dict[str, Any]:
+    """Click a button of `card` as it was shown (a second click can race the edit the
+    first one causes); the interaction callback the bot answered with."""
+    payload = component_interaction(custom_id, card, **({"invoker": invoker} if invoker else {}))
+    await harness.fake.dispatch("INTERACTION_CREATE", payload)
+    [callback] = await harness.fake.wait_for(
+        "POST", f"/interactions/{payload['id']}/{payload['token']}/callback"
     )
-    [problem] = [p for p in configuration_problems(settings) if "confirm" in p]
-    assert "'create_return'" in problem
-    assert "Discord" in problem
+    await harness.turns.drain()
+    return callback.json or {}

@@ -8,6 +8,7 @@ store serves its callers in order, and `Turns.drain` then waits for anything sta
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from collections.abc import AsyncIterator
@@ -20,7 +21,7 @@ from conftest import inventory_action, make_engine, make_settings
 from adapters.discord import wording as discord_wording
 from adapters.discord.adapter import MESSAGE_LIMIT, DiscordAdapter
 from bot import wording
-from bot.actions.models import ActionSet
+from bot.actions.models import Action, ActionSet
 from bot.admin.operations import Admin
 from bot.delivery import Inbox
 from bot.errors import ConfigError
@@ -114,16 +115,17 @@ def settings(**overrides: Any) -> Settings:
     return make_settings(**(values | overrides))
 
 
-@pytest.fixture
-async def harness(
-    webhook_server: WebhookServer,
+@contextlib.asynccontextmanager
+async def discord_harness(
+    actions: list[Action],
+    *,
+    server: WebhookServer,
     llm: ScriptedLLM,
     store: Store,
     webhooks: WebhookClient,
     chat_model: OpenAIChatModel,
 ) -> AsyncIterator[Harness]:
-    webhook_server.route("/inventory/check", json_handler({"in_stock": True, "quantity": 4}))
-    actions = [inventory_action(webhook_server)]
+    """A connected Discord adapter against the fake Discord, over these actions."""
     engine = make_engine(actions, store=store, webhooks=webhooks, model=chat_model)
     admin = Admin(
         actions=ActionSet(actions, source="test"), store=store, webhooks=webhooks, result_chars=4000
@@ -144,9 +146,29 @@ async def harness(
             )
             await adapter.start()
             try:
-                yield Harness(fake, llm, webhook_server, store, turns, adapter)
+                yield Harness(fake, llm, server, store, turns, adapter)
             finally:
                 await adapter.close()
+
+
+@pytest.fixture
+async def harness(
+    webhook_server: WebhookServer,
+    llm: ScriptedLLM,
+    store: Store,
+    webhooks: WebhookClient,
+    chat_model: OpenAIChatModel,
+) -> AsyncIterator[Harness]:
+    webhook_server.route("/inventory/check", json_handler({"in_stock": True, "quantity": 4}))
+    async with discord_harness(
+        [inventory_action(webhook_server)],
+        server=webhook_server,
+        llm=llm,
+        store=store,
+        webhooks=webhooks,
+        chat_model=chat_model,
+    ) as opened:
+        yield opened
 
 
 def messages_in(channel: str) -> re.Pattern[str]:

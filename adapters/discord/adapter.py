@@ -21,6 +21,7 @@ import aiohttp
 import discord
 from discord import app_commands
 
+from adapters.discord import confirm
 from adapters.discord import wording as discord_wording
 from adapters.discord.commands import ActionsCommands
 from adapters.discord.markdown import to_discord_markdown
@@ -88,6 +89,7 @@ class DiscordAdapter:
         self.tree = app_commands.CommandTree(self.client)
         self.tree.add_command(self.actions.group())
         self.client.setup_hook = self._sync_commands  # type: ignore[method-assign]
+        confirm.register(self.client, self._on_click)
         self.client.event(self.on_message)
         self._connection: asyncio.Task[None] | None = None
         self.receiving = True
@@ -301,6 +303,10 @@ class DiscordAdapter:
         if earlier is not None and isinstance(where, discord.abc.Messageable):
             note.message = _partial(where, int(earlier))
         reply = entry.reply or await self._run_engine(incoming, where, note, entry.progress)
+        cards: dict[str, int] = {k: int(v) for k, v in (entry.route.get("cards") or {}).items()}
+        if reply.confirmations:
+            return reply if await self._show_cards(entry, reply, where, note, cards) else None
+        await self._close_cards(where, cards)
         pieces = split_message(to_discord_markdown(reply.text), MESSAGE_LIMIT)
         pieces = pieces or [wording.EMPTY_ANSWER]
         if not await note.finish(pieces[0]):
@@ -311,6 +317,66 @@ class DiscordAdapter:
         for piece in pieces[1:]:
             await send(where, piece)
         return reply
+
+    async def _show_cards(
+        self,
+        entry: InboxEntry,
+        reply: Reply,
+        where: Sendable,
+        note: ProgressNote,
+        cards: dict[str, int],
+    ) -> bool:
+        """The waiting line (later edited into the answer) and a card per call waiting for
+        confirmation, unless an earlier attempt posted it."""
+        waiting = f"*{reply.text}*"
+        if not await note.finish(waiting):
+            posted = await send(where, waiting)
+            if posted is None:
+                return False
+            await self.inbox.update_route(entry, {"note": posted.id})
+        for confirmation in reply.confirmations:
+            if confirmation.token in cards:
+                continue
+            card_id = await confirm.post(where, confirmation)
+            if card_id is None:
+                return False
+            cards[confirmation.token] = card_id
+            await self.inbox.update_route(entry, {"cards": cards})
+        return True
+
+    async def _close_cards(self, where: Sendable, cards: dict[str, int]) -> None:
+        """Show each card's outcome in place of its buttons (confirmed, cancelled, expired)."""
+        for token, message_id in cards.items():
+            found = await self.inbox.store.confirmation_by_token(token)
+            card = _partial(where, message_id)
+            if found is None or card is None:
+                continue
+            who = f"<@{found.requester}>"
+            outcome = {
+                "confirmed": wording.CONFIRMED.format(user=who),
+                "cancelled": wording.CANCELLED.format(user=who),
+            }.get(found.state, wording.EXPIRED)
+            try:
+                await card.edit(embed=confirm.outcome_embed(found, outcome), view=None)
+            except discord.HTTPException as exc:
+                logger.warning("could not show the outcome on a confirmation card: %s", exc)
+
+    async def _on_click(
+        self, interaction: discord.Interaction, token: str, confirmed: bool
+    ) -> None:
+        """A click on a card: only the user who asked may answer, once, before it expires;
+        anyone else is told so privately. The waiting turn then goes on."""
+        user = str(interaction.user.id)
+        outcome, found = await self.inbox.decide(token, confirmed=confirmed, user=user)
+        if outcome == "decided":
+            await interaction.response.defer()
+            return
+        requester = f"<@{found.requester}>" if found else "the person who asked"
+        text = {
+            "not_yours": wording.NOT_YOURS.format(user=requester),
+            "expired": wording.EXPIRED,
+        }.get(outcome, wording.ALREADY_ANSWERED)
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
 
     async def _run_engine(
         self,

@@ -96,6 +96,8 @@ LOADING = 1 << 7  # message flag of a deferred ("thinking") response
 
 # Interaction types and callback types.
 APPLICATION_COMMAND = 2
+MESSAGE_COMPONENT = 3
+DEFERRED_UPDATE_MESSAGE = 6
 AUTOCOMPLETE = 4
 CHANNEL_MESSAGE = 4
 DEFERRED_CHANNEL_MESSAGE = 5
@@ -1154,6 +1156,34 @@ def interaction_create(
     }
     payload |= _interaction_context(channel_id, guild_id, invoker, permissions)
     return payload
+
+
+def component_interaction(
+    custom_id: str,
+    message: Mapping[str, Any],
+    *,
+    guild_id: str | int | None = None,
+    invoker: Mapping[str, Any] = DEFAULT_USER,
+    permissions: int = EVERYONE_PERMISSIONS,
+) -> dict[str, Any]:
+    """An INTERACTION_CREATE for a click on a button (`custom_id`) of `message`, a message
+    the bot posted (as the fake keeps it)."""
+    channel_id = str(message["channel_id"])
+    payload: dict[str, Any] = {
+        "id": new_snowflake(),
+        "application_id": APPLICATION_ID,
+        "type": MESSAGE_COMPONENT,
+        "data": {"custom_id": custom_id, "component_type": 2},
+        "message": dict(message),
+        "channel_id": channel_id,
+        "token": f"itoken-{uuid.uuid4().hex}",
+        "version": 1,
+        "locale": "en-US",
+        "app_permissions": str(EVERYONE_PERMISSIONS),
+        "attachment_size_limit": 10 * 1024 * 1024,
+        "entitlements": [],
+    }
+    return payload | _interaction_context(channel_id, guild_id, invoker, permissions)
 
 
 def _interaction_context(
