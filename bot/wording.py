@@ -93,6 +93,20 @@ NOT_YOURS = "Only {user} can confirm this."
 ALREADY_ANSWERED = "This was already answered."
 
 
+def card_outcome(state: str, requester: str) -> str:
+    """What a card shows once answered: confirmed, cancelled, or (still pending) expired."""
+    who = f"<@{requester}>"
+    outcomes = {"confirmed": CONFIRMED.format(user=who), "cancelled": CANCELLED.format(user=who)}
+    return outcomes.get(state, EXPIRED)
+
+
+def click_refusal(outcome: str, requester: str | None) -> str:
+    """The private answer to a click that does not count (`Inbox.decide`'s outcome)."""
+    if outcome == "not_yours":
+        return NOT_YOURS.format(user=f"<@{requester}>" if requester else "the person who asked")
+    return EXPIRED if outcome == "expired" else ALREADY_ANSWERED
+
+
 def confirm_text(display_name: str, arguments: dict[str, object]) -> str:
     """The card's question: the action and every value the AI chose."""
     shown = ", ".join(f"{k} = {v}" for k, v in arguments.items()) or "no details"

@@ -351,11 +351,7 @@ class DiscordAdapter:
             card = _partial(where, message_id)
             if found is None or card is None:
                 continue
-            who = f"<@{found.requester}>"
-            outcome = {
-                "confirmed": wording.CONFIRMED.format(user=who),
-                "cancelled": wording.CANCELLED.format(user=who),
-            }.get(found.state, wording.EXPIRED)
+            outcome = wording.card_outcome(found.state, found.requester)
             try:
                 await card.edit(embed=confirm.outcome_embed(found, outcome), view=None)
             except discord.HTTPException as exc:
@@ -371,11 +367,7 @@ class DiscordAdapter:
         if outcome == "decided":
             await interaction.response.defer()
             return
-        requester = f"<@{found.requester}>" if found else "the person who asked"
-        text = {
-            "not_yours": wording.NOT_YOURS.format(user=requester),
-            "expired": wording.EXPIRED,
-        }.get(outcome, wording.ALREADY_ANSWERED)
+        text = wording.click_refusal(outcome, found.requester if found else None)
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
 
     async def _run_engine(

@@ -340,11 +340,7 @@ class SlackAdapter:
             found = await self.inbox.store.confirmation_by_token(token)
             if found is None:
                 continue
-            who = f"<@{found.requester}>"
-            outcome = {
-                "confirmed": wording.CONFIRMED.format(user=who),
-                "cancelled": wording.CANCELLED.format(user=who),
-            }.get(found.state, wording.EXPIRED)
+            outcome = wording.card_outcome(found.state, found.requester)
             await self._call(
                 self.client.chat_update,
                 channel=channel,
@@ -453,11 +449,7 @@ class SlackAdapter:
         outcome, found = await self.inbox.decide(token, confirmed=confirmed, user=user)
         if outcome == "decided":
             return
-        requester = f"<@{found.requester}>" if found else "the person who asked"
-        text = {
-            "not_yours": wording.NOT_YOURS.format(user=requester),
-            "expired": wording.EXPIRED,
-        }.get(outcome, wording.ALREADY_ANSWERED)
+        text = wording.click_refusal(outcome, found.requester if found else None)
         await respond(text=text, response_type="ephemeral", replace_original=False)
 
     # --- /actions -----------------------------------------------------------------------
