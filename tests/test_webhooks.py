@@ -463,20 +463,32 @@ async def test_cross_origin_redirect_drops_configured_headers(
     make_action: MakeAction,
     client_ssl_context: ssl.SSLContext,
 ) -> None:
-    """Following a redirect to another origin does not carry the action's Authorization.
+    """Following a redirect to another origin carries neither the action's Authorization,
+    nor the signature, nor who is asking.
 
     (Loopback stands in for a public address here, so the outside policy allows it.)
     """
     webhook_server.route("/go", redirect_handler(other_server.url("/landing")))
     action = make_action(webhook_server.url("/go"), headers={"Authorization": TOKEN})
     async with WebhookClient(
-        policy=loopback(), outside_policy=loopback(), ssl_context=client_ssl_context
+        policy=loopback(),
+        outside_policy=loopback(),
+        ssl_context=client_ssl_context,
+        secret=SecretStr(WEBHOOK_SECRET),
     ) as client:
-        result = await client.call(action, {})
+        result = await client.call(action, {}, caller=CALLER)
     assert result.outcome is Outcome.SUCCESS
-    assert webhook_server.requests[0].headers["Authorization"] == TOKEN
+    first = webhook_server.requests[0].headers
+    assert (first["Authorization"], first["X-ActionBot-Caller"]) == (TOKEN, CALLER)
+    assert "X-ActionBot-Signature" in first
     (landed,) = other_server.requests
-    assert "Authorization" not in landed.headers
+    for name in (
+        "Authorization",
+        "X-ActionBot-Caller",
+        "X-ActionBot-Signature",
+        "X-ActionBot-Key-Id",
+    ):
+        assert name not in landed.headers
     assert landed.headers["Idempotency-Key"] == result.call_id
 
 
