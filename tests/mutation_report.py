@@ -26,7 +26,7 @@ PATTERNS = [
     "bot.actions.models.x__as_*",
     "bot.actions.models.x__decode__mutmut_*",
     "bot.actions.models.x__format_number__mutmut_*",
-    "bot.outbound.webhooks.x_sign__mutmut_*",
+    "bot.outbound.signing.*",
     "bot.outbound.webhooks.x__json_bytes__mutmut_*",
     "bot.outbound.webhooks.xǁWebhookClientǁ_headers__mutmut_*",
     "bot.outbound.webhooks.xǁWebhookClientǁ_attempt__mutmut_*",
@@ -47,11 +47,10 @@ TARGETS: dict[str, tuple[str, re.Pattern[str]]] = {
         "bot/actions/models.py",
         re.compile(r"(?:x_|ǁ)(parse_arguments|coerce|_as_\w+|_decode|_format_number)__mutmut_"),
     ),
-    "signing, headers, deadline": (
+    "signature v2 and verifier": ("bot/outbound/signing.py", re.compile(r".*")),
+    "headers, deadline, retries": (
         "bot/outbound/webhooks.py",
-        re.compile(
-            r"(?:x_|ǁ)(sign|_json_bytes|_headers|_attempt|call|_queued|_in_flight)__mutmut_"
-        ),
+        re.compile(r"(?:x_|ǁ)(_json_bytes|_headers|_attempt|call|_queued|_in_flight)__mutmut_"),
     ),
     "size cap and body reading": (
         "bot/outbound/body.py",
@@ -63,26 +62,19 @@ TARGETS: dict[str, tuple[str, re.Pattern[str]]] = {
 }
 
 _W = "bot.outbound.webhooks."
-_HEADERS = _W + "xǁWebhookClientǁ_headers__mutmut_"
 _B = "bot.outbound.body."
-CASE = "header names are case-insensitive (RFC 9110 section 5.1)"
 CODEC = "codec names are case-insensitive ('ASCII' is 'ascii', 'UTF-8' is 'utf-8')"
 FINITE = "arguments are checked finite before a body is built: NaN never reaches json.dumps"
 
+# The equivalent mutants of `WebhookClient._headers` and `call` were numbered for the code
+# before signature v2 and retries moved them; they are to be judged again from a new run
+# (tests/MUTATION.md), so none is excused here until then.
 EQUIVALENT: dict[str, str] = {
-    _W + "x_sign__mutmut_12": CODEC,
     _W + "x__json_bytes__mutmut_16": CODEC,
     _W + "x__json_bytes__mutmut_3": "ensure_ascii=None is falsy, the same as False",
     _W + "x__json_bytes__mutmut_5": FINITE,
     _W + "x__json_bytes__mutmut_9": FINITE,
     _W + "x__json_bytes__mutmut_13": FINITE,
-    _HEADERS + "8": CODEC,
-    _HEADERS + "24": "content-coding tokens are case-insensitive (RFC 9110 section 8.4.1)",
-    **{_HEADERS + str(n): CASE for n in (4, 5, 11, 12, 15, 16, 21, 22, 34, 35, 38, 39)},
-    **{_HEADERS + str(n): CASE for n in (53, 54, 57, 58)},
-    _HEADERS + "50": CODEC,
-    _HEADERS + "2": "without it the pool adds the same Host for a name or IPv4 literal",
-    _W + "xǁWebhookClientǁcall__mutmut_38": "latency × 1.001 is below its measuring noise",
     _B + "x__inflater__mutmut_16": "MAX_WBITS | 33 == MAX_WBITS | 32 (15 has bit 0 set)",
     _B + "x_interpret__mutmut_21": "bytes.decode defaults to UTF-8",
     _B + "x_interpret__mutmut_24": CODEC,
