@@ -224,9 +224,9 @@ async def _bounded(work: Awaitable[Any], what: str) -> None:
 def bearer_matches(request: web.Request, token: str) -> bool:
     """Whether the request carries `Authorization: Bearer <token>` (compared in constant
     time)."""
-    given = request.headers.get("Authorization", "")
-    scheme, _, value = given.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip(), token)
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    given = value.strip().encode("utf-8", "surrogateescape")  # any header text, no error
+    return scheme.lower() == "bearer" and hmac.compare_digest(given, token.encode("utf-8"))
 
 
 def _stop_on_signals() -> asyncio.Event:

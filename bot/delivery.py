@@ -204,6 +204,12 @@ class Inbox:
         self._held.discard(key)
         try:
             await self.store.park(key, until=max(c.expires_at for c in waiting))
+            # A click may have come while the turn was still running: do not miss it.
+            for confirmation in waiting:
+                now = await self.store.confirmation_by_token(confirmation.token)
+                if now is not None and now.state != "pending" and await self.store.wake(key):
+                    await self.recover()
+                    break
         except Exception:  # its lease expires and the turn asks again
             logger.exception("could not park %s for its confirmation", key)
 
@@ -227,8 +233,8 @@ class Inbox:
         logger.info(
             "%s %s by its requester", found.action, "confirmed" if confirmed else "cancelled"
         )
-        await self.store.release(found.event_key)
-        await self.recover()
+        if await self.store.wake(found.event_key):  # else its turn runs and will see it
+            await self.recover()
         return "decided", found.model_copy(
             update={"state": "confirmed" if confirmed else "cancelled"}
         )

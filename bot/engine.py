@@ -354,7 +354,9 @@ class Engine:
                 logger.info("webhook %s: result recorded before, not called again", name)
                 turn.actions_called.append(action.name)
                 return recorded.for_model(self.limits.result_chars, _shown(action))
-        if action.confirm and turn.event_key is not None:
+        if action.confirm:
+            if turn.event_key is None:  # no inbox entry to wait in: never without a card
+                return _tool_error(action.name, wording.DECLINED)
             answer = await self._confirmed(planned, turn, turn.event_key)
             if answer is not None:
                 return answer

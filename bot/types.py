@@ -64,8 +64,9 @@ class ActionResult(BaseModel):
         it fits `budget` characters, else the body text cut to the budget with a marker.
         `shown` narrows the JSON first (the action's `response_fields`)."""
         result = self
-        if shown is not None and self.data is not None:
-            result = self.model_copy(update={"data": shown(self.data)})
+        if shown is not None:  # only named JSON fields: a text body shows nothing
+            update = {"data": shown(self.data)} if self.data is not None else {"text": None}
+            result = self.model_copy(update=update)
         payload: dict[str, JSONValue] = {"ok": result.ok}
         if result.status is not None:
             payload["status"] = result.status
@@ -107,7 +108,7 @@ class IncomingMessage(BaseModel):
     user_email: str = ""
     """Looked up by the adapter for actions that need it (Slack only); not kept."""
     is_admin: bool = False
-    """Set by the adapter when an action is for admins only (`audience`); not kept."""
+    """Whether the user is an admin, as the adapter found (for `audience = "admins"`)."""
 
     @property
     def caller(self) -> str:

@@ -390,3 +390,32 @@ async def press(
     )
     await harness.turns.drain()
     return callback.json or {}
+
+
+async def test_two_cards_in_one_round_each_send_their_call_once(harness: Harness) -> None:
+    """One round asks for two returns: two cards; confirming the first sends it while the
+    turn waits for the second; confirming the second sends it and the turn answers once."""
+    second = {"order_id": "A-1002", "reason": "wrong colour"}
+    harness.llm.tool_calls(("create_return", RETURN), ("create_return", second))
+    event = message("Return both orders", "U1", "D1", harness.slack.next_ts())
+    await harness.slack.wait_for_ack(
+        await harness.slack.push(events_api_envelope(event, event_id="EvTwo"))
+    )
+    await harness.turns.drain()
+    cards = [m for m in harness.slack.messages("D1") if m.get("blocks")]
+    assert len(cards) == 2
+    tokens = [token_of(card) for card in cards]
+
+    await click(harness, cards[0]["ts"], tokens[0], user="U1", confirm=True)
+    assert [json.loads(r.body)["order_id"] for r in harness.server.requests] == ["A-1001"]
+    harness.llm.reply("Both returns are created.")
+    await click(harness, cards[1]["ts"], tokens[1], user="U1", confirm=True)
+
+    assert sorted(json.loads(r.body)["order_id"] for r in harness.server.requests) == [
+        "A-1001",
+        "A-1002",
+    ]
+    assert len(harness.llm.requests) == 2
+    assert await harness.store.inbox_counts() == {"pending": 0, "done": 1, "failed": 0}
+    history = await harness.store.load_messages("slack:D1", limit=20)
+    assert [m["role"] for m in history] == ["user", "assistant", "tool", "tool", "assistant"]

@@ -25,7 +25,7 @@ from bot.llm.client import OpenAIChatModel
 from bot.outbound.egress import EgressPolicy
 from bot.outbound.webhooks import WebhookClient
 from bot.store import Store
-from bot.types import IncomingMessage
+from bot.types import ActionResult, IncomingMessage, Outcome
 from fakes.https_server import WebhookServer, json_handler
 from fakes.openai_server import ScriptedLLM
 from fakes.slack_server import TEAM_ID, app_mention, event_callback, message, signed_headers
@@ -51,6 +51,11 @@ description = "Their email"
 name = "workspace"
 from = "team.id"
 description = "Their workspace"
+
+[[actions.parameters]]
+name = "who"
+from = "user.name"
+description = "Their name"
 
 [[actions.parameters]]
 name = "program"
@@ -94,7 +99,7 @@ async def test_the_endpoint_gets_the_verified_user_and_a_forged_one_is_refused(
     calls properly; the endpoint gets the id from the signed event, the email from the
     user's profile and the workspace, and the path uses the verified id."""
     deployment.server.route("/loyalty/U1", json_handler({"tier": "gold"}))
-    deployment.slack.add_user("U1", email="ana@example.com")
+    deployment.slack.add_user("U1", name="ana", email="ana@example.com")
     (deployment.cwd / "actions.toml").write_text(
         LOYALTY.format(url=deployment.server.url("/loyalty"))
     )
@@ -111,7 +116,12 @@ async def test_the_endpoint_gets_the_verified_user_and_a_forged_one_is_refused(
 
     [request] = deployment.server.requests
     assert request.path == "/loyalty/U1"
-    assert request.query == {"email": "ana@example.com", "workspace": TEAM_ID, "program": "gold"}
+    assert request.query == {
+        "email": "ana@example.com",
+        "workspace": TEAM_ID,
+        "who": "ana",
+        "program": "gold",
+    }
     refusal = json.loads(tool_results(deployment.llm.requests[1])[0])
     assert refusal["ok"] is False
     assert "filled by ActionBot" in refusal["error"]
@@ -148,6 +158,25 @@ def test_response_fields_keep_only_the_named_paths() -> None:
     }
     assert project([1, 2], ["in_stock"]) == {}
     assert project({"items": "not a list"}, ["items[].name"]) == {}
+    # A shorter path keeps the whole field, in whatever order the paths are written.
+    whole = {"store": {"city": "Lyon", "manager": "Bob"}, "items": data["items"]}
+    assert project(data, ["store.city", "store", "items[].name", "items"]) == whole
+    assert project(data, ["store", "store.city", "items", "items[].name"]) == whole
+
+
+def test_response_fields_hide_a_body_that_is_not_json() -> None:
+    """With response_fields set, a text body (an HTML error page, say) shows nothing."""
+    page = ActionResult(
+        action="a",
+        call_id="k",
+        outcome=Outcome.HTTP_ERROR,
+        latency_ms=1,
+        status=500,
+        text="<html>cost_price=12; staff_note=call Bob</html>",
+        error="HTTP 500 Internal Server Error",
+    )
+    shown = json.loads(page.for_model(4000, lambda data: project(data, ["in_stock"])))
+    assert shown == {"ok": False, "status": 500, "error": "HTTP 500 Internal Server Error"}
 
 
 @pytest.mark.parametrize("path", ["", "a..b", "items[]name", "a b", "a[0]"])

@@ -18,7 +18,7 @@ async def test_metrics_want_the_token_and_health_stays_open(deployment: Deployme
         assert (await get(port, "/healthz"))[0] == 200
         url = f"http://127.0.0.1:{port}/metrics"
         async with aiohttp.ClientSession() as session:
-            for token, status in (("wrong", 401), ("scrape-me-4711", 200)):
+            for token, status in (("wrong", 401), ("t\u00e9", 401), ("scrape-me-4711", 200)):
                 headers = {"Authorization": f"Bearer {token}"}
                 async with session.get(url, headers=headers) as response:
                     assert response.status == status

@@ -100,6 +100,15 @@ def test_verifiers_accept_the_known_answer_and_refuse_each_tampering(verify: str
     ]
     for headers, method, where, body in tampered:
         assert not check(headers, method, where, body, secrets, FOREVER)
+    malformed = [  # refused, never an exception
+        HEADERS | {"X-ActionBot-Timestamp": "²"},
+        HEADERS | {"X-ActionBot-Timestamp": "-1"},
+        HEADERS | {"X-ActionBot-Signature": "v2=\u00e9" + SIGNATURE[4:]},
+    ]
+    for headers in malformed:
+        assert not check(headers, "POST", url, BODY, secrets, FOREVER)
+    # A target that starts with // is a path, not a host: it must not stand for /inventory.
+    assert not check(HEADERS, "POST", "//api.example.com" + TARGET, BODY, secrets, FOREVER)
     assert not check(HEADERS, "POST", url, BODY, secrets)  # 2023: far outside 5 minutes
 
 

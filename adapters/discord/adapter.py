@@ -191,6 +191,7 @@ class DiscordAdapter:
             team_id=str(message.guild.id) if message.guild else "",
             # In a thread, the channel it belongs to: where `channels` scoping looks.
             channel_id=str(getattr(message.channel, "parent_id", None) or message.channel.id),
+            is_admin=self._is_admin(message),
         )
         route = {
             "channel": message.channel.id,
@@ -235,7 +236,7 @@ class DiscordAdapter:
         if channel is None:
             return None
         source = original or _partial(channel, int(route["message"]))
-        incoming = entry.message.model_copy(update={"is_admin": self._is_admin(entry, original)})
+        incoming = entry.message
         if not incoming.text:
             polite = wording.TEXT_ONLY if route.get("attachments") else wording.EMPTY_MESSAGE
             return Reply(text=polite) if await send(channel, polite, reply_to=source) else None
@@ -250,16 +251,16 @@ class DiscordAdapter:
         with turn_scope(PLATFORM, incoming.conversation):
             return await self._reply(entry, incoming, where, reply_to)
 
-    def _is_admin(self, entry: InboxEntry, original: discord.Message | None) -> bool:
+    def _is_admin(self, message: discord.Message) -> bool:
         """For `audience = "admins"` actions: an id in ACTIONBOT_ADMINS, or a member with
-        Manage Server in the operator's own server (known while the message is at hand; a
-        replay after a restart goes by ACTIONBOT_ADMINS alone)."""
-        if self.actions.admins.listed(PLATFORM, entry.message.user_id):
+        Manage Server in the operator's own server. Judged when the message arrives and kept
+        with it, so a replay or a resumed turn sees the same answer."""
+        if self.actions.admins.listed(PLATFORM, str(message.author.id)):
             return True
         home = self.settings.discord_guild
-        if original is None or original.guild is None or original.guild.id != home:
+        if message.guild is None or message.guild.id != home:
             return False
-        author = original.author
+        author = message.author
         perms = author.guild_permissions if isinstance(author, discord.Member) else None
         return bool(perms and (perms.manage_guild or perms.administrator))
 
@@ -352,10 +353,14 @@ class DiscordAdapter:
             if found is None or card is None:
                 continue
             outcome = wording.card_outcome(found.state, found.requester)
+            found = found.model_copy(update={"display_name": self._display_name(found.action)})
             try:
                 await card.edit(embed=confirm.outcome_embed(found, outcome), view=None)
             except discord.HTTPException as exc:
                 logger.warning("could not show the outcome on a confirmation card: %s", exc)
+
+    def _display_name(self, action: str) -> str:
+        return next((a.display_name for a in self.engine.actions if a.name == action), action)
 
     async def _on_click(
         self, interaction: discord.Interaction, token: str, confirmed: bool

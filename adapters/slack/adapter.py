@@ -61,7 +61,7 @@ MESSAGE_LIMIT = 3900
 HANDLED_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
 CONVERSATION_CHANNELS = frozenset({"channel", "group", "mpim"})
 EMAIL_TTL_SECONDS = 3600.0
-"""How long a user's email from Slack is reused for `from = "user.email"` parameters."""
+"""How long a user's Slack profile is reused for `from = "user.email"` / `"user.name"`."""
 _HINTS = {
     "not_in_channel": "invite the bot to the channel (/invite @ActionBot)",
     "channel_not_found": "invite the bot to the channel, or check it still exists",
@@ -119,8 +119,11 @@ class SlackAdapter:
         self._needs_email = any(
             p.source is ContextSource.USER_EMAIL for a in engine.actions for p in a.parameters
         )
+        self._needs_name = any(
+            p.source is ContextSource.USER_NAME for a in engine.actions for p in a.parameters
+        )
         self._needs_admin = any(a.audience is Audience.ADMINS for a in engine.actions)
-        self._emails: dict[str, tuple[str, float]] = {}
+        self._profiles: dict[str, tuple[str, str, float]] = {}
 
     @property
     def socket_mode(self) -> bool:
@@ -341,6 +344,8 @@ class SlackAdapter:
             if found is None:
                 continue
             outcome = wording.card_outcome(found.state, found.requester)
+            names = {a.name: a.display_name for a in self.engine.actions}
+            found = found.model_copy(update={"display_name": names.get(found.action, "")})
             await self._call(
                 self.client.chat_update,
                 channel=channel,
@@ -353,23 +358,27 @@ class SlackAdapter:
         """The message with what some actions need to know about its user and Slack must
         be asked for: the email (`from = "user.email"`), admin or not (`audience`)."""
         facts: dict[str, object] = {}
-        if self._needs_email:
-            facts["user_email"] = await self._email(message.user_id)
+        if self._needs_email or self._needs_name:
+            email, name = await self._profile(message.user_id)
+            facts.update(user_email=email, user_name=message.user_name or name)
         if self._needs_admin:
             facts["is_admin"] = await self.is_admin(message.user_id)
         return message.model_copy(update=facts) if facts else message
 
-    async def _email(self, user: str) -> str:
-        """The user's email from their Slack profile (`users:read.email`), cached for an
-        hour; "" when Slack does not say (the action then gets a tool error, not a guess)."""
-        known = self._emails.get(user)
-        if known is not None and known[1] > self.clock():
-            return known[0]
+    async def _profile(self, user: str) -> tuple[str, str]:
+        """The user's email (`users:read.email`) and display name from their Slack profile,
+        cached for an hour; "" for what Slack does not say (an action needing it then gets
+        a tool error, not a guess)."""
+        known = self._profiles.get(user)
+        if known is not None and known[2] > self.clock():
+            return known[0], known[1]
         info = await self._call(self.client.users_info, user=user)
-        email = str((info or {}).get("user", {}).get("profile", {}).get("email") or "")
+        profile = (info or {}).get("user", {}).get("profile", {})
+        email = str(profile.get("email") or "")
+        name = str(profile.get("display_name") or profile.get("real_name") or "")
         if info is not None:
-            self._emails[user] = (email, self.clock() + EMAIL_TTL_SECONDS)
-        return email
+            self._profiles[user] = (email, name, self.clock() + EMAIL_TTL_SECONDS)
+        return email, name
 
     async def _find_placeholder(
         self, channel: str, thread_ts: str | None, after: str | None

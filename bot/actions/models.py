@@ -487,11 +487,21 @@ def project(data: Any, paths: list[str]) -> Any:
     walks every element of an array. Anything else is left out, including a body that is
     not an object."""
     spec: _Spec = {}
-    for path in paths:
-        level = spec
-        for segment in path.split("."):
+    whole: set[tuple[str, ...]] = set()  # paths kept entirely: a shorter path wins
+    for path in sorted(paths, key=lambda p: p.count(".")):
+        level: _Spec = spec
+        prefix: tuple[str, ...] = ()
+        segments = path.split(".")
+        for depth, segment in enumerate(segments):
             name, array = segment.removesuffix("[]"), segment.endswith("[]")
-            _, below = level.setdefault(name, (array, {}))
+            prefix = (*prefix, name)
+            if prefix in whole:
+                break
+            known_array, below = level.get(name, (False, {}))
+            level[name] = (known_array or array, below)
+            if depth == len(segments) - 1:
+                below.clear()  # the whole field, whatever deeper paths said
+                whole.add(prefix)
             level = below
     return _keep(data, spec) if isinstance(data, dict) else {}
 
@@ -506,8 +516,8 @@ def _keep(value: Any, spec: _Spec) -> Any:
         if name not in value:
             continue
         item = value[name]
-        if array and isinstance(item, list):
-            kept[name] = [_keep(element, below) for element in item]
-        elif not array:
+        if isinstance(item, list) and (array or below):
+            kept[name] = [_keep(element, below) for element in item] if below else item
+        elif not array or not below:
             kept[name] = _keep(item, below)
     return kept

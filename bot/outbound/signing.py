@@ -33,6 +33,8 @@ VERSION = "v2"
 KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 DEFAULT_KEY_ID = "default"
 TOLERANCE_SECONDS = 300
+TIMESTAMP = re.compile(r"[0-9]{1,12}")
+"""Unix seconds as ActionBot sends them: ASCII digits only (`isdigit` also takes '²')."""
 
 
 @dataclass(frozen=True)
@@ -72,10 +74,16 @@ def signature(secret: bytes, signed: bytes) -> str:
 
 
 def target_of(url: str) -> str:
-    """`path?query` of a URL as sent on the request line (`/` for an empty path)."""
-    parts = urlsplit(url)
-    path = parts.path or "/"
-    return f"{path}?{parts.query}" if parts.query else path
+    """`path?query` of a URL as sent on the request line (`/` for an empty path). Given a
+    request target already (it starts with `/`), it is used as it is, never read as a host
+    (`//evil/x` is a path)."""
+    if url.startswith("/"):
+        path, sep, query = url.partition("?")
+    else:
+        parts = urlsplit(url)
+        path, sep, query = parts.path, "?" if parts.query else "", parts.query
+    path = path or "/"
+    return f"{path}?{query}" if sep and query else path
 
 
 def signed_headers(
@@ -114,7 +122,7 @@ def verify(
     framework's headers do), or use the names as ActionBot sends them."""
     timestamp = headers.get("X-ActionBot-Timestamp", "")
     secret = secrets.get(headers.get("X-ActionBot-Key-Id", ""))
-    if secret is None or not timestamp.isdigit():
+    if secret is None or not TIMESTAMP.fullmatch(timestamp):
         return False
     if abs((time.time() if now is None else now) - int(timestamp)) > tolerance:
         return False
@@ -122,5 +130,6 @@ def verify(
     key = headers.get("Idempotency-Key", "")
     signed = message(timestamp, method, target_of(url), caller, key, body)
     raw = secret.encode("utf-8") if isinstance(secret, str) else secret
-    expected = signature(raw, signed)
-    return hmac.compare_digest(expected, headers.get("X-ActionBot-Signature", ""))
+    expected = signature(raw, signed).encode("ascii")
+    given = headers.get("X-ActionBot-Signature", "").encode("utf-8", "surrogateescape")
+    return hmac.compare_digest(expected, given)

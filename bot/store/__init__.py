@@ -181,6 +181,11 @@ class EventInbox(Protocol):
         """Keep a pending message out of replays until `until` (Unix seconds): its turn
         waits for a confirmation; deciding it releases the message."""
 
+    async def wake(self, key: str) -> bool:
+        """A parked message is ready again (its confirmation was answered); False if it was
+        not parked."""
+        ...
+
     async def settle(self, key: str, *, failed: bool) -> None:
         """The message is answered (or failed for good): later deliveries are dropped."""
 

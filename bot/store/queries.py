@@ -64,10 +64,10 @@ ON CONFLICT (event_key, idempotency_key) DO NOTHING
 
 INBOX_INSERT = """
 INSERT INTO inbox (event_key, platform, conversation, user_id, user_name, team_id,
-                   channel_id, text, route, received_at, state, attempts, lease_owner,
-                   lease_until)
-VALUES (:key, :platform, :conversation, :user_id, :user_name, :team_id, :channel_id, :text,
-        :route, :now, 'pending', :attempts, :owner, :until)
+                   channel_id, is_admin, text, route, received_at, state, attempts,
+                   lease_owner, lease_until)
+VALUES (:key, :platform, :conversation, :user_id, :user_name, :team_id, :channel_id,
+        :is_admin, :text, :route, :now, 'pending', :attempts, :owner, :until)
 ON CONFLICT (event_key) DO NOTHING
 """
 
@@ -77,7 +77,7 @@ INBOX_TAKE_OVER = """
 UPDATE inbox SET lease_owner = :owner, lease_until = :until, attempts = attempts + 1
 WHERE event_key = :key AND state = 'pending' AND lease_until <= :now
 RETURNING event_key, seq, platform, conversation, user_id, user_name, text, route, attempts,
-          progress, reply, team_id, channel_id
+          progress, reply, team_id, channel_id, is_admin
 """
 
 INBOX_CLAIM = """
@@ -91,7 +91,7 @@ WHERE seq IN (
     ORDER BY seq LIMIT :limit
 )
 RETURNING event_key, seq, platform, conversation, user_id, user_name, text, route, attempts,
-          progress, reply, team_id, channel_id
+          progress, reply, team_id, channel_id, is_admin
 """
 
 INBOX_FINISH_TURN = """

@@ -282,6 +282,7 @@ class SQLiteStore:
             "user_name": message.user_name,
             "team_id": message.team_id,
             "channel_id": message.channel_id,
+            "is_admin": int(message.is_admin),
             "text": message.text,
             "route": _json(route),
             "now": now,
@@ -328,7 +329,8 @@ class SQLiteStore:
         """The message `key` as it is kept now."""
         sql = (
             "SELECT event_key, seq, platform, conversation, user_id, user_name, text, route, "
-            "attempts, progress, reply, team_id, channel_id FROM inbox WHERE event_key = ?"
+            "attempts, progress, reply, team_id, channel_id, is_admin FROM inbox "
+            "WHERE event_key = ?"
         )
         rows = self._read(sql, (key,))
         return _entry(rows[0]) if rows else None
@@ -362,6 +364,15 @@ class SQLiteStore:
             "WHERE event_key = ? AND state = 'pending'"
         )
         self._db.execute(sql, (until, key))
+
+    async def wake(self, key: str) -> bool:
+        """A parked message (waiting for a click) is ready again; False if it was not parked
+        (its turn is running, or it is answered)."""
+        sql = (
+            "UPDATE inbox SET lease_owner = NULL, lease_until = 0 "
+            "WHERE event_key = ? AND state = 'pending' AND lease_owner = 'confirmation'"
+        )
+        return self._db.execute(sql, (key,)).rowcount == 1
 
     async def settle(self, key: str, *, failed: bool) -> None:
         """The message is answered, or failed for good; later deliveries are dropped."""
@@ -579,7 +590,7 @@ def _json(value: Any) -> str:
 def _entry(row: Sequence[Any]) -> InboxEntry:
     """An inbox row (as `INBOX_CLAIM` returns it) as an entry."""
     key, seq, platform, conversation, user_id, user_name, text, route = row[:8]
-    attempts, progress, reply, team_id, channel_id = row[8:]
+    attempts, progress, reply, team_id, channel_id, is_admin = row[8:]
     message = IncomingMessage(
         platform=platform,
         conversation=conversation,
@@ -589,6 +600,7 @@ def _entry(row: Sequence[Any]) -> InboxEntry:
         event_id=key.split(":", 1)[1],
         team_id=team_id,
         channel_id=channel_id,
+        is_admin=bool(is_admin),
     )
     return InboxEntry(
         key=key,

@@ -12,6 +12,7 @@ CREATE TABLE inbox (
     user_name     TEXT NOT NULL,
     team_id       TEXT NOT NULL DEFAULT '',
     channel_id    TEXT NOT NULL DEFAULT '',
+    is_admin      INTEGER NOT NULL DEFAULT 0,
     text          TEXT NOT NULL,
     route         TEXT NOT NULL,
     received_at   REAL NOT NULL,
