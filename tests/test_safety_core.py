@@ -109,7 +109,26 @@ def test_verifiers_accept_the_known_answer_and_refuse_each_tampering(verify: str
         assert not check(headers, "POST", url, BODY, secrets, FOREVER)
     # A target that starts with // is a path, not a host: it must not stand for /inventory.
     assert not check(HEADERS, "POST", "//api.example.com" + TARGET, BODY, secrets, FOREVER)
+    for name in HEADERS:  # any header missing: refused, not an exception
+        partial = {k: v for k, v in HEADERS.items() if k != name}
+        assert not check(partial, "POST", url, BODY, secrets, FOREVER)
     assert not check(HEADERS, "POST", url, BODY, secrets)  # 2023: far outside 5 minutes
+
+
+@pytest.mark.parametrize(
+    ("url", "target"),
+    [
+        ("https://h.example/a/b?x=1&y=2", "/a/b?x=1&y=2"),
+        ("https://h.example", "/"),
+        ("https://h.example/a?", "/a"),
+        ("/a?x=1?2", "/a?x=1?2"),
+        ("//evil/x?y=1", "//evil/x?y=1"),
+        ("/a", "/a"),
+    ],
+)
+def test_the_signed_target_is_path_and_query_as_sent(url: str, target: str) -> None:
+    """Only the first `?` starts the query; a `//` target stays a path."""
+    assert signing.target_of(url) == target
 
 
 def test_secrets_setting_parses_ids_in_order_and_names_bad_entries() -> None:
@@ -117,7 +136,11 @@ def test_secrets_setting_parses_ids_in_order_and_names_bad_entries() -> None:
     never by its secret."""
     keys = parse_keys(" new:s2 , old:s1 ")
     assert [(k.id, k.secret) for k in keys] == [("new", b"s2"), ("old", b"s1")]
-    for bad in ("nosecret", "a:x,b", "bad id:x", "a:x,a:y", ":x"):
+    with pytest.raises(ConfigError, match="entry 2 is not id:secret"):
+        parse_keys("a:x, ,b")  # blank entries are skipped, not counted
+    with pytest.raises(ConfigError, match="'a' is repeated"):
+        parse_keys("a:x,a:y")
+    for bad in ("nosecret", "a:x,b", "bad id:x", "a:x,a:y", ":x", "a: "):
         with pytest.raises(ConfigError, match="ACTIONBOT_WEBHOOK_SECRETS") as caught:
             parse_keys(bad)
         assert "x" not in str(caught.value).split("ACTIONBOT_WEBHOOK_SECRETS")[0]
