@@ -30,15 +30,8 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import wording as slack_wording
-from adapters.slack.format import (
-    CANCEL_ACTION,
-    CONFIRM_ACTION,
-    admin_blocks,
-    confirmation_blocks,
-    confirmation_outcome_blocks,
-    fallback_text,
-    to_mrkdwn,
-)
+from adapters.slack.cards import CANCEL_ACTION, CONFIRM_ACTION, Cards
+from adapters.slack.format import admin_blocks, fallback_text, to_mrkdwn
 from bot import wording
 from bot.actions.models import Audience, ContextSource
 from bot.admin.access import AdminCheck
@@ -112,8 +105,15 @@ class SlackAdapter:
         self.app.event("app_mention")(self._on_mention)
         self.app.event("message")(self._on_message)
         self.app.command("/actions")(self._on_actions)
-        self.app.action(CONFIRM_ACTION)(self._on_confirm)
-        self.app.action(CANCEL_ACTION)(self._on_cancel)
+        self.cards = Cards(
+            call=self._call,
+            client=self.client,
+            inbox=inbox,
+            display_names={a.name: a.display_name for a in engine.actions},
+            team=lambda: self.team_id,
+        )
+        self.app.action(CONFIRM_ACTION)(self.cards.on_confirm)
+        self.app.action(CANCEL_ACTION)(self.cards.on_cancel)
         self._socket: AsyncSocketModeHandler | None = None
         self.admins = AdminCheck(settings.admin_ids, clock=clock)
         self._needs_email = any(
@@ -308,51 +308,14 @@ class SlackAdapter:
         cards: dict[str, str] = dict(route.get("cards") or {})
         if reply.confirmations:
             await self._update(channel, placeholder, f"_{reply.text}_")
-            return reply if await self._show_cards(entry, reply, cards) else None
-        await self._close_cards(channel, cards)
+            return reply if await self.cards.show(entry, reply, cards) else None
+        await self.cards.close(channel, cards)
         pieces = split_message(to_mrkdwn(reply.text), MESSAGE_LIMIT) or [wording.EMPTY_ANSWER]
         if not await self._update(channel, placeholder, pieces[0]):
             return None  # not delivered: the inbox tries again (the reply is kept)
         for piece in pieces[1:]:
             await self._post(channel, thread_ts, piece)
         return reply
-
-    async def _show_cards(self, entry: InboxEntry, reply: Reply, cards: dict[str, str]) -> bool:
-        """A card per call waiting for confirmation, unless an earlier attempt posted it;
-        the cards' ts are remembered so they can show the outcome later."""
-        channel, thread_ts = str(entry.route["channel"]), entry.route.get("thread_ts")
-        for confirmation in reply.confirmations:
-            if confirmation.token in cards:
-                continue
-            response = await self._call(
-                self.client.chat_postMessage,
-                channel=channel,
-                thread_ts=thread_ts,
-                text=wording.confirm_text(confirmation.display_name, confirmation.arguments),
-                blocks=confirmation_blocks(confirmation),
-            )
-            if response is None:
-                return False
-            cards[confirmation.token] = str(response.get("ts"))
-            await self.inbox.update_route(entry, {"cards": cards})
-        return True
-
-    async def _close_cards(self, channel: str, cards: dict[str, str]) -> None:
-        """Show each card's outcome in place of its buttons (confirmed, cancelled, expired)."""
-        for token, ts in cards.items():
-            found = await self.inbox.store.confirmation_by_token(token)
-            if found is None:
-                continue
-            outcome = wording.card_outcome(found.state, found.requester)
-            names = {a.name: a.display_name for a in self.engine.actions}
-            found = found.model_copy(update={"display_name": names.get(found.action, "")})
-            await self._call(
-                self.client.chat_update,
-                channel=channel,
-                ts=ts,
-                text=outcome,
-                blocks=confirmation_outcome_blocks(found, outcome),
-            )
 
     async def _with_user_facts(self, message: IncomingMessage) -> IncomingMessage:
         """The message with what some actions need to know about its user and Slack must
@@ -425,41 +388,6 @@ class SlackAdapter:
             )
             return None
         return dict(response.data) if isinstance(response.data, dict) else {}
-
-    # --- confirmation cards -------------------------------------------------------------
-
-    async def _on_confirm(
-        self, ack: Callable[..., Awaitable[None]], body: dict[str, Any], respond: Any
-    ) -> None:
-        await self._on_button(ack, body, respond, confirmed=True)
-
-    async def _on_cancel(
-        self, ack: Callable[..., Awaitable[None]], body: dict[str, Any], respond: Any
-    ) -> None:
-        await self._on_button(ack, body, respond, confirmed=False)
-
-    async def _on_button(
-        self,
-        ack: Callable[..., Awaitable[None]],
-        body: dict[str, Any],
-        respond: Callable[..., Awaitable[Any]],
-        *,
-        confirmed: bool,
-    ) -> None:
-        """A click on a card: only the user who asked may answer, once, before it expires;
-        anyone else is told so privately. The waiting turn then goes on in the thread."""
-        await ack()
-        user = str(body.get("user", {}).get("id", ""))
-        team = str(body.get("team", {}).get("id", "") or body.get("user", {}).get("team_id", ""))
-        token = str((body.get("actions") or [{}])[0].get("value", ""))
-        if team != self.team_id:
-            logger.warning("refused a confirmation click from slack:%s of team %s", user, team)
-            return
-        outcome, found = await self.inbox.decide(token, confirmed=confirmed, user=user)
-        if outcome == "decided":
-            return
-        text = wording.click_refusal(outcome, found.requester if found else None)
-        await respond(text=text, response_type="ephemeral", replace_original=False)
 
     # --- /actions -----------------------------------------------------------------------
 
