@@ -21,7 +21,7 @@ from bot.runtime.config import Settings
 from bot.runtime.logs import protect_secrets
 from bot.runtime.metrics import MeteredRecorder, Metrics
 from bot.store import Store
-from bot.store.sqlite import SQLiteStore
+from bot.store.open import configured_database, open_store
 
 logger = logging.getLogger(__name__)
 DAY = 86400.0
@@ -64,10 +64,11 @@ def configuration_problems(settings: Settings, *, need_llm: bool = True) -> list
     except ConfigError as exc:
         problems.append(str(exc))
     problems += _platform_problems(settings)
-    try:
-        configured_keys(settings)
-    except ConfigError as exc:
-        problems.append(str(exc))
+    for check in (configured_keys, configured_database):
+        try:
+            check(settings)
+        except ConfigError as exc:
+            problems.append(str(exc))
     return problems
 
 
@@ -123,7 +124,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     actions = load_configured_actions(settings)
     secrets = secret_values(settings, actions)
     protect_secrets(secrets)
-    store = await SQLiteStore.open(settings.db_path)
+    store = await open_store(settings)
     metrics = Metrics()
     recorder = MeteredRecorder(store, metrics)
     try:

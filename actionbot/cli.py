@@ -30,7 +30,7 @@ from bot.outbound.egress import EgressPolicy
 from bot.runtime.config import ENV_FILE, Settings, apply_env_file
 from bot.runtime.logs import configure_logging, protect_secrets
 from bot.runtime.tasks import Turns
-from bot.store.sqlite import SQLiteStore
+from bot.store.open import open_store
 
 logger = logging.getLogger(__name__)
 
@@ -261,7 +261,7 @@ def run() -> None:
 async def _diagnose(settings: Settings) -> tuple[list[Finding], ModelReport | None]:
     """Every check of `actionbot doctor`, in the order they are printed."""
     findings = [Finding("configuration", False, p) for p in configuration_problems(settings)]
-    findings.append(await check_store(lambda: SQLiteStore.open(settings.db_path)))
+    findings.append(await check_store(lambda: open_store(settings)))
     report = None
     if settings.openai_api_key is not None or settings.openai_base_url:
         model = OpenAIChatModel.from_settings(settings)
@@ -287,12 +287,15 @@ async def _remember(settings: Settings, model: OpenAIChatModel, report: ModelRep
     if report.native_tools is None:
         return
     try:
-        async with await SQLiteStore.open(settings.db_path) as store:
-            await store.record_model_check(
-                model.endpoint, model.model, native_tools=report.native_tools
-            )
+        store = await open_store(settings)
     except ActionBotError:
-        pass  # the database finding already says why
+        return  # the database finding already says why
+    try:
+        await store.record_model_check(
+            model.endpoint, model.model, native_tools=report.native_tools
+        )
+    finally:
+        await store.close()
 
 
 async def _platform_findings(settings: Settings) -> list[Finding]:

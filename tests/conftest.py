@@ -3,8 +3,9 @@ SQLite store, the scripted LLM and a webhook client that trusts the test CA."""
 
 from __future__ import annotations
 
+import os
 import ssl
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import openai
 import pytest
 import trustme
 from deployment import ACTIONS, SECRETS, Deployment, base_env
+from postgres_server import MISSING, PostgresServer, find_bindir
 from pydantic import SecretStr
 
 from bot.actions.models import Action, ActionSet, Method, Parameter, ParameterType
@@ -228,3 +230,26 @@ async def deployment(
             SLACK_API_URL=slack.api_url,
         )
         yield Deployment(slack, llm, webhook_server, env, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL cluster for the whole run (see `postgres_server.py`); the
+    PostgreSQL tests skip without the binaries, unless `ACTIONBOT_REQUIRE_POSTGRES=1`."""
+    bindir = find_bindir()
+    if bindir is None:
+        if os.environ.get("ACTIONBOT_REQUIRE_POSTGRES") == "1":
+            pytest.fail(MISSING.replace("skipping", "and ACTIONBOT_REQUIRE_POSTGRES=1"))
+        pytest.skip(MISSING)
+    server = PostgresServer(bindir)
+    try:
+        server.init()
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """The URL of a new, empty database on the test cluster."""
+    return postgres_server.new_database()

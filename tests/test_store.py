@@ -16,7 +16,8 @@ import pytest
 from bot.errors import ConfigError, DatabaseError
 from bot.store import ActionState, ActionStats, Store
 from bot.store import sqlite as store_module
-from bot.store.sqlite import MAX_ERROR_CHARS, MIGRATIONS, P95_WINDOW, SQLiteStore
+from bot.store.rows import MAX_ERROR_CHARS, P95_WINDOW
+from bot.store.sqlite import MIGRATIONS, SQLiteStore
 from bot.types import ActionResult, IncomingMessage, Outcome
 
 T0 = 1_700_000_000.0

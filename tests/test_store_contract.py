@@ -5,12 +5,13 @@ Implementation details (files, migrations, WAL) are tested in test_store.py."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from bot.store import Store
+from bot.store.postgres import PostgresStore
 from bot.store.sqlite import SQLiteStore
 from bot.types import ActionResult, IncomingMessage, Outcome, Reply
 
@@ -25,11 +26,7 @@ class Clock:
         return self.now
 
 
-async def open_sqlite(tmp_path: Path, clock: Clock) -> Store:
-    return await SQLiteStore.open(tmp_path / "contract.db", clock=clock)
-
-
-BACKENDS: dict[str, Callable[[Path, Clock], Awaitable[Store]]] = {"sqlite": open_sqlite}
+BACKENDS = ("sqlite", "postgresql")
 
 
 @pytest.fixture
@@ -37,12 +34,17 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=BACKENDS)
 async def role_store(
     request: pytest.FixtureRequest, tmp_path: Path, clock: Clock
 ) -> AsyncIterator[Store]:
     """One store of each backend, opened fresh and closed after the test."""
-    store = await BACKENDS[request.param](tmp_path, clock)
+    store: Store
+    if request.param == "sqlite":
+        store = await SQLiteStore.open(tmp_path / "contract.db", clock=clock)
+    else:
+        url = request.getfixturevalue("postgres_url")
+        store = await PostgresStore.open(url, clock=clock)
     try:
         yield store
     finally:
@@ -304,3 +306,56 @@ async def test_a_confirmation_is_decided_once_and_not_after_it_expired(
     assert late.expired(clock.now)
     assert not await role_store.decide(late.token, confirmed=True, by="U1")
     assert await role_store.confirmation_by_token("no-such-token") is None
+
+
+async def test_a_turn_waits_only_for_earlier_pending_messages_of_its_conversation(
+    role_store: Store, clock: Clock
+) -> None:
+    """`earlier_pending` counts the messages of the same conversation that arrived before
+    and are still pending; answered ones, parked ones (waiting for a click), later ones and
+    other conversations do not count."""
+    for n in range(4):
+        await role_store.receive(incoming(f"E{n}"), route=ROUTE, owner="a:1", lease_seconds=60)
+    await role_store.receive(
+        incoming("X0", conversation="C9:2.0"), route=ROUTE, owner="a:1", lease_seconds=60
+    )
+    await role_store.receive(
+        incoming("D0", platform="discord", conversation="C1:1.0"),
+        route={},
+        owner="a:1",
+        lease_seconds=60,
+    )
+    assert [await role_store.earlier_pending(f"slack:E{n}") for n in range(4)] == [0, 1, 2, 3]
+    assert await role_store.earlier_pending("slack:X0") == 0
+    assert await role_store.earlier_pending("discord:D0") == 0  # another platform's thread
+    await role_store.settle("slack:E0", failed=False)
+    await role_store.park("slack:E1", until=clock.now + 600)
+    assert await role_store.earlier_pending("slack:E3") == 1  # only E2
+    await role_store.settle("slack:E2", failed=True)
+    assert await role_store.earlier_pending("slack:E3") == 0
+    assert await role_store.earlier_pending("slack:unknown") == 0
+
+
+async def test_a_lease_has_one_holder_until_it_expires_or_is_dropped(
+    role_store: Store, clock: Clock
+) -> None:
+    """Of many concurrent takers exactly one gets a free lease; its holder can renew it,
+    others cannot take it until it expires, and a dropped lease is free at once."""
+    taken = await asyncio.gather(
+        *(role_store.hold_lease("discord-shard-0", owner=f"r:{n}", seconds=30) for n in range(10))
+    )
+    assert taken.count(True) == 1
+    holder = f"r:{taken.index(True)}"
+    other = "r:99"
+    clock.now += 20
+    assert await role_store.hold_lease("discord-shard-0", owner=holder, seconds=30)  # renewed
+    clock.now += 29
+    assert not await role_store.hold_lease("discord-shard-0", owner=other, seconds=30)
+    assert await role_store.hold_lease("discord-shard-1", owner=other, seconds=30)  # another
+    clock.now += 2
+    assert await role_store.hold_lease("discord-shard-0", owner=other, seconds=30)  # expired
+    assert not await role_store.hold_lease("discord-shard-0", owner=holder, seconds=30)
+    await role_store.drop_lease("discord-shard-0", owner=holder)  # not its own: no effect
+    assert not await role_store.hold_lease("discord-shard-0", owner=holder, seconds=30)
+    await role_store.drop_lease("discord-shard-0", owner=other)
+    assert await role_store.hold_lease("discord-shard-0", owner=holder, seconds=30)

@@ -6,6 +6,7 @@ import os
 from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 from pydantic import AliasChoices, Field, SecretStr
@@ -15,6 +16,10 @@ ENV_FILE = Path(".env")
 """Settings file read from the working directory; the environment wins over it."""
 DEFAULT_ACTIONS_PATH = Path("actions.toml")
 DEFAULT_DB_PATH = Path("actionbot.db")
+DEFAULT_DB_POOL_MIN = 2
+DEFAULT_DB_POOL_MAX = 10
+"""PostgreSQL connections per process: a turn holds one only for the length of a statement."""
+DEFAULT_DISCORD_SHARDS = 1
 DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_HTTP_PORT = 8080
 DEFAULT_HTTP_HOST = "127.0.0.1"
@@ -97,6 +102,14 @@ class Settings(BaseSettings):
     model: str = Field(DEFAULT_MODEL, validation_alias=_env("ACTIONBOT_MODEL"))
     actions_path: Path = Field(DEFAULT_ACTIONS_PATH, validation_alias=_env("ACTIONBOT_ACTIONS"))
     db_path: Path = Field(DEFAULT_DB_PATH, validation_alias=_env("ACTIONBOT_DB"))
+    database_url: SecretStr | None = Field(None, validation_alias=_env("ACTIONBOT_DATABASE_URL"))
+    """`sqlite:///path` or `postgresql://user:password@host:port/db`; wins over `db_path`."""
+    db_pool_min: int = Field(
+        DEFAULT_DB_POOL_MIN, ge=0, validation_alias=_env("ACTIONBOT_DB_POOL_MIN")
+    )
+    db_pool_max: int = Field(
+        DEFAULT_DB_POOL_MAX, ge=1, validation_alias=_env("ACTIONBOT_DB_POOL_MAX")
+    )
     admins: str = Field("", validation_alias=_env("ACTIONBOT_ADMINS"))
     system_prompt: str = Field("", validation_alias=_env("ACTIONBOT_SYSTEM_PROMPT"))
     webhook_secret: SecretStr | None = Field(
@@ -183,6 +196,10 @@ class Settings(BaseSettings):
     discord_token: SecretStr | None = Field(None, validation_alias=_env("DISCORD_TOKEN"))
     discord_guild: int | None = Field(None, validation_alias=_env("ACTIONBOT_DISCORD_GUILD"))
     """Register /actions in this server only (instant); globally (may take a while) if unset."""
+    discord_shards: int = Field(
+        DEFAULT_DISCORD_SHARDS, ge=1, validation_alias=_env("ACTIONBOT_DISCORD_SHARDS")
+    )
+    """Gateway shards in all: each replica connects the shards whose lease it holds."""
 
     def secret_values(self) -> list[str]:
         """The values of every secret setting that is set (for log redaction)."""
@@ -197,6 +214,8 @@ class Settings(BaseSettings):
             self.metrics_token,
         )
         values = [s.get_secret_value() for s in secrets if s is not None]
+        if self.database_url is not None:  # the password of the database URL
+            values += [urlsplit(self.database_url.get_secret_value()).password or ""]
         if self.webhook_secrets is not None:  # each secret of the list on its own, too
             for entry in self.webhook_secrets.get_secret_value().split(","):
                 values += [entry.partition(":")[2].strip()] if ":" in entry else []

@@ -10,6 +10,9 @@ use. May import `bot.types` and `bot.errors` only.
     EventInbox         every incoming message until it is answered   (bot.delivery)
     TurnJournal        webhook calls of a turn, the finished turn    (engine)
     ModelChecks        what `actionbot doctor` found      (assembly)
+    Leases             work one process of several does   (Discord shards, retention)
+
+`sqlite.py` is the embedded default; `postgres.py` (asyncpg) serves several replicas.
 """
 
 from __future__ import annotations
@@ -197,6 +200,25 @@ class EventInbox(Protocol):
         """Messages per state (pending, done, failed)."""
         ...
 
+    async def earlier_pending(self, key: str) -> int:
+        """How many messages of the same conversation arrived before `key` and are still
+        pending, not counting those waiting for a confirmation: its turn waits for them, so
+        a conversation is answered in arrival order by one process at a time."""
+        ...
+
+
+class Leases(Protocol):
+    """Work that one process of several does at a time: a Discord shard's connection, the
+    retention sweep. A lease is held until it expires; its holder renews it while working."""
+
+    async def hold_lease(self, name: str, *, owner: str, seconds: float) -> bool:
+        """Take lease `name` for `seconds` (or extend it, when `owner` holds it already);
+        False while another owner holds it unexpired."""
+        ...
+
+    async def drop_lease(self, name: str, *, owner: str) -> None:
+        """Give up lease `name` if `owner` holds it, for another process to take at once."""
+
 
 class TurnJournal(Protocol):
     """What makes a replayed turn safe: each webhook call is written before it is sent, and
@@ -292,7 +314,7 @@ class AdapterStore(ConversationStore, Protocol):
     """What a platform adapter asks before it hands a message to the inbox."""
 
 
-class Store(TurnStore, CallLog, EventInbox, ModelChecks, Protocol):
+class Store(TurnStore, CallLog, EventInbox, ModelChecks, Leases, Protocol):
     """Every role, plus opening and closing: what the assembly wires together."""
 
     async def ping(self) -> bool:

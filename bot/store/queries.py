@@ -98,6 +98,21 @@ INBOX_FINISH_TURN = """
 UPDATE inbox SET reply = ?, progress = NULL WHERE event_key = ? AND state = 'pending'
 """
 
+# Shared by both backends (placeholders differ: `sql_for_postgres` turns `?` into `$n`).
+EARLIER_PENDING = """
+SELECT COUNT(*) FROM inbox AS earlier JOIN inbox AS this
+  ON earlier.conversation = this.conversation AND earlier.platform = this.platform
+WHERE this.event_key = ? AND earlier.state = 'pending' AND earlier.seq < this.seq
+  AND COALESCE(earlier.lease_owner, '') != 'confirmation'
+"""
+
+HOLD_LEASE = """
+INSERT INTO leases (name, owner, until) VALUES (?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until
+WHERE leases.owner = excluded.owner OR leases.until <= ?
+RETURNING owner
+"""
+
 SET_ACTIVE = """
 INSERT INTO action_state (action, active, changed_by, changed_at) VALUES (?, ?, ?, ?)
 ON CONFLICT (action) DO UPDATE SET

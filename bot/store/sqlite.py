@@ -34,7 +34,6 @@ import math
 import sqlite3
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -54,15 +53,11 @@ from bot.store.queries import (
     SLOWEST_RECENT,
     TOTALS_BY_ACTION,
 )
+from bot.store.rows import P95_WINDOW, build_stats, short_error, utc
 from bot.store.sqlite_turns import TurnRows
-from bot.types import ActionResult, Outcome
+from bot.types import ActionResult
 
 logger = logging.getLogger(__name__)
-
-P95_WINDOW = 1000
-"""p95 latency is computed over this many most recent calls of an action."""
-MAX_ERROR_CHARS = 300
-"""Stored error messages are cut to this many characters."""
 
 
 class SQLiteStore(TurnRows):
@@ -116,7 +111,7 @@ class SQLiteStore(TurnRows):
         sql = "SELECT action, active, changed_by, changed_at FROM action_state"
         rows = self._read(sql)
         return {
-            name: ActionState(active=bool(active), changed_by=actor, changed_at=_utc(at))
+            name: ActionState(active=bool(active), changed_by=actor, changed_at=utc(at))
             for name, active, actor, at in rows
         }
 
@@ -148,7 +143,7 @@ class SQLiteStore(TurnRows):
             "latency_ms": result.latency_ms,
             "outcome": result.outcome.value,
             "status": result.status,
-            "error": _short(result.error),
+            "error": short_error(result.error),
             "attempts": result.attempts,
         }
         if event_key is None:
@@ -176,7 +171,7 @@ class SQLiteStore(TurnRows):
             calls = {a: sum(int(row[1]) for row in totals.get(a, [])) for a in names}
             p95 = _p95_by_action(db, calls)
         return [
-            _build_stats(a, totals=totals.get(a, []), activity=activity.get(a, []), p95=p95.get(a))
+            build_stats(a, totals=totals.get(a, []), activity=activity.get(a, []), p95=p95.get(a))
             for a in names
         ]
 
@@ -314,32 +309,6 @@ def _p95_by_action(db: sqlite3.Connection, calls: dict[str, int]) -> dict[str, f
     return found
 
 
-def _build_stats(
-    action: str,
-    *,
-    totals: list[tuple[Any, ...]],
-    activity: list[tuple[Any, ...]],
-    p95: float | None,
-) -> ActionStats:
-    counts = {str(outcome): int(calls) for outcome, calls, _, _ in totals}
-    latency = sum(float(total) for _, _, total, _ in totals)
-    attempts = sum(int(tries) for _, _, _, tries in totals)
-    calls = sum(counts.values())
-    last_call_at, last_error, last_error_at = activity[0] if activity else (None, None, None)
-    return ActionStats(
-        action=action,
-        calls=calls,
-        attempts=attempts,
-        successes=counts.pop(Outcome.SUCCESS.value, 0),
-        failures={outcome: n for outcome, n in sorted(counts.items()) if n > 0},
-        avg_latency_ms=latency / calls if calls else None,
-        p95_latency_ms=p95,
-        last_call_at=_utc_or_none(last_call_at),
-        last_error=last_error,
-        last_error_at=_utc_or_none(last_error_at),
-    )
-
-
 def _statements(script: str) -> list[str]:
     """Split an SQL script into statements (so a migration runs inside our own transaction,
     which `executescript` would commit); `complete_statement` keeps triggers whole."""
@@ -354,17 +323,3 @@ def _statements(script: str) -> list[str]:
     if pending.strip(" \t\r\n;"):
         statements.append(pending)  # incomplete: let SQLite report the syntax error
     return statements
-
-
-def _short(error: str | None) -> str | None:
-    if error is None or len(error) <= MAX_ERROR_CHARS:
-        return error
-    return error[: MAX_ERROR_CHARS - 1] + "…"
-
-
-def _utc(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, tz=UTC)
-
-
-def _utc_or_none(timestamp: float | None) -> datetime | None:
-    return None if timestamp is None else _utc(timestamp)

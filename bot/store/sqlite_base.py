@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from bot.store.queries import APPEND_MESSAGE, TOUCH_CONVERSATION
+from bot.store.rows import to_json as to_json
 
 
 class Connection:
@@ -48,8 +49,3 @@ class Connection:
         rows = [(conversation, now, json.dumps(m, ensure_ascii=False)) for m in messages]
         db.execute(TOUCH_CONVERSATION, (conversation, platform, now, now))
         db.executemany(APPEND_MESSAGE, rows)
-
-
-def to_json(value: Any) -> str:
-    """Compact JSON, as the store keeps routes, arguments and messages."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
 from typing import Any
 
 from bot.store import InboxEntry
 from bot.store.queries import (
+    EARLIER_PENDING,
+    HOLD_LEASE,
     INBOX_CLAIM,
     INBOX_FINISH_TURN,
     INBOX_INSERT,
     INBOX_TAKE_OVER,
     JOURNAL_START,
 )
-from bot.store.sqlite_base import Connection, to_json
+from bot.store.rows import SELECT_CONFIRMATION, SELECT_INBOX, confirmation, event_key, to_json
+from bot.store.rows import entry as inbox_entry
+from bot.store.sqlite_base import Connection
 from bot.types import ActionResult, Confirmation, IncomingMessage, Reply
 
 
@@ -31,7 +34,7 @@ class TurnRows(Connection):
         """Write a new message pending (see `bot.store.EventInbox.receive`); one statement
         for a new message, so the acknowledgement that follows waits on nothing else."""
         now = self._clock()
-        key = _event_key(message)
+        key = event_key(message)
         params = {
             "key": key,
             "platform": message.platform,
@@ -57,7 +60,7 @@ class TurnRows(Connection):
         if lease_seconds <= 0:
             return None
         rows = self._db.execute(INBOX_TAKE_OVER, params).fetchall()
-        return _entry(rows[0]) if rows else None
+        return inbox_entry(rows[0]) if rows else None
 
     async def claim(
         self,
@@ -81,17 +84,13 @@ class TurnRows(Connection):
         }
         with self._transaction(write=True) as db:
             rows = db.execute(INBOX_CLAIM, params).fetchall()
-        return sorted((_entry(row) for row in rows), key=lambda entry: entry.seq)
+        return sorted((inbox_entry(row) for row in rows), key=lambda found: found.seq)
 
     async def entry(self, key: str) -> InboxEntry | None:
         """The message `key` as it is kept now."""
-        sql = (
-            "SELECT event_key, seq, platform, conversation, user_id, user_name, text, route, "
-            "attempts, progress, reply, team_id, channel_id, is_admin FROM inbox "
-            "WHERE event_key = ?"
-        )
+        sql = SELECT_INBOX + " WHERE event_key = ?"
         rows = self._read(sql, (key,))
-        return _entry(rows[0]) if rows else None
+        return inbox_entry(rows[0]) if rows else None
 
     async def renew(self, owner: str, keys: list[str], lease_seconds: float) -> int:
         """Extend `owner`'s leases on the pending messages `keys`; returns how many."""
@@ -153,6 +152,23 @@ class TurnRows(Connection):
         counts.update({str(state): int(n) for state, n in rows})
         return counts
 
+    async def earlier_pending(self, key: str) -> int:
+        """Earlier pending messages of `key`'s conversation, not waiting for a click."""
+        rows = self._read(EARLIER_PENDING, (key,))
+        return int(rows[0][0])
+
+    # -- leases --------------------------------------------------------------------------
+
+    async def hold_lease(self, name: str, *, owner: str, seconds: float) -> bool:
+        """Take or extend lease `name`; False while another owner holds it."""
+        now = self._clock()
+        rows = self._db.execute(HOLD_LEASE, (name, owner, now + seconds, now)).fetchall()
+        return bool(rows)
+
+    async def drop_lease(self, name: str, *, owner: str) -> None:
+        """Give up lease `name` if `owner` holds it."""
+        self._db.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
+
     # -- confirmations -------------------------------------------------------------------
 
     async def request_confirmation(
@@ -184,21 +200,21 @@ class TurnRows(Connection):
                 ),
             )
             rows = db.execute(
-                CONFIRMATION + " WHERE event_key = ? AND idempotency_key = ?",
+                SELECT_CONFIRMATION + " WHERE event_key = ? AND idempotency_key = ?",
                 (event_key, idempotency_key),
             ).fetchall()
-        return _confirmation(rows[0])
+        return confirmation(rows[0])
 
     async def confirmation(self, event_key: str, idempotency_key: str) -> Confirmation | None:
         """The confirmation of this call, if one was asked for."""
-        sql = CONFIRMATION + " WHERE event_key = ? AND idempotency_key = ?"
+        sql = SELECT_CONFIRMATION + " WHERE event_key = ? AND idempotency_key = ?"
         rows = self._read(sql, (event_key, idempotency_key))
-        return _confirmation(rows[0]) if rows else None
+        return confirmation(rows[0]) if rows else None
 
     async def confirmation_by_token(self, token: str) -> Confirmation | None:
         """The confirmation a card's button names."""
-        rows = self._read(CONFIRMATION + " WHERE token = ?", (token,))
-        return _confirmation(rows[0]) if rows else None
+        rows = self._read(SELECT_CONFIRMATION + " WHERE token = ?", (token,))
+        return confirmation(rows[0]) if rows else None
 
     async def decide(self, token: str, *, confirmed: bool, by: str) -> bool:
         """Record the answer once, before expiry; True when this call recorded it."""
@@ -259,55 +275,3 @@ class TurnRows(Connection):
         with self._transaction(write=True) as db:
             db.execute("DELETE FROM confirmations WHERE created_at < ?", (cutoff,))
             return db.execute("DELETE FROM journal WHERE started_at < ?", (cutoff,)).rowcount
-
-
-def _event_key(message: IncomingMessage) -> str:
-    if not message.event_id:
-        raise ValueError("a message needs an event id to enter the inbox")
-    return f"{message.platform}:{message.event_id}"
-
-
-CONFIRMATION = (
-    "SELECT token, event_key, idempotency_key, action, arguments, requester, state, expires_at "
-    "FROM confirmations"
-)
-
-
-def _confirmation(row: Sequence[Any]) -> Confirmation:
-    token, event_key, key, action, arguments, requester, state, expires_at = row
-    return Confirmation(
-        token=token,
-        event_key=event_key,
-        idempotency_key=key,
-        action=action,
-        arguments=json.loads(arguments),
-        requester=requester,
-        state=state,
-        expires_at=float(expires_at),
-    )
-
-
-def _entry(row: Sequence[Any]) -> InboxEntry:
-    """An inbox row (as `INBOX_CLAIM` returns it) as an entry."""
-    key, seq, platform, conversation, user_id, user_name, text, route = row[:8]
-    attempts, progress, reply, team_id, channel_id, is_admin = row[8:]
-    message = IncomingMessage(
-        platform=platform,
-        conversation=conversation,
-        user_id=user_id,
-        user_name=user_name,
-        text=text,
-        event_id=key.split(":", 1)[1],
-        team_id=team_id,
-        channel_id=channel_id,
-        is_admin=bool(is_admin),
-    )
-    return InboxEntry(
-        key=key,
-        seq=int(seq),
-        message=message,
-        route=json.loads(route),
-        attempts=int(attempts),
-        progress=None if progress is None else json.loads(progress),
-        reply=None if reply is None else Reply.model_validate_json(reply),
-    )

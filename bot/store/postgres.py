@@ -1,0 +1,404 @@
+"""The PostgreSQL store, for several replicas sharing one database: every role of
+`bot.store` over an asyncpg pool. The inbox, confirmations and turn journal are in
+`postgres_turns.py`; the schema is in `pg_migrations/`.
+
+Each operation is one statement where it can be (a data-modifying `WITH` does the work of a
+transaction in one round trip) and otherwise one transaction. Counters stay exact under
+concurrency because a trigger upserts the aggregates of each recorded call in the same
+statement (`INSERT … ON CONFLICT`, row locks, no read-modify-write). p95 latency is
+`percentile_disc(0.95)` over each action's most recent `P95_WINDOW` calls, read through the
+index on `calls(action, id)`.
+
+Migrations run in one transaction under `pg_advisory_xact_lock`, so replicas that start
+together apply them once: the others wait for the lock, then find nothing left to do. Times
+are Unix seconds from the store's clock, as in the SQLite store.
+
+The database URL's password never reaches a log or an error: errors name host and port.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from importlib import resources
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from bot.errors import ConfigError, DatabaseError
+from bot.store import ActionState, ActionStats
+from bot.store.postgres_turns import PostgresTurnRows, numbered, row_count
+from bot.store.queries import EARLIER_PENDING, HOLD_LEASE
+from bot.store.rows import P95_WINDOW, build_stats, short_error, to_json, utc
+from bot.types import ActionResult
+
+logger = logging.getLogger(__name__)
+
+MIGRATION_LOCK = 0x616374696F6E
+"""The advisory lock key under which migrations run ("action" in hex)."""
+CONNECT_TIMEOUT = 10.0
+"""Seconds to wait for the database at start before giving up with a clear error."""
+PING_TIMEOUT = 2.0
+"""Seconds `/readyz` waits for the database to answer."""
+
+Migration = tuple[int, str, str]
+
+
+def _load_migrations() -> list[Migration]:
+    """`pg_migrations/NNNN_name.sql`, in version order; first line `-- <name>`."""
+    folder = resources.files(__package__) / "pg_migrations"
+    found: list[Migration] = []
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".sql"):
+            sql = entry.read_text(encoding="utf-8")
+            name = sql.splitlines()[0].removeprefix("--").strip()
+            found.append((int(entry.name.split("_", 1)[0]), name, sql))
+    return found
+
+
+MIGRATIONS: list[Migration] = _load_migrations()
+
+RECORD_CALL = """
+WITH journaled AS (
+    UPDATE journal SET result = $11, finished_at = $5
+    WHERE event_key = $12 AND idempotency_key = $2 AND result IS NULL
+)
+INSERT INTO calls (action, call_id, conversation, started_at, recorded_at, latency_ms,
+                   outcome, status, error, attempts)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+"""
+
+APPEND = """
+WITH conversation AS (
+    INSERT INTO conversations (key, platform, created_at, updated_at) VALUES ($1, $2, $3, $3)
+    ON CONFLICT (key) DO UPDATE SET updated_at = excluded.updated_at
+    RETURNING key
+)
+INSERT INTO messages (conversation, created_at, payload)
+SELECT conversation.key, $3, payload
+FROM conversation, unnest($4::text[]) WITH ORDINALITY AS m(payload, n) ORDER BY n
+"""
+
+TOTALS = """
+SELECT action, outcome, calls, latency_ms, attempts FROM call_totals
+WHERE $1::text IS NULL OR action = $1
+"""
+ACTIVITY = """
+SELECT action, last_call_at, last_error, last_error_at FROM action_activity
+WHERE $1::text IS NULL OR action = $1
+"""
+
+P95 = """
+SELECT wanted.action, (
+    SELECT percentile_disc(0.95) WITHIN GROUP (ORDER BY recent.latency_ms)
+    FROM (SELECT latency_ms FROM calls WHERE calls.action = wanted.action
+          ORDER BY id DESC LIMIT $2) AS recent
+)
+FROM unnest($1::text[]) AS wanted(action)
+"""
+
+
+def describe(url: str) -> str:
+    """`host:port/database` of a PostgreSQL URL: what errors and logs may show of it."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or 5432
+    except ValueError:
+        port = 5432
+    return f"{parts.hostname or 'localhost'}:{port}{parts.path or '/'}"
+
+
+class PostgresStore(PostgresTurnRows):
+    """The bot's database on a PostgreSQL server. Create with
+    `await PostgresStore.open(url, min_size=…, max_size=…)`; close with `close()`."""
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        clock: Callable[[], float] = time.time,
+    ) -> PostgresStore:
+        """Connect a pool to `url` and bring the schema up to date. Raises `DatabaseError`
+        naming host and port (never the password) when the server cannot be used."""
+        where = describe(url)
+        try:
+            pool = await asyncpg.create_pool(
+                url,
+                min_size=min(min_size, max_size),
+                max_size=max_size,
+                timeout=CONNECT_TIMEOUT,
+                server_settings={"application_name": "actionbot"},
+            )
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise DatabaseError(
+                f"Cannot connect to the database at {where}: {_reason(exc)}"
+            ) from exc
+        store = cls(pool, clock=clock)
+        try:
+            await store._migrate(where)
+        except BaseException:
+            await pool.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        """Close the pool's connections."""
+        await self._pool.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def ping(self) -> bool:
+        """True when the database answers a query within `PING_TIMEOUT` (readiness); the
+        pool replaces broken connections, so this recovers without a restart."""
+        try:
+            answer = await self._pool.fetchval("SELECT 1", timeout=PING_TIMEOUT)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            return False
+        return bool(answer == 1)
+
+    # -- action state --------------------------------------------------------------------
+
+    async def action_states(self) -> dict[str, ActionState]:
+        """Every action an admin has toggled, by name (read on every turn, so a toggle on
+        one replica holds on all of them from their next turn)."""
+        rows = await self._pool.fetch(
+            "SELECT action, active, changed_by, changed_at FROM action_state"
+        )
+        return {
+            name: ActionState(active=active, changed_by=actor, changed_at=utc(at))
+            for name, active, actor, at in rows
+        }
+
+    async def set_active(self, name: str, active: bool, *, actor: str) -> None:
+        """Record that `actor` turned action `name` on or off, now."""
+        await self._pool.execute(
+            "INSERT INTO action_state (action, active, changed_by, changed_at) "
+            "VALUES ($1, $2, $3, $4) ON CONFLICT (action) DO UPDATE SET "
+            "active = excluded.active, changed_by = excluded.changed_by, "
+            "changed_at = excluded.changed_at",
+            name,
+            active,
+            actor,
+            self._clock(),
+        )
+
+    # -- call log and stats --------------------------------------------------------------
+
+    async def record_call(
+        self,
+        result: ActionResult,
+        *,
+        conversation: str | None = None,
+        event_key: str | None = None,
+    ) -> None:
+        """Store one webhook call (the trigger adds it to the aggregates) and, with
+        `event_key`, its journal row's result: one statement."""
+        now = self._clock()
+        await self._pool.execute(
+            RECORD_CALL,
+            result.action,
+            result.call_id,
+            conversation,
+            now - result.latency_ms / 1000,
+            now,
+            result.latency_ms,
+            result.outcome.value,
+            result.status,
+            short_error(result.error),
+            result.attempts,
+            result.model_dump_json(),
+            event_key,
+        )
+
+    async def prune_calls(self, older_than_seconds: float) -> int:
+        """Delete call rows recorded longer ago (the totals go on counting them)."""
+        status = await self._pool.execute(
+            "DELETE FROM calls WHERE recorded_at < $1", self._clock() - older_than_seconds
+        )
+        return row_count(status)
+
+    async def stats(self, name: str | None = None) -> list[ActionStats]:
+        """Stats for action `name` (a zero row if it has no calls), or for every action with
+        calls, sorted by name: three queries in one snapshot, however many actions."""
+        async with self._pool.acquire() as db, db.transaction(isolation="repeatable_read"):
+            totals = await db.fetch(TOTALS, name)
+            activity = await db.fetch(ACTIVITY, name)
+            names = [name] if name is not None else sorted({row[0] for row in totals})
+            p95_rows = await db.fetch(P95, names, P95_WINDOW) if names else []
+        by_totals = _group(totals)
+        by_activity = _group(activity)
+        p95 = {action: value for action, value in p95_rows if value is not None}
+        return [
+            build_stats(
+                a, totals=by_totals.get(a, []), activity=by_activity.get(a, []), p95=p95.get(a)
+            )
+            for a in names
+        ]
+
+    async def call_totals(self) -> list[tuple[str, str, int]]:
+        """(action, outcome, calls) for every pair with calls, from the aggregates."""
+        rows = await self._pool.fetch(
+            "SELECT action, outcome, calls FROM call_totals ORDER BY action, outcome"
+        )
+        return [(str(a), str(o), int(c)) for a, o, c in rows]
+
+    async def call_counts(self) -> dict[str, int]:
+        """Total calls per action that has any, from the aggregates."""
+        rows = await self._pool.fetch("SELECT action, SUM(calls) FROM call_totals GROUP BY action")
+        return {action: int(count) for action, count in rows}
+
+    # -- conversations -------------------------------------------------------------------
+
+    async def load_messages(self, conversation: str, *, limit: int) -> list[dict[str, Any]]:
+        """The newest `limit` messages of a conversation, oldest first."""
+        rows = await self._pool.fetch(
+            "SELECT payload FROM messages WHERE conversation = $1 ORDER BY id DESC LIMIT $2",
+            conversation,
+            limit,
+        )
+        return [_loads(payload) for (payload,) in reversed(rows)]
+
+    async def append_messages(
+        self, conversation: str, *, platform: str, messages: list[dict[str, Any]]
+    ) -> None:
+        """Add one turn's messages to a conversation: one statement."""
+        payloads = [to_json(m) for m in messages]
+        await self._pool.execute(APPEND, conversation, platform, self._clock(), payloads)
+
+    async def has_conversation(self, conversation: str) -> bool:
+        """Whether the bot has taken part in this conversation (and it was not pruned)."""
+        found = await self._pool.fetchval(
+            "SELECT 1 FROM conversations WHERE key = $1", conversation
+        )
+        return found is not None
+
+    async def prune_conversations(self, older_than_seconds: float) -> int:
+        """Delete conversations idle for longer (their messages go with them)."""
+        status = await self._pool.execute(
+            "DELETE FROM conversations WHERE updated_at < $1",
+            self._clock() - older_than_seconds,
+        )
+        return row_count(status)
+
+    async def active_conversations(self, within_seconds: float) -> int:
+        """How many conversations had a message in the last `within_seconds`."""
+        found = await self._pool.fetchval(
+            "SELECT COUNT(*) FROM conversations WHERE updated_at >= $1",
+            self._clock() - within_seconds,
+        )
+        return int(found)
+
+    # -- model checks and leases ---------------------------------------------------------
+
+    async def record_model_check(self, endpoint: str, model: str, *, native_tools: bool) -> None:
+        """Remember whether `model` at `endpoint` calls tools natively."""
+        await self._pool.execute(
+            "INSERT INTO model_checks (endpoint, model, native_tools, checked_at) "
+            "VALUES ($1, $2, $3, $4) ON CONFLICT (endpoint, model) DO UPDATE SET "
+            "native_tools = excluded.native_tools, checked_at = excluded.checked_at",
+            endpoint,
+            model,
+            native_tools,
+            self._clock(),
+        )
+
+    async def native_tools(self, endpoint: str, model: str) -> bool | None:
+        """What the last check found; None if never checked."""
+        found = await self._pool.fetchval(
+            "SELECT native_tools FROM model_checks WHERE endpoint = $1 AND model = $2",
+            endpoint,
+            model,
+        )
+        return None if found is None else bool(found)
+
+    async def hold_lease(self, name: str, *, owner: str, seconds: float) -> bool:
+        """Take or extend lease `name`; False while another owner holds it."""
+        now = self._clock()
+        found = await self._pool.fetchval(_HOLD_LEASE, name, owner, now + seconds, now)
+        return found is not None
+
+    async def drop_lease(self, name: str, *, owner: str) -> None:
+        """Give up lease `name` if `owner` holds it."""
+        await self._pool.execute("DELETE FROM leases WHERE name = $1 AND owner = $2", name, owner)
+
+    async def earlier_pending(self, key: str) -> int:
+        """Earlier pending messages of `key`'s conversation, not waiting for a click."""
+        return int(await self._pool.fetchval(_EARLIER_PENDING, key))
+
+    # -- migrations ----------------------------------------------------------------------
+
+    async def _migrate(self, where: str) -> None:
+        known = max(version for version, _, _ in MIGRATIONS)
+        async with self._pool.acquire() as db, db.transaction():
+            await db.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                "name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
+            )
+            applied = {row[0] for row in await db.fetch("SELECT version FROM schema_migrations")}
+            if applied and max(applied) > known:
+                raise ConfigError(
+                    f"The database at {where} has schema version {max(applied)}, but this "
+                    f"ActionBot knows versions up to {known}. Upgrade ActionBot or point "
+                    "ACTIONBOT_DATABASE_URL at another database."
+                )
+            for version, name, sql in MIGRATIONS:
+                if version in applied:
+                    continue
+                await db.execute(sql)
+                await db.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                    version,
+                    name,
+                    self._clock(),
+                )
+                logger.info("database %s: applied migration %d (%s)", where, version, name)
+
+
+_HOLD_LEASE = numbered(HOLD_LEASE)
+_EARLIER_PENDING = numbered(EARLIER_PENDING)
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a connection failed, in words that cannot contain the URL's password."""
+    if isinstance(exc, asyncpg.InvalidPasswordError):
+        return "the password was refused"
+    if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):
+        return "the user was refused"
+    if isinstance(exc, asyncpg.InvalidCatalogNameError):
+        return "the database does not exist"
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {CONNECT_TIMEOUT:.0f} s"
+    if isinstance(exc, OSError):
+        return exc.strerror or "the connection failed"
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(exc)  # the server's words: it never sees the password
+    return type(exc).__name__
+
+
+def _group(rows: list[Any]) -> dict[str, list[tuple[Any, ...]]]:
+    grouped: dict[str, list[tuple[Any, ...]]] = {}
+    for action, *rest in rows:
+        grouped.setdefault(str(action), []).append(tuple(rest))
+    return grouped
+
+
+def _loads(payload: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(payload)
+    return loaded
