@@ -9,6 +9,10 @@ posts the answer; then the entry is settled `done`, or `failed` when the custome
 apology. A redelivery of a settled or leased message is dropped; one whose lease expired
 (its process died) is taken over.
 
+With several replicas on one database, a turn also waits while an earlier message of its
+conversation is pending on another replica, so each conversation is answered in arrival
+order, by one process at a time.
+
 A process renews the leases of the messages it is answering, and every `REPLAY_SECONDS`
 claims pending messages whose lease expired. At start, before the platforms take new
 messages, it also takes over the messages a previous process on the same host held (it was
@@ -45,6 +49,10 @@ REPLAY_SECONDS = 10.0
 """How often leases are renewed and expired ones looked for."""
 CLAIM_BATCH = 100
 """Messages taken over at once; the rest on the next pass."""
+ORDER_POLL_SECONDS = 0.05
+ORDER_POLL_MAX_SECONDS = 1.0
+"""How often a turn looks again whether the earlier messages of its conversation, handled by
+another replica, are answered (doubling from the first to the second)."""
 
 Decision = Literal["decided", "not_yours", "expired", "answered", "unknown"]
 """What became of a click on a confirmation card."""
@@ -178,6 +186,7 @@ class Inbox:
             entry = entry.model_copy(update={"reply": Reply(text=wording.GAVE_UP, failed=True)})
         try:
             await self._started.wait()
+            await self._after_earlier(entry)
             reply = await answer(entry)
         except asyncio.CancelledError:
             await self._release(entry.key)  # the next start answers it
@@ -197,6 +206,27 @@ class Inbox:
             return
         failed = reply is None or reply.failed
         await self._settle(entry.key, failed=failed)
+
+    async def _after_earlier(self, entry: InboxEntry) -> None:
+        """Wait while messages of the conversation that arrived earlier are pending (on any
+        process), so a conversation is answered in arrival order by one process at a time.
+        Within this process `Turns` already orders them; this covers the other replicas.
+        A message whose process died is taken over within the lease time, so the wait is
+        bounded by that; past twice the lease the turn goes ahead with a warning."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 2 * self.lease_seconds
+        delay = ORDER_POLL_SECONDS
+        while await self.store.earlier_pending(entry.key):
+            if loop.time() >= deadline:
+                logger.warning(
+                    "%s: earlier messages of its conversation are still pending after %.0f s; "
+                    "answering it anyway",
+                    entry.key,
+                    2 * self.lease_seconds,
+                )
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, ORDER_POLL_MAX_SECONDS)
 
     async def _park(self, key: str, waiting: list[Confirmation]) -> None:
         """The turn waits for clicks: out of replays until the last card expires (then the
