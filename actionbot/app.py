@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from bot.actions.loader import load_actions
 from bot.actions.models import ENV_REFERENCE, ActionSet, ContextSource
 from bot.admin.operations import Admin
+from bot.delivery import host_owner
 from bot.engine import Engine, EngineLimits
 from bot.errors import ActionsFileError, ConfigError
 from bot.llm.client import NO_LLM_CONFIGURED, OpenAIChatModel
@@ -27,6 +29,13 @@ logger = logging.getLogger(__name__)
 DAY = 86400.0
 RETENTION_SECONDS = 3600.0
 """How often old conversations, inbox messages, journal rows and call rows are deleted."""
+RETENTION_LEASE = "retention"
+
+
+@functools.cache
+def process_owner() -> str:
+    """This process's name in leases (`host:pid:random`), the same for all its work."""
+    return host_owner()
 
 
 @dataclass(frozen=True)
@@ -185,7 +194,19 @@ async def open_engine(services: Services, model: OpenAIChatModel) -> AsyncIterat
 async def prune(store: Store, settings: Settings) -> None:
     """Delete what the retention settings say is old: conversations, inbox messages and
     journal rows after `ACTIONBOT_HISTORY_DAYS`, call rows after `ACTIONBOT_CALL_LOG_DAYS`
-    (0 keeps them forever). A failure is logged; the next run tries again."""
+    (0 keeps them forever). Of several replicas on one database only the one that takes the
+    `retention` lease sweeps, once per `RETENTION_SECONDS`. A failure is logged; the next
+    run tries again."""
+    try:
+        mine = await store.hold_lease(
+            RETENTION_LEASE, owner=process_owner(), seconds=RETENTION_SECONDS * 0.9
+        )
+    except Exception:
+        logger.exception("could not take the retention lease")
+        return
+    if not mine:
+        logger.debug("another replica deletes old rows this hour")
+        return
     work = []
     if settings.history_days > 0:
         age = settings.history_days * DAY

@@ -311,6 +311,22 @@ async def test_retention_deletes_what_is_past_its_days(tmp_path: Path) -> None:
         assert (await store.stats("a"))[0].calls == 1  # totals still count the call
 
 
+async def test_of_several_replicas_one_sweeps_per_hour(tmp_path: Path) -> None:
+    """While another replica holds the retention lease, `prune` leaves the rows to it; once
+    that lease has expired (its holder died or its hour is up) this replica sweeps."""
+    now = [1_700_000_000.0]
+    async with await SQLiteStore.open(tmp_path / "r.db", clock=lambda: now[0]) as store:
+        await receive(store, question("Old"))
+        now[0] += 2 * 86400
+        assert await store.hold_lease("retention", owner="replica-b:7:x", seconds=3240)
+        await prune(store, make_settings(history_days=1, call_log_days=1))
+        assert await store.inbox_counts() == {"pending": 1, "done": 0, "failed": 0}
+        now[0] += 3241
+        await prune(store, make_settings(history_days=1, call_log_days=1))
+        assert await store.inbox_counts() == {"pending": 0, "done": 0, "failed": 0}
+        assert not await store.hold_lease("retention", owner="replica-b:7:x", seconds=60)
+
+
 async def test_a_resumed_turn_keys_a_call_refused_earlier_as_its_first(
     engine: Engine, webhook_server: WebhookServer, llm: ScriptedLLM, store: Store
 ) -> None:
