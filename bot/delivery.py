@@ -16,7 +16,8 @@ order, by one process at a time.
 A process renews the leases of the messages it is answering, and every `REPLAY_SECONDS`
 claims pending messages whose lease expired. At start, before the platforms take new
 messages, it also takes over the messages a previous process on the same host held (it was
-killed, or shut down with turns still running), so a restarted bot answers them at once and
+killed, or shut down with turns still running; other replicas running on the host keep
+theirs), so a restarted bot answers them at once and
 before anything newer of the same conversation; their turns wait until the platforms are
 connected. A turn that raises, or whose answer could not be posted, leaves its message
 pending for another attempt; a message whose turn has started `attempts` times without being
@@ -60,6 +61,19 @@ Decision = Literal["decided", "not_yours", "expired", "answered", "unknown"]
 Answer = Callable[[InboxEntry], Awaitable[Reply | None]]
 """An adapter's turn for one entry: run the engine unless `entry.reply` is set, post the
 answer where `entry.route` says, and return the reply (None when it could not be posted)."""
+
+
+def _process_gone(pid: str, *, mine: str) -> bool:
+    """Whether process `pid` of this host has ended (or is this one, restarted)."""
+    if pid == mine:
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (ValueError, OSError):  # not a number, or alive under another user
+        return False
+    return False
 
 
 def host_owner() -> str:
@@ -134,23 +148,33 @@ class Inbox:
         await self.store.update_route(entry.key, dict(changes))
 
     async def recover(self, *, at_start: bool = False) -> int:
-        """Start the pending messages whose lease expired (at start also those a previous
-        process on this host held); returns how many."""
+        """Start the pending messages whose lease expired (at start also those held by
+        earlier processes of this host that are gone); returns how many."""
         if not self._answers:
             return 0
-        host = self.owner.split(":", 1)[0] if at_start else None
         entries = await self.store.claim(
             owner=self.owner,
             lease_seconds=self.lease_seconds,
             platforms=sorted(self._answers),
             limit=CLAIM_BATCH,
-            host=host,
+            previous=await self._gone_owners() if at_start else None,
         )
         if entries:
             logger.info("answering %d messages left unanswered earlier", len(entries))
         for entry in entries:
             await self._start(entry)
         return len(entries)
+
+    async def _gone_owners(self) -> list[str]:
+        """Earlier processes of this host that hold messages and are gone: the process id
+        is not running, or is this process's own (a restarted container runs as the same
+        pid). Other live processes of the host (replicas started side by side) keep theirs."""
+        host, pid = self.owner.split(":")[:2]
+        return [
+            owner
+            for owner in await self.store.lease_owners(f"{host}:")
+            if owner != self.owner and _process_gone(owner.split(":")[1], mine=pid)
+        ]
 
     async def keep_up(self) -> None:
         """Renew this process's leases and take over expired ones, every `REPLAY_SECONDS`,

@@ -5,6 +5,7 @@ the platforms, every process has its own lease owner."""
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 
@@ -104,6 +105,23 @@ async def test_other_hosts_and_live_owners_are_not_taken_over(store: Store) -> N
         Inbox(store, Turns(), metrics=Metrics()).owner
         != Inbox(store, Turns(), metrics=Metrics()).owner
     )
+
+
+async def test_at_start_replicas_of_the_same_host_keep_their_messages(store: Store) -> None:
+    """Several replicas on one host: at start a process takes over only what processes
+    of this host that have ended held, not what a running replica holds."""
+    gone = await asyncio.create_subprocess_exec("true")
+    await gone.wait()
+    live, ended = f"thishost:{os.getpid()}:x", f"thishost:{gone.pid}:y"
+    await store.receive(incoming("A"), route={}, owner=live, lease_seconds=60)
+    other = incoming("B").model_copy(update={"conversation": "D2"})
+    await store.receive(other, route={}, owner=ended, lease_seconds=60)
+    answers = Answers(Reply(text="ok"))
+    inbox = make_inbox(store, answers, owner="thishost:1:fresh")
+    assert await inbox.recover(at_start=True) == 1
+    await inbox.turns.drain()
+    assert [e.key for e in answers.seen] == ["slack:B"]
+    assert await store.lease_owners("thishost:") == [live]
 
 
 async def test_a_console_line_interrupted_is_settled_not_left_pending(store: Store) -> None:

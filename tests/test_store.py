@@ -363,7 +363,7 @@ async def test_inbox_survives_reopening(db_path: Path, clock: Clock) -> None:
         await store.settle("slack:Ev2", failed=False)
     async with await SQLiteStore.open(db_path, clock=clock) as store:
         [entry] = await store.claim(
-            owner="h:2", lease_seconds=60, platforms=["slack"], limit=5, host="h"
+            owner="h:2", lease_seconds=60, platforms=["slack"], limit=5, previous=["h:1"]
         )
         assert entry.key == "slack:Ev1"
         assert (

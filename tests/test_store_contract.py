@@ -176,6 +176,8 @@ async def test_inbox_claims_expired_and_released_messages_in_arrival_order(
     await role_store.finish_turn(
         "slack:C1:1.0", platform="slack", messages=[], event_key="slack:E2", reply=Reply(text="ok")
     )
+    assert await role_store.lease_owners("h:") == ["h:1"]
+    assert await role_store.lease_owners("other:") == []
     claimed = await role_store.claim(owner="h:2", lease_seconds=60, platforms=["slack"], limit=10)
     assert [e.key for e in claimed] == ["slack:E1", "slack:E3"]
     assert claimed[0].route == {**ROUTE, "placeholder": "9.9"}
@@ -185,7 +187,7 @@ async def test_inbox_claims_expired_and_released_messages_in_arrival_order(
         await role_store.claim(owner="h:2", lease_seconds=60, platforms=["slack"], limit=10) == []
     )
     again = await role_store.claim(
-        owner="h:2", lease_seconds=60, platforms=["slack", "discord"], limit=10, host="h"
+        owner="h:2", lease_seconds=60, platforms=["slack", "discord"], limit=10, previous=["h:1"]
     )
     assert [e.key for e in again] == ["slack:E0", "slack:E2", "discord:D1"]
     assert again[1].reply == Reply(text="ok")

@@ -159,11 +159,15 @@ class EventInbox(Protocol):
         lease_seconds: float,
         platforms: list[str],
         limit: int,
-        host: str | None = None,
+        previous: list[str] | None = None,
     ) -> list[InboxEntry]:
-        """Pending messages of `platforms` whose lease expired (or, with `host`, is held by
-        another process `host:…` of that host: a previous run), oldest first, now leased
-        to `owner` with one more attempt each."""
+        """Pending messages of `platforms` whose lease expired (or is held by one of the
+        `previous` owners: processes known to be gone), oldest first, now leased to `owner`
+        with one more attempt each."""
+        ...
+
+    async def lease_owners(self, prefix: str) -> list[str]:
+        """The owners whose names start with `prefix` that hold pending messages."""
         ...
 
     async def entry(self, key: str) -> InboxEntry | None:

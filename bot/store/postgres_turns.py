@@ -42,8 +42,7 @@ UPDATE inbox SET lease_owner = $1, lease_until = $2, attempts = attempts + 1
 WHERE seq IN (
     SELECT seq FROM inbox
     WHERE state = 'pending'
-      AND (lease_until <= $3 OR ($4 <> '' AND starts_with(lease_owner, $4)
-                                  AND lease_owner <> $1))
+      AND (lease_until <= $3 OR lease_owner = ANY($4::text[]))
       AND platform = ANY($5::text[])
     ORDER BY seq LIMIT $6
     FOR UPDATE SKIP LOCKED
@@ -137,16 +136,24 @@ class PostgresTurnRows:
         lease_seconds: float,
         platforms: list[str],
         limit: int,
-        host: str | None = None,
+        previous: list[str] | None = None,
     ) -> list[InboxEntry]:
-        """Pending messages of `platforms` whose lease expired (or is held by a previous
-        process of `host`), oldest first, leased to `owner` with one more attempt each."""
+        """Pending messages of `platforms` whose lease expired (or is held by one of the
+        `previous` owners), oldest first, leased to `owner` with one more attempt each."""
         now = self._clock()
-        previous = "" if host is None else f"{host}:"
         rows = await self._pool.fetch(
-            INBOX_CLAIM, owner, now + lease_seconds, now, previous, platforms, limit
+            INBOX_CLAIM, owner, now + lease_seconds, now, previous or [], platforms, limit
         )
         return sorted((inbox_entry(tuple(row)) for row in rows), key=lambda found: found.seq)
+
+    async def lease_owners(self, prefix: str) -> list[str]:
+        """Owners named `prefix…` that hold pending messages."""
+        rows = await self._pool.fetch(
+            "SELECT DISTINCT lease_owner FROM inbox WHERE state = 'pending' "
+            "AND starts_with(lease_owner, $1)",
+            prefix,
+        )
+        return sorted(str(row[0]) for row in rows)
 
     async def entry(self, key: str) -> InboxEntry | None:
         """The message `key` as it is kept now."""

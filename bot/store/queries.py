@@ -72,7 +72,7 @@ ON CONFLICT (event_key) DO NOTHING
 """
 
 # Take over a pending message whose lease expired; RETURNING says whether it happened.
-# Both return the columns `sqlite._entry` reads, in its order.
+# Both return the columns `rows.entry` reads, in its order.
 INBOX_TAKE_OVER = """
 UPDATE inbox SET lease_owner = :owner, lease_until = :until, attempts = attempts + 1
 WHERE event_key = :key AND state = 'pending' AND lease_until <= :now
@@ -85,8 +85,7 @@ UPDATE inbox SET lease_owner = :owner, lease_until = :until, attempts = attempts
 WHERE seq IN (
     SELECT seq FROM inbox
     WHERE state = 'pending'
-      AND (lease_until <= :now OR (:previous != ''
-           AND substr(lease_owner, 1, length(:previous)) = :previous AND lease_owner != :owner))
+      AND (lease_until <= :now OR lease_owner IN (SELECT value FROM json_each(:previous)))
       AND platform IN (SELECT value FROM json_each(:platforms))
     ORDER BY seq LIMIT :limit
 )

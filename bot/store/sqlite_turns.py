@@ -69,10 +69,10 @@ class TurnRows(Connection):
         lease_seconds: float,
         platforms: list[str],
         limit: int,
-        host: str | None = None,
+        previous: list[str] | None = None,
     ) -> list[InboxEntry]:
-        """Pending messages of `platforms` whose lease expired (or is held by a previous
-        process of `host`), oldest first, leased to `owner` with one more attempt each."""
+        """Pending messages of `platforms` whose lease expired (or is held by one of the
+        `previous` owners), oldest first, leased to `owner` with one more attempt each."""
         now = self._clock()
         params = {
             "owner": owner,
@@ -80,11 +80,19 @@ class TurnRows(Connection):
             "now": now,
             "platforms": json.dumps(platforms),
             "limit": limit,
-            "previous": "" if host is None else f"{host}:",
+            "previous": json.dumps(previous or []),
         }
         with self._transaction(write=True) as db:
             rows = db.execute(INBOX_CLAIM, params).fetchall()
         return sorted((inbox_entry(row) for row in rows), key=lambda found: found.seq)
+
+    async def lease_owners(self, prefix: str) -> list[str]:
+        """Owners named `prefix…` that hold pending messages."""
+        sql = (
+            "SELECT DISTINCT lease_owner FROM inbox WHERE state = 'pending' "
+            "AND substr(lease_owner, 1, length(?)) = ?"
+        )
+        return sorted(str(row[0]) for row in self._read(sql, (prefix, prefix)))
 
     async def entry(self, key: str) -> InboxEntry | None:
         """The message `key` as it is kept now."""
