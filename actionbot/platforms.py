@@ -76,11 +76,27 @@ def configured_platforms(
         platforms["slack"] = slack
     if settings.discord_token is not None:
         from adapters.discord.adapter import DiscordAdapter
+        from adapters.discord.shards import DiscordShards
 
-        discord = DiscordAdapter(
-            settings=settings, engine=engine, admin=admin, store=store, turns=turns, inbox=inbox
+        def make(shard: tuple[int, int] | None) -> DiscordAdapter:
+            return DiscordAdapter(
+                settings=settings,
+                engine=engine,
+                admin=admin,
+                store=store,
+                turns=turns,
+                inbox=inbox,
+                shard=shard,
+                register=False,
+            )
+
+        platforms["discord"] = DiscordShards(
+            count=settings.discord_shards,
+            make=make,
+            leases=store,
+            inbox=inbox,
+            owner=inbox.owner,
         )
-        platforms["discord"] = discord
     return platforms
 
 

@@ -63,6 +63,18 @@ Answer = Callable[[InboxEntry], Awaitable[Reply | None]]
 answer where `entry.route` says, and return the reply (None when it could not be posted)."""
 
 
+def owner_gone(owner: str, *, me: str) -> bool:
+    """Whether the process named `owner` (`host:pid:random`) is an earlier process of this
+    host (`me`'s) that has ended: its pid is not running, or is this process's own (a
+    restarted container runs as the same pid). A live process of the host (a replica
+    started side by side) is not gone; nor is one of another host (its lease must expire)."""
+    host, pid = me.split(":")[:2]
+    parts = owner.split(":")
+    if owner == me or len(parts) < 2 or parts[0] != host:
+        return False
+    return _process_gone(parts[1], mine=pid)
+
+
 def _process_gone(pid: str, *, mine: str) -> bool:
     """Whether process `pid` of this host has ended (or is this one, restarted)."""
     if pid == mine:
@@ -169,12 +181,9 @@ class Inbox:
         """Earlier processes of this host that hold messages and are gone: the process id
         is not running, or is this process's own (a restarted container runs as the same
         pid). Other live processes of the host (replicas started side by side) keep theirs."""
-        host, pid = self.owner.split(":")[:2]
-        return [
-            owner
-            for owner in await self.store.lease_owners(f"{host}:")
-            if owner != self.owner and _process_gone(owner.split(":")[1], mine=pid)
-        ]
+        host = self.owner.split(":", 1)[0]
+        held = await self.store.lease_owners(f"{host}:")
+        return [owner for owner in held if owner_gone(owner, me=self.owner)]
 
     async def keep_up(self) -> None:
         """Renew this process's leases and take over expired ones, every `REPLAY_SECONDS`,

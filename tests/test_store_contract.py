@@ -349,13 +349,16 @@ async def test_a_lease_has_one_holder_until_it_expires_or_is_dropped(
     assert taken.count(True) == 1
     holder = f"r:{taken.index(True)}"
     other = "r:99"
+    assert await role_store.lease_holder("discord-shard-0") == holder
+    assert await role_store.lease_holder("discord-shard-9") is None
     clock.now += 20
     assert await role_store.hold_lease("discord-shard-0", owner=holder, seconds=30)  # renewed
     clock.now += 29
     assert not await role_store.hold_lease("discord-shard-0", owner=other, seconds=30)
     assert await role_store.hold_lease("discord-shard-1", owner=other, seconds=30)  # another
     clock.now += 2
-    assert await role_store.hold_lease("discord-shard-0", owner=other, seconds=30)  # expired
+    assert await role_store.lease_holder("discord-shard-0") is None  # expired
+    assert await role_store.hold_lease("discord-shard-0", owner=other, seconds=30)
     assert not await role_store.hold_lease("discord-shard-0", owner=holder, seconds=30)
     await role_store.drop_lease("discord-shard-0", owner=holder)  # not its own: no effect
     assert not await role_store.hold_lease("discord-shard-0", owner=holder, seconds=30)

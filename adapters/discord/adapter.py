@@ -67,6 +67,8 @@ class DiscordAdapter:
         inbox: Inbox,
         progress_delay: float = PROGRESS_DELAY,
         guild_ready_timeout: float = 2.0,
+        shard: tuple[int, int] | None = None,
+        register: bool = True,
     ) -> None:
         if settings.discord_token is None:
             raise ConfigError("DISCORD_TOKEN is not set.")
@@ -76,14 +78,22 @@ class DiscordAdapter:
         self.store = store
         self.turns = turns
         self.inbox = inbox
-        inbox.register(PLATFORM, self._answer)
+        self.shard = shard
+        """(shard id, shard count) of the one gateway shard this client connects, or None
+        for an unsharded client."""
+        if register:  # else `shards.DiscordShards` answers for all of its clients
+            inbox.register(PLATFORM, self.answer)
         self._received: dict[str, discord.Message] = {}
         """Messages received by this process and not yet answered (a replay fetches them)."""
         self.progress_delay = progress_delay
         intents = discord.Intents.default()
         intents.message_content = True
         self.client = discord.Client(
-            intents=intents, allowed_mentions=NO_PINGS, guild_ready_timeout=guild_ready_timeout
+            intents=intents,
+            allowed_mentions=NO_PINGS,
+            guild_ready_timeout=guild_ready_timeout,
+            shard_id=None if shard is None else shard[0],
+            shard_count=None if shard is None else shard[1],
         )
         self.actions = ActionsCommands(settings=settings, admin=admin, platform=PLATFORM)
         self.tree = app_commands.CommandTree(self.client)
@@ -111,6 +121,10 @@ class DiscordAdapter:
         """The token, checked with Discord as `start` does, without connecting."""
         await self._login()
         await self.client.close()
+
+    async def login(self) -> None:
+        """Log in for the REST API only (no gateway): to answer taken-over messages."""
+        await self._login()
 
     async def _login(self) -> None:
         token = self.settings.discord_token
@@ -155,6 +169,8 @@ class DiscordAdapter:
         return self.receiving and self.client.is_ready() and not self.client.is_closed()
 
     async def _sync_commands(self) -> None:
+        if self.shard is not None and self.shard[0] != 0:
+            return  # registered once, by whichever replica connects shard 0
         guild_id = self.settings.discord_guild
         try:
             if guild_id:
@@ -227,7 +243,11 @@ class DiscordAdapter:
             text = re.sub(rf"<@!?{me.id}>", "", text)
         return text.strip()
 
-    async def _answer(self, entry: InboxEntry) -> Reply | None:
+    def received(self, key: str) -> bool:
+        """Whether this client received the message `key` and has not answered it yet."""
+        return key in self._received
+
+    async def answer(self, entry: InboxEntry) -> Reply | None:
         """One inbox entry's turn: where to answer (opening the thread for a new mention,
         unless an earlier attempt did), then the turn, then the answer posted."""
         route = entry.route

@@ -223,6 +223,10 @@ class Leases(Protocol):
     async def drop_lease(self, name: str, *, owner: str) -> None:
         """Give up lease `name` if `owner` holds it, for another process to take at once."""
 
+    async def lease_holder(self, name: str) -> str | None:
+        """Who holds lease `name` now (unexpired); None if nobody."""
+        ...
+
 
 class TurnJournal(Protocol):
     """What makes a replayed turn safe: each webhook call is written before it is sent, and

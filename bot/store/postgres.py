@@ -337,6 +337,13 @@ class PostgresStore(PostgresTurnRows):
         """Give up lease `name` if `owner` holds it."""
         await self._pool.execute("DELETE FROM leases WHERE name = $1 AND owner = $2", name, owner)
 
+    async def lease_holder(self, name: str) -> str | None:
+        """Who holds lease `name` now; None if nobody."""
+        found = await self._pool.fetchval(
+            "SELECT owner FROM leases WHERE name = $1 AND until > $2", name, self._clock()
+        )
+        return None if found is None else str(found)
+
     async def earlier_pending(self, key: str) -> int:
         """Earlier pending messages of `key`'s conversation, not waiting for a click."""
         return int(await self._pool.fetchval(_EARLIER_PENDING, key))

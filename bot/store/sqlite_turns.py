@@ -177,6 +177,12 @@ class TurnRows(Connection):
         """Give up lease `name` if `owner` holds it."""
         self._db.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
 
+    async def lease_holder(self, name: str) -> str | None:
+        """Who holds lease `name` now; None if nobody."""
+        sql = "SELECT owner FROM leases WHERE name = ? AND until > ?"
+        rows = self._read(sql, (name, self._clock()))
+        return str(rows[0][0]) if rows else None
+
     # -- confirmations -------------------------------------------------------------------
 
     async def request_confirmation(
