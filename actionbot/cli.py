@@ -1,4 +1,4 @@
-"""The `actionbot` command: `run`, `chat`, and `actions …` for admins at a shell."""
+"""The `actionbot` command: `run`, `chat`, `actions …` for admins at a shell, and `db …`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import urllib.request
 from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 from pydantic import ValidationError
@@ -30,7 +31,9 @@ from bot.outbound.egress import EgressPolicy
 from bot.runtime.config import ENV_FILE, Settings, apply_env_file
 from bot.runtime.logs import configure_logging, protect_secrets
 from bot.runtime.tasks import Turns
-from bot.store.open import open_store
+from bot.store.open import configured_database, open_store
+from bot.store.postgres import describe
+from bot.store.transfer import check_target, copy_to_postgres, shown_url
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +49,8 @@ actions_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(actions_app, name="actions")
+db_app = typer.Typer(help="Move the bot's data to another database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -373,6 +378,41 @@ def healthcheck() -> None:
     if not healthy:
         raise fail(f"unhealthy: {url} answered {response.status}")
     typer.echo("healthy")
+
+
+@db_app.command("migrate-to")
+def migrate_to(
+    url: Annotated[
+        str,
+        typer.Argument(
+            help="The PostgreSQL database: postgresql://user:password@host:5432/database.",
+            show_default=False,
+        ),
+    ],
+) -> None:
+    """Copy the SQLite database (ACTIONBOT_DB) into PostgreSQL; safe to run again. Stop the
+    bot first."""
+    settings = load_settings()
+    try:
+        check_target(url)
+        source = configured_database(settings)
+    except ActionBotError as exc:
+        raise fail(str(exc), 2) from None
+    if source.path is None:
+        raise fail(
+            f"The settings already name a PostgreSQL database ({source.describe()}): set "
+            "ACTIONBOT_DB (or ACTIONBOT_DATABASE_URL=sqlite:///…) to the SQLite file to copy.",
+            2,
+        )
+    protect_secrets([urlsplit(url).password or ""])
+    try:
+        asyncio.run(copy_to_postgres(source.path, url, report=lambda done: typer.echo(done)))
+    except ActionBotError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(
+        f"Copied {source.path} into {describe(url)}. Now set "
+        f"ACTIONBOT_DATABASE_URL={shown_url(url)} and restart ActionBot."
+    )
 
 
 def main() -> None:

@@ -1,0 +1,298 @@
+"""Copying the SQLite store into a PostgreSQL one (`actionbot db migrate-to`).
+
+Everything a replica needs to carry on where the SQLite bot stopped is copied: admin
+toggles, the call log with its aggregates (so totals that counted pruned call rows survive),
+conversations and their messages, model checks, the instance key (so `Idempotency-Key`s stay
+the same), the turn journal, confirmations, and the inbox in every state (answered messages
+too, so a platform's redelivery of one is still dropped). Leases are not copied: they belong
+to the processes that held them.
+
+The copy can be run again, and an interrupted run re-run completes it: rows are matched on
+their natural keys (`ON CONFLICT … DO NOTHING`), call and message rows on their ids, which are
+copied as they are (the identity sequences then continue after the largest). Each table is
+read from one snapshot of the SQLite file, `BATCH_ROWS` rows at a time, each batch written in
+a transaction of its own. Call rows are written with the aggregate trigger turned off for that
+transaction, and the aggregates are then set to SQLite's: recounting the copied rows would
+lose what pruned rows counted. The bot must not run on either database meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import Callable, Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from bot.errors import ConfigError, DatabaseError
+from bot.store.open import POSTGRES
+from bot.store.postgres import PostgresStore, describe
+from bot.store.postgres_turns import row_count
+from bot.store.sqlite import SQLiteStore
+
+BATCH_ROWS = 1000
+"""Rows read and written at a time: memory stays the same however big the tables are."""
+
+PARKED = "confirmation"
+"""The lease owner of a pending message that waits for a click (see `EventInbox.park`)."""
+# A pending message leased by the old process is left for whichever replica looks first; one
+# parked for a confirmation stays parked, so the click wakes it.
+LEASE_CLEARED = f"state = 'pending' AND lease_owner IS NOT '{PARKED}'"
+
+CONVERT: dict[str, Callable[[Any], Any]] = {
+    "text": str,
+    "float8": float,
+    "int8": int,
+    "int4": int,
+    "boolean": bool,  # SQLite's 0 and 1
+    "bytea": bytes,
+}
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table to copy: the key a row is matched on, its columns with their PostgreSQL
+    types, and how its rows are read from SQLite."""
+
+    name: str
+    key: str
+    """The conflict target, e.g. `action, outcome` (empty: any unique constraint); `id` is
+    an identity column, copied as it is."""
+    columns: str
+    """`column type, …` in the order they are read and written."""
+    order: str = ""
+    """The SQLite order of reading (default: the key)."""
+    aggregate: bool = False
+    """Set to SQLite's values where they differ, rather than left as found."""
+    read: dict[str, str] | None = None
+    """SQLite expressions for columns not read as they are."""
+    quiet_trigger: str | None = None
+    """A trigger on the table that must not fire for copied rows."""
+
+    @property
+    def names(self) -> list[str]:
+        return [column.split()[0] for column in self.columns.split(", ")]
+
+    @property
+    def types(self) -> list[str]:
+        return [column.split()[1] for column in self.columns.split(", ")]
+
+    def select(self) -> str:
+        wanted = ", ".join((self.read or {}).get(name, name) for name in self.names)
+        order = self.order or self.key
+        return f"SELECT {wanted} FROM {self.name} ORDER BY {order}"  # noqa: S608 - TABLES' own
+
+    def insert(self) -> str:
+        names = ", ".join(self.names)
+        arrays = ", ".join(f"${n}::{kind}[]" for n, kind in enumerate(self.types, start=1))
+        overriding = " OVERRIDING SYSTEM VALUE" if self.key == "id" else ""
+        target = f"({self.key})" if self.key else ""
+        action = "DO NOTHING"
+        if self.aggregate:
+            rest = [name for name in self.names if name not in self.key.split(", ")]
+            assignments = ", ".join(f"{name} = excluded.{name}" for name in rest)
+            mine = ", ".join(f"{self.name}.{name}" for name in rest)
+            theirs = ", ".join(f"excluded.{name}" for name in rest)
+            action = f"DO UPDATE SET {assignments} WHERE ({mine}) IS DISTINCT FROM ({theirs})"
+        return (
+            f"INSERT INTO {self.name} ({names}){overriding} SELECT {names} "  # noqa: S608 - TABLES' own
+            f"FROM unnest({arrays}) WITH ORDINALITY AS source({names}, n) ORDER BY n "
+            f"ON CONFLICT {target} {action}"
+        )
+
+
+TABLES = (
+    Table(
+        "action_state", "action", "action text, active boolean, changed_by text, changed_at float8"
+    ),
+    Table(
+        "calls",
+        "id",
+        "id int8, action text, call_id text, conversation text, started_at float8, recorded_at "
+        "float8, latency_ms float8, outcome text, status int4, error text, attempts int4",
+        quiet_trigger="calls_aggregate",
+    ),
+    Table(
+        "call_totals",
+        "action, outcome",
+        "action text, outcome text, calls int8, latency_ms float8, attempts int8",
+        aggregate=True,
+    ),
+    Table(
+        "action_activity",
+        "action",
+        "action text, last_call_at float8, last_error text, last_error_at float8",
+        aggregate=True,
+    ),
+    Table("conversations", "key", "key text, platform text, created_at float8, updated_at float8"),
+    Table("messages", "id", "id int8, conversation text, created_at float8, payload text"),
+    Table(
+        "model_checks",
+        "endpoint, model",
+        "endpoint text, model text, native_tools boolean, checked_at float8",
+    ),
+    Table("instance", "name", "name text, value bytea"),
+    Table(
+        "journal",
+        "event_key, idempotency_key",
+        "event_key text, idempotency_key text, ordinal int4, action text, arguments text, "
+        "started_at float8, result text, finished_at float8",
+    ),
+    Table(
+        "confirmations",
+        "",  # the token, or the call it is about
+        "token text, event_key text, idempotency_key text, action text, arguments text, "
+        "requester text, state text, decided_by text, created_at float8, expires_at float8, "
+        "decided_at float8",
+        order="token",
+    ),
+    Table(
+        "inbox",
+        "event_key",
+        "event_key text, platform text, conversation text, user_id text, user_name text, "
+        "team_id text, channel_id text, is_admin boolean, text text, route text, received_at "
+        "float8, state text, attempts int4, lease_owner text, lease_until float8, progress "
+        "text, reply text, finished_at float8",
+        order="seq",  # PostgreSQL numbers them anew, in the same order
+        read={
+            "lease_owner": f"CASE WHEN {LEASE_CLEARED} THEN NULL ELSE lease_owner END",
+            "lease_until": f"CASE WHEN {LEASE_CLEARED} THEN 0.0 ELSE lease_until END",
+        },
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Copied:
+    """What one table's copy did."""
+
+    table: str
+    copied: int
+    present: int
+    """Rows that were there already (from an earlier run)."""
+
+    def __str__(self) -> str:
+        return f"{self.table}: {self.copied} copied, {self.present} already there"
+
+
+def check_target(url: str) -> None:
+    """`ConfigError` unless `url` names a PostgreSQL database (the message shows only the
+    scheme, never the rest of the URL)."""
+    if not url.startswith(POSTGRES):
+        scheme = url.split("://", 1)[0] + "://" if "://" in url else "no scheme"
+        raise ConfigError(
+            "The target must be a PostgreSQL URL "
+            f"(postgresql://user:password@host:5432/database), not {scheme}."
+        )
+    try:
+        urlsplit(url).port  # noqa: B018 - parsed for its ValueError
+    except ValueError:
+        raise ConfigError(
+            "The target URL cannot be read: check its host and port "
+            "(postgresql://user:password@host:5432/database)."
+        ) from None
+
+
+def shown_url(url: str) -> str:
+    """`url` as it may be printed: a password in it (or in `?password=`) is `<password>`."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    userinfo, at, hosts = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.split(':', 1)[0]}:<password>@{hosts}"
+    query = re.sub(r"(^|&)password=[^&]*", r"\1password=<password>", parts.query)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+async def copy_to_postgres(
+    path: Path, url: str, *, report: Callable[[Copied], None] = lambda _: None
+) -> list[Copied]:
+    """Copy the SQLite database at `path` into the PostgreSQL database at `url` (its schema
+    brought up to date first), calling `report` as each table is done. `ConfigError` when
+    there is nothing to copy or the target belongs to another installation; `DatabaseError`
+    when either database fails (naming host and port, never the password)."""
+    check_target(url)
+    if not await asyncio.to_thread(path.is_file):
+        raise ConfigError(f"There is no SQLite database at {path}: nothing to copy.")
+    await (await SQLiteStore.open(path)).close()  # its schema brought up to date
+    where = describe(url)
+    done: list[Copied] = []
+    read_only = (await asyncio.to_thread(path.resolve)).as_uri() + "?mode=ro"
+    async with await PostgresStore.open(url, min_size=1, max_size=2) as target:
+        try:
+            with closing(sqlite3.connect(read_only, uri=True, isolation_level=None)) as db:
+                db.execute("BEGIN")  # one snapshot for every table
+                await _same_installation(db, target._pool, where)
+                for table in TABLES:
+                    done.append(await _copy(db, target._pool, table, where))
+                    report(done[-1])
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"Cannot read the database {path}: {exc}") from exc
+    return done
+
+
+async def _same_installation(source: sqlite3.Connection, pool: asyncpg.Pool, where: str) -> None:
+    """Refuse a target whose instance key differs: webhook calls would change keys."""
+    found = source.execute("SELECT value FROM instance WHERE name = 'call_key'").fetchall()
+    theirs = await pool.fetchval("SELECT value FROM instance WHERE name = 'call_key'")
+    if found and theirs is not None and bytes(theirs) != bytes(found[0][0]):
+        raise ConfigError(
+            f"The database at {where} already has an instance key of its own (an ActionBot "
+            "has run on it), so calls would get other Idempotency-Keys. Copy into a new, "
+            "empty database instead."
+        )
+
+
+async def _copy(source: sqlite3.Connection, pool: asyncpg.Pool, table: Table, where: str) -> Copied:
+    """Copy one table, batch by batch; then an identity sequence continues after the
+    largest id."""
+    copied = seen = 0
+    cursor = source.execute(table.select())
+    try:
+        while rows := cursor.fetchmany(BATCH_ROWS):
+            copied += await _write_batch(pool, table, rows)
+            seen += len(rows)
+        if table.key == "id":
+            await pool.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "  # noqa: S608 - TABLES' own
+                f"GREATEST(MAX(id), 1), MAX(id) IS NOT NULL) FROM {table.name}"
+            )
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise DatabaseError(
+            f"Copying {table.name} into the database at {where} failed: {_why(exc)}. "
+            "Run the command again to complete the copy."
+        ) from exc
+    return Copied(table.name, copied, seen - copied)
+
+
+async def _write_batch(pool: asyncpg.Pool, table: Table, rows: Sequence[Sequence[Any]]) -> int:
+    """Write one batch in one transaction; how many rows it added (or, for an aggregate,
+    changed)."""
+    columns = zip(*rows, strict=True)
+    converters = [CONVERT[kind] for kind in table.types]
+    arrays = [
+        [None if value is None else convert(value) for value in column]
+        for convert, column in zip(converters, columns, strict=True)
+    ]
+    async with pool.acquire() as db, db.transaction():
+        if table.quiet_trigger:
+            await db.execute(f"ALTER TABLE {table.name} DISABLE TRIGGER {table.quiet_trigger}")
+        status = await db.execute(table.insert(), *arrays)
+        if table.quiet_trigger:
+            await db.execute(f"ALTER TABLE {table.name} ENABLE TRIGGER {table.quiet_trigger}")
+    return row_count(status)
+
+
+def _why(exc: BaseException) -> str:
+    """Why a write failed, in words that cannot contain the URL's password."""
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(exc)  # the server's words: it never sees the password
+    if isinstance(exc, OSError):
+        return exc.strerror or "the connection failed"
+    return type(exc).__name__
