@@ -49,13 +49,16 @@ async def test_serves_health_readiness_and_metrics_matching_stats(deployment: De
     assert updates[-1]["text"] == "Yes, in stock."
     assert status == 200
     found = re.search(
-        r'actionbot_action_calls_total\{action="check_inventory",outcome="success"\} (\S+)',
+        r'actionbot_action_calls_recorded\{action="check_inventory",outcome="success"\} (\S+)',
         metrics,
     )
     assert found is not None, metrics
     row = next(line for line in stats.splitlines() if line.startswith("check_inventory"))
     assert code == 0
     assert float(found.group(1)) == int(row.split()[1]) == 1
+    assert "# TYPE actionbot_action_calls_recorded gauge" in metrics  # not summed over replicas
+    mine = 'actionbot_action_calls_total{action="check_inventory",outcome="success"} 1.0'
+    assert mine in metrics  # this process's own calls
     assert 'actionbot_messages_handled_total{platform="slack"} 1.0' in metrics
     assert "actionbot_action_latency_seconds_bucket" in metrics
     assert 'actionbot_llm_tokens_total{kind="prompt"}' in metrics

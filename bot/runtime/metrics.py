@@ -1,10 +1,12 @@
 """Prometheus metrics for `/metrics`, on a registry owned by the running bot (no globals).
 
-Call counts per action and outcome are read from the store when scraped, so they are the
-same numbers as `/actions stats` and survive restarts. Latency, LLM use and messages are
-counted in this process: a histogram of webhook latency per action, webhook calls in flight
-and time spent waiting for a slot, LLM requests, errors and tokens, messages handled per
-platform, Slack acknowledgement time, plus conversations active in the last hour.
+Every counter counts what this process did, so a scrape of several replicas sums correctly:
+webhook calls per action and outcome, LLM requests, errors and tokens, messages handled and
+turns settled; histograms of webhook latency, slot waits and Slack acknowledgement time.
+What the database holds for all replicas together is exported as gauges read from the store
+when scraped, every replica showing the same value (aggregate them with `max`, not `sum`):
+the call totals of `/actions stats` (`actionbot_action_calls_recorded`) and the
+conversations active in the last hour.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from bot.types import ActionResult
@@ -48,15 +50,16 @@ class CallSink(Protocol):
 
 
 class _StoreTotals(Collector):
-    """Exposes the store's per-action call totals, fetched just before each scrape."""
+    """Exposes the database's per-action call totals, fetched just before each scrape."""
 
     def __init__(self) -> None:
         self.totals: list[tuple[str, str, int]] = []
 
     def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily(
-            "actionbot_action_calls",
-            "Webhook calls per action and outcome (the numbers of /actions stats).",
+        family = GaugeMetricFamily(
+            "actionbot_action_calls_recorded",
+            "Webhook calls per action and outcome recorded in the database by every replica "
+            "(the numbers of /actions stats; the same on each replica: aggregate with max).",
             labels=["action", "outcome"],
         )
         for action, outcome, calls in self.totals:
@@ -71,6 +74,12 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self._totals = _StoreTotals()
         self.registry.register(self._totals)
+        self.calls = Counter(
+            "actionbot_action_calls",
+            "Webhook calls made by this process, per action and outcome.",
+            ["action", "outcome"],
+            registry=self.registry,
+        )
         self.latency = Histogram(
             "actionbot_action_latency_seconds",
             "Webhook call latency per action.",
@@ -126,11 +135,12 @@ class Metrics:
         )
         self.conversations = Gauge(
             "actionbot_conversations_active",
-            "Conversations with a message in the last hour.",
+            "Conversations with a message in the last hour (database-wide).",
             registry=self.registry,
         )
 
     def observe_call(self, result: ActionResult) -> None:
+        self.calls.labels(result.action, result.outcome.value).inc()
         self.latency.labels(result.action).observe(result.latency_ms / 1000)
 
     def webhook_queued(self, action: str, seconds: float) -> None:
