@@ -13,15 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import signal
 from collections import Counter, defaultdict
 from typing import Any
 
 import aiohttp
 import asyncpg
+import yaml
 from aiohttp import web
-from deployment import SECRETS, Bot, Deployment
+from deployment import REPO, SECRETS, Bot, Deployment
 
+from bot.store.open import database_at
 from fakes.openai_server import Reply, Step, ToolCalls
 from fakes.slack_server import event_callback, message, signed_headers
 
@@ -120,6 +123,19 @@ async def post(
         return False
 
 
+async def scrape(session: aiohttp.ClientSession, port: int) -> tuple[float, float]:
+    """(database-wide recorded calls, this process's calls) of check_inventory."""
+    async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+        text = await response.text()
+
+    def value(metric: str) -> float:
+        pattern = rf'^{metric}\{{action="check_inventory",outcome="success"\}} (\S+)$'
+        found = re.search(pattern, text, re.M)
+        return float(found.group(1)) if found else 0.0
+
+    return value("actionbot_action_calls_recorded"), value("actionbot_action_calls_total")
+
+
 def bot_texts(deployment: Deployment, conversation: int) -> list[str]:
     return [m["text"] for m in deployment.slack.messages(f"D{conversation}")]
 
@@ -174,6 +190,7 @@ async def test_three_replicas_answer_each_event_once_in_order_through_a_kill(
             lambda: all_answered(deployment), WAIT, "ten answers in every conversation"
         )
         code, out = await deployment.cli("actions", "stats", "check_inventory")
+        scrapes = [await scrape(session, port) for port in fleet.ports if port is not None]
         for bot in fleet.bots:
             assert bot is not None
             if not bot.exited():
@@ -198,6 +215,11 @@ async def test_three_replicas_answer_each_event_once_in_order_through_a_kill(
     assert code == 0, out
     row = next(line for line in out.splitlines() if line.startswith("check_inventory"))
     assert int(row.split()[1]) == EVENTS
+    # Counters count each process's own calls, so summing the replicas is right; the
+    # database's totals are a gauge, the same on every replica.
+    assert len(scrapes) == REPLICAS
+    assert all(recorded == EVENTS for recorded, _ in scrapes)
+    assert 0 < sum(own for _, own in scrapes) <= EVENTS
     db = await asyncpg.connect(postgres_url)
     try:
         states = dict(await db.fetch("SELECT state, COUNT(*) FROM inbox GROUP BY state"))
@@ -209,3 +231,26 @@ async def test_three_replicas_answer_each_event_once_in_order_through_a_kill(
         f"replicas, replica 1 killed after {killed_at} webhook calls; {len(keys.seen)} keys, "
         f"{len(repeated)} resent with the same key, 0 lost, 0 answered twice, order kept"
     )
+
+
+def test_the_compose_postgres_profile_runs_two_replicas_on_one_database() -> None:
+    """`docker compose --profile postgres up -d postgres actionbot-replicas`: two replicas
+    whose URL names the postgres service's user and database, started once it is healthy."""
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    services = compose["services"]
+    replicas, postgres = services["actionbot-replicas"], services["postgres"]
+    assert replicas["profiles"] == postgres["profiles"] == ["postgres"]
+    assert "profiles" not in services["actionbot"]  # `docker compose up` stays SQLite
+    assert replicas["deploy"]["replicas"] == 2
+    assert replicas["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert postgres["image"] == "postgres:16"
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    assert postgres["volumes"][0].split(":")[0] in compose["volumes"]
+    url = replicas["environment"]["ACTIONBOT_DATABASE_URL"].replace(
+        "${POSTGRES_PASSWORD:-actionbot}", "secret"
+    )
+    database = database_at(url)
+    assert database.describe() == "postgres:5432/actionbot"
+    env = postgres["environment"]
+    assert url.startswith(f"postgresql://{env['POSTGRES_USER']}:secret@")
+    assert url.endswith(f"/{env['POSTGRES_DB']}")
