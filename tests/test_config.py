@@ -7,7 +7,7 @@ from pathlib import Path
 from conftest import make_settings
 
 from actionbot.app import configuration_problems
-from bot.runtime.config import apply_env_file
+from bot.runtime.config import Settings, apply_env_file
 
 
 def test_environment_wins_and_the_shadowed_names_are_returned(tmp_path: Path) -> None:
@@ -53,3 +53,14 @@ def test_a_malformed_secrets_list_is_a_startup_problem_naming_the_entry() -> Non
     [problem] = [p for p in problems if "ACTIONBOT_WEBHOOK_SECRETS" in p]
     assert "entry 2" in problem
     assert "s3cr3t-value" not in problem
+
+
+def test_every_setting_is_in_the_readme_configuration_table() -> None:
+    """An operator finds every variable the bot reads in README's table."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    names = [
+        field.validation_alias.choices[0]  # type: ignore[union-attr]
+        for field in Settings.model_fields.values()
+    ]
+    assert [name for name in names if f"`{name}`" not in table] == []
