@@ -217,6 +217,7 @@ async def prune(store: Store, settings: Settings) -> None:
         ]
     if settings.call_log_days > 0:
         work.append(("call rows", store.prune_calls(settings.call_log_days * DAY)))
+    work.append(("expired leases", store.prune_leases(DAY)))
     for what, pruning in work:
         try:
             pruned = await pruning

@@ -395,6 +395,25 @@ async def test_listed_admin_sees_list_embed(harness: Harness) -> None:
     assert "check_inventory" in json.dumps(data["embeds"])
 
 
+async def test_an_interaction_delivered_twice_is_handled_once(harness: Harness) -> None:
+    """A gateway replay of the same command (same interaction id) answers once: the
+    second delivery finds the interaction's lease taken and is skipped."""
+    payload = interaction_create(
+        "actions list",
+        channel_id=CHANNEL,
+        guild_id=GUILD,
+        command_guild_id=GUILD,
+        invoker=user(ADMIN_ID, "boss"),
+    )
+    path = f"/interactions/{payload['id']}/{payload['token']}/callback"
+    await harness.fake.dispatch("INTERACTION_CREATE", payload)
+    await harness.fake.wait_for("POST", path)
+    await harness.fake.dispatch("INTERACTION_CREATE", payload)
+    await harness.barrier()  # everything dispatched before it has been handled
+    assert len(harness.fake.requests_to("POST", path)) == 1
+    assert await harness.store.lease_holder(f"discord-interaction:{payload['id']}") is not None
+
+
 async def test_autocomplete_offers_action_names(harness: Harness) -> None:
     """Typing part of a name in /actions show suggests matching actions."""
     payload = interaction_create(

@@ -364,3 +364,7 @@ async def test_a_lease_has_one_holder_until_it_expires_or_is_dropped(
     assert not await role_store.hold_lease("discord-shard-0", owner=holder, seconds=30)
     await role_store.drop_lease("discord-shard-0", owner=other)
     assert await role_store.hold_lease("discord-shard-0", owner=holder, seconds=30)
+    clock.now += 100  # both expired 70 s ago or more
+    assert await role_store.prune_leases(3600) == 0
+    assert await role_store.prune_leases(60) == 2
+    assert await role_store.lease_holder("discord-shard-0") is None

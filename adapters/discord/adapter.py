@@ -19,12 +19,12 @@ import re
 
 import aiohttp
 import discord
-from discord import app_commands
 
 from adapters.discord import confirm
 from adapters.discord import wording as discord_wording
 from adapters.discord.commands import ActionsCommands
 from adapters.discord.markdown import to_discord_markdown
+from adapters.discord.once import OnceTree, first_delivery
 from adapters.discord.posting import NO_PINGS, Sendable, channel_name, send
 from adapters.discord.progress import PROGRESS_DELAY, ProgressNote
 from bot import wording
@@ -96,7 +96,7 @@ class DiscordAdapter:
             shard_count=None if shard is None else shard[1],
         )
         self.actions = ActionsCommands(settings=settings, admin=admin, platform=PLATFORM)
-        self.tree = app_commands.CommandTree(self.client)
+        self.tree = OnceTree(self.client, store=store)
         self.tree.add_command(self.actions.group())
         self.client.setup_hook = self._sync_commands  # type: ignore[method-assign]
         confirm.register(self.client, self._on_click)
@@ -387,6 +387,8 @@ class DiscordAdapter:
     ) -> None:
         """A click on a card: only the user who asked may answer, once, before it expires;
         anyone else is told so privately. The waiting turn then goes on."""
+        if not await first_delivery(self.store, interaction):
+            return
         user = str(interaction.user.id)
         outcome, found = await self.inbox.decide(token, confirmed=confirmed, user=user)
         if outcome == "decided":

@@ -227,6 +227,10 @@ class Leases(Protocol):
         """Who holds lease `name` now (unexpired); None if nobody."""
         ...
 
+    async def prune_leases(self, older_than_seconds: float) -> int:
+        """Delete leases that expired longer ago; returns how many."""
+        ...
+
 
 class TurnJournal(Protocol):
     """What makes a replayed turn safe: each webhook call is written before it is sent, and
@@ -318,8 +322,9 @@ class AdminStore(ActionStateStore, CallLog, Protocol):
         ...
 
 
-class AdapterStore(ConversationStore, Protocol):
-    """What a platform adapter asks before it hands a message to the inbox."""
+class AdapterStore(ConversationStore, Leases, Protocol):
+    """What a platform adapter asks before it hands a message to the inbox; leases dedupe
+    interactions (a click or a command delivered twice is handled once)."""
 
 
 class Store(TurnStore, CallLog, EventInbox, ModelChecks, Leases, Protocol):

@@ -344,6 +344,13 @@ class PostgresStore(PostgresTurnRows):
         )
         return None if found is None else str(found)
 
+    async def prune_leases(self, older_than_seconds: float) -> int:
+        """Delete leases that expired longer ago; returns how many."""
+        status = await self._pool.execute(
+            "DELETE FROM leases WHERE until < $1", self._clock() - older_than_seconds
+        )
+        return row_count(status)
+
     async def earlier_pending(self, key: str) -> int:
         """Earlier pending messages of `key`'s conversation, not waiting for a click."""
         return int(await self._pool.fetchval(_EARLIER_PENDING, key))

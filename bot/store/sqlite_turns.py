@@ -183,6 +183,12 @@ class TurnRows(Connection):
         rows = self._read(sql, (name, self._clock()))
         return str(rows[0][0]) if rows else None
 
+    async def prune_leases(self, older_than_seconds: float) -> int:
+        """Delete leases that expired longer ago; returns how many."""
+        sql = "DELETE FROM leases WHERE until < ?"
+        with self._transaction(write=True) as db:
+            return db.execute(sql, (self._clock() - older_than_seconds,)).rowcount
+
     # -- confirmations -------------------------------------------------------------------
 
     async def request_confirmation(
