@@ -10,8 +10,8 @@ apology. A redelivery of a settled or leased message is dropped; one whose lease
 (its process died) is taken over.
 
 With several replicas on one database, a turn also waits while an earlier message of its
-conversation is pending on another replica, so each conversation is answered in arrival
-order, by one process at a time.
+conversation is in another replica's hands, and steps back behind an earlier message that
+nobody holds, so each conversation is answered in arrival order, by one process at a time.
 
 A process renews the leases of the messages it is answering, and every `REPLAY_SECONDS`
 claims pending messages whose lease expired. At start, before the platforms take new
@@ -219,7 +219,8 @@ class Inbox:
             entry = entry.model_copy(update={"reply": Reply(text=wording.GAVE_UP, failed=True)})
         try:
             await self._started.wait()
-            await self._after_earlier(entry)
+            if not await self._in_order(entry):
+                return
             reply = await answer(entry)
         except asyncio.CancelledError:
             await self._release(entry.key)  # the next start answers it
@@ -240,26 +241,27 @@ class Inbox:
         failed = reply is None or reply.failed
         await self._settle(entry.key, failed=failed)
 
-    async def _after_earlier(self, entry: InboxEntry) -> None:
-        """Wait while messages of the conversation that arrived earlier are pending (on any
-        process), so a conversation is answered in arrival order by one process at a time.
-        Within this process `Turns` already orders them; this covers the other replicas.
-        A message whose process died is taken over within the lease time, so the wait is
-        bounded by that; past twice the lease the turn goes ahead with a warning."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 2 * self.lease_seconds
+    async def _in_order(self, entry: InboxEntry) -> bool:
+        """Whether the turn may run now, in its conversation's arrival order. Within this
+        process `Turns` orders a conversation's turns; across replicas a turn waits while
+        an earlier message is in another live process's hands. When an earlier message is
+        free (its process died, or it was left for another attempt) or is this process's
+        but queued behind this turn, this turn steps back (without using up an attempt)
+        and both are taken again oldest first, so the earlier one is answered first."""
         delay = ORDER_POLL_SECONDS
-        while await self.store.earlier_pending(entry.key):
-            if loop.time() >= deadline:
-                logger.warning(
-                    "%s: earlier messages of its conversation are still pending after %.0f s; "
-                    "answering it anyway",
-                    entry.key,
-                    2 * self.lease_seconds,
-                )
-                return
+        while earlier := await self.store.earlier_pending(entry.key):
+            if any(
+                holder is None or (holder == self.owner and key in self._held)
+                for key, holder in earlier
+            ):
+                logger.info("%s goes after %s, which arrived first", entry.key, earlier[0][0])
+                self._held.discard(entry.key)
+                await self.store.defer(entry.key)
+                await self.recover()
+                return False
             await asyncio.sleep(delay)
             delay = min(delay * 2, ORDER_POLL_MAX_SECONDS)
+        return True
 
     async def _park(self, key: str, waiting: list[Confirmation]) -> None:
         """The turn waits for clicks: out of replays until the last card expires (then the

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from bot.delivery import Inbox
 from bot.runtime.metrics import Metrics
 from bot.runtime.tasks import Turns
 from bot.store import InboxEntry, Store
+from bot.store.sqlite import SQLiteStore
 from bot.types import IncomingMessage, Reply
 
 
@@ -122,6 +124,49 @@ async def test_at_start_replicas_of_the_same_host_keep_their_messages(store: Sto
     await inbox.turns.drain()
     assert [e.key for e in answers.seen] == ["slack:B"]
     assert await store.lease_owners("thishost:") == [live]
+
+
+async def test_a_message_left_for_another_attempt_is_answered_before_a_later_one(
+    store: Store,
+) -> None:
+    """M1's answer could not be posted (left pending, unleased); M2 of the same
+    conversation arrives: M2 steps back without using up an attempt, M1 is answered first
+    and at once, then M2."""
+    answers = Answers(None, Reply(text="one"), Reply(text="two"))
+    inbox = make_inbox(store, answers)
+    async with asyncio.timeout(5):
+        assert await inbox.receive(incoming("M1"), {"channel": "D1"})
+        await inbox.turns.drain()
+        assert await inbox.receive(incoming("M2"), {"channel": "D1"})
+        await inbox.turns.drain()
+    assert [(e.key, e.attempts) for e in answers.seen] == [
+        ("slack:M1", 1),
+        ("slack:M1", 2),
+        ("slack:M2", 1),
+    ]
+    assert await store.inbox_counts() == {"pending": 0, "done": 2, "failed": 0}
+
+
+async def test_an_earlier_message_taken_over_behind_a_waiting_turn_goes_first(
+    tmp_path: Path,
+) -> None:
+    """Another replica holds M1 when M2 arrives here, so M2 waits. That replica dies; Slack's
+    retry of M1 lands here and is taken over, queued behind M2's waiting turn: M2 steps
+    back, and M1 is answered before M2, without waiting for a deadline."""
+    now = [1_700_000_000.0]
+    async with await SQLiteStore.open(tmp_path / "o.db", clock=lambda: now[0]) as store:
+        await store.receive(incoming("M1"), route={}, owner="otherhost:9:x", lease_seconds=60)
+        answers = Answers(Reply(text="one"), Reply(text="two"))
+        inbox = make_inbox(store, answers, owner="thishost:1:me")
+        async with asyncio.timeout(5):
+            assert await inbox.receive(incoming("M2"), {"channel": "D1"})
+            await asyncio.sleep(0)  # M2's turn has started and found M1 in other hands
+            assert answers.seen == []
+            now[0] += 61
+            assert await inbox.receive(incoming("M1"), {"channel": "D1"})
+            await inbox.turns.drain()
+        assert [(e.key, e.attempts) for e in answers.seen] == [("slack:M1", 2), ("slack:M2", 1)]
+        assert await store.inbox_counts() == {"pending": 0, "done": 2, "failed": 0}
 
 
 async def test_a_console_line_interrupted_is_settled_not_left_pending(store: Store) -> None:

@@ -313,9 +313,9 @@ async def test_a_confirmation_is_decided_once_and_not_after_it_expired(
 async def test_a_turn_waits_only_for_earlier_pending_messages_of_its_conversation(
     role_store: Store, clock: Clock
 ) -> None:
-    """`earlier_pending` counts the messages of the same conversation that arrived before
-    and are still pending; answered ones, parked ones (waiting for a click), later ones and
-    other conversations do not count."""
+    """`earlier_pending` lists the messages of the same conversation that arrived before
+    and are still pending, with who holds each; answered ones, parked ones (waiting for a
+    click), later ones and other conversations are not listed."""
     for n in range(4):
         await role_store.receive(incoming(f"E{n}"), route=ROUTE, owner="a:1", lease_seconds=60)
     await role_store.receive(
@@ -327,15 +327,32 @@ async def test_a_turn_waits_only_for_earlier_pending_messages_of_its_conversatio
         owner="a:1",
         lease_seconds=60,
     )
-    assert [await role_store.earlier_pending(f"slack:E{n}") for n in range(4)] == [0, 1, 2, 3]
-    assert await role_store.earlier_pending("slack:X0") == 0
-    assert await role_store.earlier_pending("discord:D0") == 0  # another platform's thread
+    counts = [len(await role_store.earlier_pending(f"slack:E{n}")) for n in range(4)]
+    assert counts == [0, 1, 2, 3]
+    assert await role_store.earlier_pending("slack:E2") == [
+        ("slack:E0", "a:1"),
+        ("slack:E1", "a:1"),
+    ]
+    assert await role_store.earlier_pending("slack:X0") == []
+    assert await role_store.earlier_pending("discord:D0") == []  # another platform's thread
     await role_store.settle("slack:E0", failed=False)
     await role_store.park("slack:E1", until=clock.now + 600)
-    assert await role_store.earlier_pending("slack:E3") == 1  # only E2
+    await role_store.release("slack:E2")
+    assert await role_store.earlier_pending("slack:E3") == [("slack:E2", None)]  # not parked
+    clock.now += 61  # E3's own lease expired too: expired holders read as nobody
+    await role_store.receive(incoming("E2"), route=ROUTE, owner="b:2", lease_seconds=60)
+    assert await role_store.earlier_pending("slack:E3") == [("slack:E2", "b:2")]
     await role_store.settle("slack:E2", failed=True)
-    assert await role_store.earlier_pending("slack:E3") == 0
-    assert await role_store.earlier_pending("slack:unknown") == 0
+    assert await role_store.earlier_pending("slack:E3") == []
+    assert await role_store.earlier_pending("slack:unknown") == []
+
+
+async def test_a_deferred_message_keeps_its_attempts(role_store: Store, clock: Clock) -> None:
+    """`defer` leaves a message for the next claim without counting the attempt it used."""
+    await role_store.receive(incoming("E1"), route=ROUTE, owner="a:1", lease_seconds=60)
+    await role_store.defer("slack:E1")
+    [claimed] = await role_store.claim(owner="a:1", lease_seconds=60, platforms=["slack"], limit=5)
+    assert (claimed.key, claimed.attempts) == ("slack:E1", 1)
 
 
 async def test_a_lease_has_one_holder_until_it_expires_or_is_dropped(

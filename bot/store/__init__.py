@@ -204,11 +204,17 @@ class EventInbox(Protocol):
         """Messages per state (pending, done, failed)."""
         ...
 
-    async def earlier_pending(self, key: str) -> int:
-        """How many messages of the same conversation arrived before `key` and are still
-        pending, not counting those waiting for a confirmation: its turn waits for them, so
-        a conversation is answered in arrival order by one process at a time."""
+    async def earlier_pending(self, key: str) -> list[tuple[str, str | None]]:
+        """(key, holder) of each message of the same conversation that arrived before `key`
+        and is still pending, oldest first, not counting those waiting for a confirmation;
+        `holder` is the owner of an unexpired lease, None when nobody holds it. A turn
+        goes after them, so a conversation is answered in arrival order by one process at a
+        time."""
         ...
+
+    async def defer(self, key: str) -> None:
+        """Leave a pending message for a moment without using up an attempt: its turn
+        found an earlier message of its conversation to answer first."""
 
 
 class Leases(Protocol):

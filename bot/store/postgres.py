@@ -32,7 +32,7 @@ import asyncpg
 from bot.errors import ConfigError, DatabaseError
 from bot.store import ActionState, ActionStats
 from bot.store.postgres_turns import PostgresTurnRows, numbered, row_count
-from bot.store.queries import EARLIER_PENDING, HOLD_LEASE
+from bot.store.queries import DEFER, EARLIER_PENDING, HOLD_LEASE
 from bot.store.rows import P95_WINDOW, build_stats, short_error, to_json, utc
 from bot.types import ActionResult
 
@@ -351,9 +351,14 @@ class PostgresStore(PostgresTurnRows):
         )
         return row_count(status)
 
-    async def earlier_pending(self, key: str) -> int:
+    async def earlier_pending(self, key: str) -> list[tuple[str, str | None]]:
         """Earlier pending messages of `key`'s conversation, not waiting for a click."""
-        return int(await self._pool.fetchval(_EARLIER_PENDING, key))
+        rows = await self._pool.fetch(_EARLIER_PENDING, self._clock(), key)
+        return [(str(found), None if holder is None else str(holder)) for found, holder in rows]
+
+    async def defer(self, key: str) -> None:
+        """Leave a pending message for a moment without using up an attempt."""
+        await self._pool.execute(_DEFER, key)
 
     # -- migrations ----------------------------------------------------------------------
 
@@ -387,6 +392,7 @@ class PostgresStore(PostgresTurnRows):
 
 _HOLD_LEASE = numbered(HOLD_LEASE)
 _EARLIER_PENDING = numbered(EARLIER_PENDING)
+_DEFER = numbered(DEFER)
 
 
 def _reason(exc: BaseException) -> str:

@@ -97,12 +97,21 @@ INBOX_FINISH_TURN = """
 UPDATE inbox SET reply = ?, progress = NULL WHERE event_key = ? AND state = 'pending'
 """
 
-# Shared by both backends (placeholders differ: `sql_for_postgres` turns `?` into `$n`).
+# Shared by both backends (`postgres_turns.numbered` turns `?` into `$1, $2, …`).
 EARLIER_PENDING = """
-SELECT COUNT(*) FROM inbox AS earlier JOIN inbox AS this
+SELECT earlier.event_key,
+       CASE WHEN earlier.lease_until > ? THEN earlier.lease_owner END AS holder
+FROM inbox AS earlier JOIN inbox AS this
   ON earlier.conversation = this.conversation AND earlier.platform = this.platform
 WHERE this.event_key = ? AND earlier.state = 'pending' AND earlier.seq < this.seq
   AND COALESCE(earlier.lease_owner, '') != 'confirmation'
+ORDER BY earlier.seq
+"""
+
+DEFER = """
+UPDATE inbox SET lease_owner = NULL, lease_until = 0,
+    attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END
+WHERE event_key = ? AND state = 'pending'
 """
 
 HOLD_LEASE = """

@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.store import InboxEntry
 from bot.store.queries import (
+    DEFER,
     EARLIER_PENDING,
     HOLD_LEASE,
     INBOX_CLAIM,
@@ -160,10 +161,14 @@ class TurnRows(Connection):
         counts.update({str(state): int(n) for state, n in rows})
         return counts
 
-    async def earlier_pending(self, key: str) -> int:
+    async def earlier_pending(self, key: str) -> list[tuple[str, str | None]]:
         """Earlier pending messages of `key`'s conversation, not waiting for a click."""
-        rows = self._read(EARLIER_PENDING, (key,))
-        return int(rows[0][0])
+        rows = self._read(EARLIER_PENDING, (self._clock(), key))
+        return [(str(found), None if holder is None else str(holder)) for found, holder in rows]
+
+    async def defer(self, key: str) -> None:
+        """Leave a pending message for a moment without using up an attempt."""
+        self._db.execute(DEFER, (key,))
 
     # -- leases --------------------------------------------------------------------------
 
