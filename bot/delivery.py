@@ -28,12 +28,15 @@ down are written unleased and left for the next start.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Literal
 
 from bot import wording
@@ -64,21 +67,27 @@ answer where `entry.route` says, and return the reply (None when it could not be
 
 
 def owner_gone(owner: str, *, me: str) -> bool:
-    """Whether the process named `owner` (`host:pid:random`) is an earlier process of this
-    host (`me`'s) that has ended: its pid is not running, or is this process's own (a
-    restarted container runs as the same pid). A live process of the host (a replica
-    started side by side) is not gone; nor is one of another host (its lease must expire)."""
-    host, pid = me.split(":")[:2]
+    """Whether the process named `owner` (`host:pid:place-random`) is an earlier process of
+    this host (`me`'s) that has ended: its pid is not running, or it is this process's own
+    pid in the same place (a restarted container: same host name, same pid, same file
+    system). A live process of the host is not gone, nor is a replica in another container
+    that shares the host name (host networking: same pid 1, another place); nor is a
+    process of another host (its lease must expire)."""
+    host, pid, mine = [*me.split(":"), "", ""][:3]
     parts = owner.split(":")
-    if owner == me or len(parts) < 2 or parts[0] != host:
+    if owner == me or len(parts) < 3 or parts[0] != host:
         return False
-    return _process_gone(parts[1], mine=pid)
+    if parts[1] == pid:
+        return _place(parts[2]) == _place(mine)
+    return _process_gone(parts[1])
 
 
-def _process_gone(pid: str, *, mine: str) -> bool:
-    """Whether process `pid` of this host has ended (or is this one, restarted)."""
-    if pid == mine:
-        return True
+def _place(tail: str) -> str:
+    return tail.split("-", 1)[0]
+
+
+def _process_gone(pid: str) -> bool:
+    """Whether process `pid` of this host has ended."""
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -88,10 +97,32 @@ def _process_gone(pid: str, *, mine: str) -> bool:
     return False
 
 
+@functools.cache
+def this_place() -> str:
+    """An id of where this process runs (its container, or its user on a machine), kept in
+    a file in the temporary folder: a restarted container finds the id its previous run
+    wrote, while a replica in another container gets its own. Random for this process alone
+    when the folder is not writable (then a restart waits for the leases to expire)."""
+    path = Path(tempfile.gettempdir()) / f"actionbot-{os.getuid()}.place"
+    try:
+        found = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        found = ""
+    if found.isalnum():
+        return found
+    made = uuid.uuid4().hex[:8]
+    try:
+        path.write_text(made, encoding="ascii")
+    except OSError:
+        logger.debug("cannot keep this process's place in %s", path)
+    return made
+
+
 def host_owner() -> str:
-    """This process's lease owner name, `host:pid:random`: unique even when a restarted
-    container's process has the same host name and pid as the one that died."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """This process's lease owner name, `host:pid:place-random`: unique even when a
+    restarted container's process has the same host name, pid and place as the one that
+    died."""
+    return f"{socket.gethostname()}:{os.getpid()}:{this_place()}-{uuid.uuid4().hex[:8]}"
 
 
 class Inbox:

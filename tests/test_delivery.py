@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import sys
 from pathlib import Path
 
 import pytest
 
-from bot.delivery import Inbox
+from bot.delivery import Inbox, host_owner, owner_gone, this_place
 from bot.runtime.metrics import Metrics
 from bot.runtime.tasks import Turns
 from bot.store import InboxEntry, Store
@@ -82,9 +84,9 @@ async def test_an_answer_that_cannot_be_posted_is_retried_up_to_the_cap(store: S
 async def test_messages_taken_over_at_start_wait_for_the_platforms(store: Store) -> None:
     """A previous process of this host left a message in hand: the new process takes it at
     start, at once, but its turn posts only once the platforms are connected."""
-    await store.receive(incoming(), route={}, owner="thishost:1:dead", lease_seconds=60)
+    await store.receive(incoming(), route={}, owner="thishost:1:box-dead", lease_seconds=60)
     answers = Answers(Reply(text="late answer"))
-    inbox = make_inbox(store, answers, owner="thishost:1:fresh", started=False)
+    inbox = make_inbox(store, answers, owner="thishost:1:box-fresh", started=False)
 
     assert await inbox.recover() == 0  # its lease has not expired
     assert await inbox.recover(at_start=True) == 1
@@ -167,6 +169,34 @@ async def test_an_earlier_message_taken_over_behind_a_waiting_turn_goes_first(
             await inbox.turns.drain()
         assert [(e.key, e.attempts) for e in answers.seen] == [("slack:M1", 2), ("slack:M2", 1)]
         assert await store.inbox_counts() == {"pending": 0, "done": 2, "failed": 0}
+
+
+async def test_a_replica_sharing_the_host_name_and_pid_keeps_its_messages(store: Store) -> None:
+    """Two containers with host networking have the same host name and both run as pid 1:
+    the one starting does not take what the other (another place) holds."""
+    await store.receive(incoming("A"), route={}, owner="node7:1:boxa-1", lease_seconds=60)
+    inbox = make_inbox(store, Answers(), owner="node7:1:boxb-2")
+    assert await inbox.recover(at_start=True) == 0
+    assert owner_gone("node7:1:boxb-0", me="node7:1:boxb-2")  # its own restarted container
+
+
+async def test_a_restarted_process_finds_its_place_again() -> None:
+    """Two processes run one after the other here (as a container restarted) name the same
+    place in their owner names, and the names differ."""
+    owners = []
+    for _ in range(2):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            "from bot.delivery import host_owner; print(host_owner())",
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await process.communicate()
+        owners.append(out.decode().strip())
+    first, second = owners
+    assert first != second
+    assert first.split(":")[2].split("-")[0] == second.split(":")[2].split("-")[0] == this_place()
+    assert host_owner().startswith(f"{socket.gethostname()}:{os.getpid()}:{this_place()}-")
 
 
 async def test_a_console_line_interrupted_is_settled_not_left_pending(store: Store) -> None:
