@@ -78,7 +78,7 @@ def configured_platforms(
         from adapters.discord.adapter import DiscordAdapter
         from adapters.discord.shards import DiscordShards
 
-        def make(shard: tuple[int, int] | None) -> DiscordAdapter:
+        def make(shard: tuple[int, int] | None, commands: bool) -> DiscordAdapter:
             return DiscordAdapter(
                 settings=settings,
                 engine=engine,
@@ -88,6 +88,7 @@ def configured_platforms(
                 inbox=inbox,
                 shard=shard,
                 register=False,
+                commands=commands,
             )
 
         platforms["discord"] = DiscordShards(

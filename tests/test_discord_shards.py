@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -27,6 +28,7 @@ from fakes.discord_server import FakeDiscord, guild_create, message_create, text
 from fakes.openai_server import ScriptedLLM
 
 SHARDS = 2
+COMMANDS = re.compile(r"/applications/\d+/(guilds/\d+/)?commands$")
 LEASE = 1.0
 Replica = Callable[[str], DiscordShards]
 
@@ -47,7 +49,7 @@ async def fleet(
         turns = Turns()
         inbox = Inbox(store, turns, metrics=engine.metrics, owner=owner)
 
-        def make(shard: tuple[int, int] | None) -> DiscordAdapter:
+        def make(shard: tuple[int, int] | None, commands: bool) -> DiscordAdapter:
             return DiscordAdapter(
                 settings=settings(discord_guild=int(GUILD)),
                 engine=engine,
@@ -59,6 +61,7 @@ async def fleet(
                 guild_ready_timeout=0.05,
                 shard=shard,
                 register=False,
+                commands=commands,
             )
 
         shards = DiscordShards(
@@ -96,8 +99,8 @@ async def eventually(condition: Callable[[], bool]) -> None:
 
 async def die(replica: DiscordShards) -> None:
     """The replica's process dies: its connections drop, its leases are left to expire."""
-    assert replica._keeper is not None
-    replica._keeper.cancel()
+    for task in replica._tasks:
+        task.cancel()
     for adapter in replica.held.values():
         await adapter.close()
     replica.held.clear()
@@ -114,6 +117,7 @@ async def test_each_shard_has_one_connection_and_a_dead_replicas_shard_moves(
     await asyncio.gather(*(r.start() for r in replicas))
 
     assert shards_of(fake.identifies) == [[0, SHARDS], [1, SHARDS]]
+    assert len(fake.requests_to("PUT", COMMANDS)) == 1  # /actions registered once, by shard 0
     held = sorted(shard for r in replicas for shard in r.held)
     assert held == [0, 1]
     [idle] = [r for r in replicas if not r.held]
@@ -176,3 +180,21 @@ async def test_messages_are_answered_through_the_shard_that_received_them(
     [post] = await fake.wait_for("POST", messages_in(DM_CHANNEL))
     assert post.json is not None
     assert post.json["content"] == "Hello from a shard"
+
+
+async def test_a_replica_that_lost_a_shards_lease_disconnects_it(
+    fleet: tuple[FakeDiscord, Replica], store: Store
+) -> None:
+    """Its lease now names another replica (this one could not renew in time): the
+    connection is closed, so the shard is never connected twice; while no replica holds a
+    shard, the replica is not ready."""
+    _, replica = fleet
+    only = replica("host-a:1:x")
+    await only.start()
+    assert 0 in only.held
+    name = DiscordShards.lease_name(0)
+    await store.drop_lease(name, owner="host-a:1:x")
+    assert await store.hold_lease(name, owner="host-b:1:y", seconds=3600)
+    await eventually(lambda: 0 not in only.held)
+    await store.drop_lease(name, owner="host-b:1:y")
+    assert not await only.ready()  # shard 0 has nobody (until a look takes it again)

@@ -69,6 +69,7 @@ class DiscordAdapter:
         guild_ready_timeout: float = 2.0,
         shard: tuple[int, int] | None = None,
         register: bool = True,
+        commands: bool = True,
     ) -> None:
         if settings.discord_token is None:
             raise ConfigError("DISCORD_TOKEN is not set.")
@@ -98,7 +99,8 @@ class DiscordAdapter:
         self.actions = ActionsCommands(settings=settings, admin=admin, platform=PLATFORM)
         self.tree = OnceTree(self.client, store=store)
         self.tree.add_command(self.actions.group())
-        self.client.setup_hook = self._sync_commands  # type: ignore[method-assign]
+        if commands:  # once per deployment: `shards.DiscordShards` lets shard 0's client do it
+            self.client.setup_hook = self._sync_commands  # type: ignore[method-assign]
         confirm.register(self.client, self._on_click)
         self.client.event(self.on_message)
         self._connection: asyncio.Task[None] | None = None
@@ -169,8 +171,6 @@ class DiscordAdapter:
         return self.receiving and self.client.is_ready() and not self.client.is_closed()
 
     async def _sync_commands(self) -> None:
-        if self.shard is not None and self.shard[0] != 0:
-            return  # registered once, by whichever replica connects shard 0
         guild_id = self.settings.discord_guild
         try:
             if guild_id:
