@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from bot.actions.loader import load_actions
 from bot.actions.models import ENV_REFERENCE, ActionSet, ContextSource
 from bot.admin.operations import Admin
-from bot.delivery import host_owner
+from bot.delivery import host_owner, owner_gone
 from bot.engine import Engine, EngineLimits
 from bot.errors import ActionsFileError, ConfigError
 from bot.llm.client import NO_LLM_CONFIGURED, OpenAIChatModel
@@ -197,10 +197,12 @@ async def prune(store: Store, settings: Settings) -> None:
     (0 keeps them forever). Of several replicas on one database only the one that takes the
     `retention` lease sweeps, once per `RETENTION_SECONDS`. A failure is logged; the next
     run tries again."""
+    me = process_owner()
     try:
-        mine = await store.hold_lease(
-            RETENTION_LEASE, owner=process_owner(), seconds=RETENTION_SECONDS * 0.9
-        )
+        holder = await store.lease_holder(RETENTION_LEASE)
+        if holder is not None and owner_gone(holder, me=me):  # this bot before a restart
+            await store.drop_lease(RETENTION_LEASE, owner=holder)
+        mine = await store.hold_lease(RETENTION_LEASE, owner=me, seconds=RETENTION_SECONDS * 0.9)
     except Exception:
         logger.exception("could not take the retention lease")
         return

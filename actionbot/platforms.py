@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from actionbot.app import prune_hourly
+from actionbot.app import process_owner, prune_hourly
 from bot.admin.operations import Admin
 from bot.delivery import CLAIM_BATCH, Inbox
 from bot.engine import Engine
@@ -113,7 +113,14 @@ async def serve(
     """
     turns = Turns(limit=settings.max_turns)
     grace = 0.0  # until started, nothing may post: turns queued at start are left for later
-    inbox = Inbox(store, turns, metrics=metrics, attempts=settings.turn_attempts, started=False)
+    inbox = Inbox(
+        store,
+        turns,
+        metrics=metrics,
+        attempts=settings.turn_attempts,
+        owner=process_owner(),
+        started=False,
+    )
     http = HttpServer(port=settings.http_port, host=settings.http_host)
     token = settings.metrics_token
 

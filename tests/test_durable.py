@@ -17,6 +17,7 @@ from conftest import inventory_action, make_engine, make_settings
 
 from actionbot.app import prune
 from bot.actions.models import Arguments
+from bot.delivery import this_place
 from bot.engine import Engine, EngineLimits
 from bot.llm.client import OpenAIChatModel
 from bot.outbound.webhooks import WebhookClient, canonical_json, idempotency_key
@@ -325,6 +326,23 @@ async def test_of_several_replicas_one_sweeps_per_hour(tmp_path: Path) -> None:
         await prune(store, make_settings(history_days=1, call_log_days=1))
         assert await store.inbox_counts() == {"pending": 0, "done": 0, "failed": 0}
         assert not await store.hold_lease("retention", owner="replica-b:7:x", seconds=60)
+
+
+async def test_a_restarted_bot_sweeps_at_start_despite_its_predecessors_lease(
+    tmp_path: Path,
+) -> None:
+    """The bot's own earlier process (this host, a pid that has ended) took the retention
+    lease for the hour and died: the restarted bot sweeps at start all the same."""
+    gone = await asyncio.create_subprocess_exec("true")
+    await gone.wait()
+    now = [1_700_000_000.0]
+    async with await SQLiteStore.open(tmp_path / "r.db", clock=lambda: now[0]) as store:
+        await receive(store, question("Old"))
+        now[0] += 2 * 86400
+        earlier = f"{socket.gethostname()}:{gone.pid}:{this_place()}-old"
+        assert await store.hold_lease("retention", owner=earlier, seconds=3240)
+        await prune(store, make_settings(history_days=1, call_log_days=1))
+        assert await store.inbox_counts() == {"pending": 0, "done": 0, "failed": 0}
 
 
 async def test_a_resumed_turn_keys_a_call_refused_earlier_as_its_first(

@@ -235,6 +235,31 @@ def test_the_url_picks_the_backend_and_unknown_schemes_list_the_supported_ones()
     assert PASSWORD not in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql://bot:{PASSWORD}@db:99999/actionbot",
+        f"postgresql://bot:{PASSWORD}@[::1/actionbot",
+        f"postgresql://bot:{PASSWORD}@db:port/actionbot",
+    ],
+)
+def test_an_unreadable_url_is_a_clear_error_without_the_password(url: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        database_at(url)
+    assert "cannot be read" in str(raised.value)
+    assert PASSWORD not in str(raised.value)
+    settings = Settings(ACTIONBOT_DATABASE_URL=url)  # type: ignore[call-arg]
+    assert settings.secret_values() is not None  # no traceback while collecting secrets
+
+
+async def test_bad_url_options_are_a_database_error_without_the_password() -> None:
+    url = f"postgresql://bot:{PASSWORD}@127.0.0.1:{free_port()}/actionbot?sslmode=bogus"
+    with pytest.raises(DatabaseError) as raised:
+        await PostgresStore.open(url)
+    assert str(raised.value).startswith("Cannot connect to the database at 127.0.0.1:")
+    assert PASSWORD not in str(raised.value)
+
+
 def test_without_a_url_the_sqlite_file_of_actionbot_db_is_used(tmp_path: Path) -> None:
     settings = Settings(ACTIONBOT_DB=str(tmp_path / "bot.db"))  # type: ignore[call-arg]
     assert configured_database(settings).path == tmp_path / "bot.db"

@@ -215,7 +215,7 @@ class Settings(BaseSettings):
         )
         values = [s.get_secret_value() for s in secrets if s is not None]
         if self.database_url is not None:  # the password of the database URL
-            values += [urlsplit(self.database_url.get_secret_value()).password or ""]
+            values += [_password(self.database_url.get_secret_value())]
         if self.webhook_secrets is not None:  # each secret of the list on its own, too
             for entry in self.webhook_secrets.get_secret_value().split(","):
                 values += [entry.partition(":")[2].strip()] if ":" in entry else []
@@ -234,3 +234,11 @@ class Settings(BaseSettings):
     @property
     def egress_allow_entries(self) -> tuple[str, ...]:
         return tuple(part.strip() for part in self.egress_allow.split(",") if part.strip())
+
+
+def _password(url: str) -> str:
+    """The password in a database URL ("" if none, or if the URL cannot be read)."""
+    try:
+        return urlsplit(url).password or ""
+    except ValueError:
+        return ""

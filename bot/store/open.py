@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bot.errors import ConfigError
 from bot.runtime.config import Settings
@@ -48,6 +49,13 @@ def database_at(url: str) -> Database:
             raise ConfigError("A sqlite:/// database URL needs a file: sqlite:///actionbot.db.")
         return Database(path=Path(path))
     if url.startswith(POSTGRES):
+        try:
+            urlsplit(url).port  # noqa: B018 - read for its ValueError
+        except ValueError:
+            raise ConfigError(
+                "ACTIONBOT_DATABASE_URL cannot be read: check its host and port "
+                "(postgresql://user:password@host:5432/database)."
+            ) from None
         return Database(url=url)
     scheme = url.split("://", 1)[0] + "://" if "://" in url else "(none)"
     raise ConfigError(

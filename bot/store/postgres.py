@@ -18,6 +18,7 @@ The database URL's password never reaches a log or an error: errors name host an
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -104,11 +105,11 @@ FROM unnest($1::text[]) AS wanted(action)
 
 def describe(url: str) -> str:
     """`host:port/database` of a PostgreSQL URL: what errors and logs may show of it."""
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)
         port = parts.port or 5432
     except ValueError:
-        port = 5432
+        return "(an unreadable URL)"
     return f"{parts.hostname or 'localhost'}:{port}{parts.path or '/'}"
 
 
@@ -167,7 +168,8 @@ class PostgresStore(PostgresTurnRows):
         """True when the database answers a query within `PING_TIMEOUT` (readiness); the
         pool replaces broken connections, so this recovers without a restart."""
         try:
-            answer = await self._pool.fetchval("SELECT 1", timeout=PING_TIMEOUT)
+            async with asyncio.timeout(PING_TIMEOUT):  # a connection and the query, both
+                answer = await self._pool.fetchval("SELECT 1")
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             return False
         return bool(answer == 1)
@@ -409,6 +411,10 @@ def _reason(exc: BaseException) -> str:
         return exc.strerror or "the connection failed"
     if isinstance(exc, asyncpg.PostgresError):
         return str(exc)  # the server's words: it never sees the password
+    if isinstance(exc, ValueError | OverflowError):
+        return "the URL cannot be read (check its port and options)"
+    if isinstance(exc, asyncpg.InterfaceError):
+        return f"the client refused the URL's options ({type(exc).__name__})"
     return type(exc).__name__
 
 
