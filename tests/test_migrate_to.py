@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import errno
 import re
+import sqlite3
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from postgres_server import PASSWORD
 from test_cli import Finished, base_env, closed_port, invoke_cli
 
 from bot.store import transfer
-from bot.store.postgres import PostgresStore
+from bot.store.postgres import PostgresStore, describe
 from bot.store.sqlite import SQLiteStore
 from bot.store.transfer import TABLES, Table
 from bot.types import ActionResult, IncomingMessage, Outcome
@@ -26,6 +28,7 @@ from bot.types import ActionResult, IncomingMessage, Outcome
 DAY = 86400.0
 LEASE = 60.0
 CONVERSATIONS = ("C1:1.0", "D1")
+WEBHOOK_SECRET = "the-replicas-webhook-secret-4711"
 TABLE_NAMES = [table.name for table in TABLES]
 
 
@@ -149,6 +152,18 @@ async def rows_in(url: str) -> dict[str, int]:
         await db.close()
 
 
+async def marks_in(path: Path, url: str) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The SQLite file's copy id, and the target's `instance` rows other than its key."""
+    with closing(sqlite3.connect(path)) as source:
+        [(mine,)] = source.execute("SELECT value FROM instance WHERE name = 'migration_id'")
+    db = await asyncpg.connect(url)
+    try:
+        rows = await db.fetch("SELECT name, value FROM instance WHERE name <> 'call_key'")
+    finally:
+        await db.close()
+    return bytes(mine), [(row["name"], bytes(row["value"])) for row in rows]
+
+
 def no_password(*runs: Finished) -> None:
     for run in runs:
         assert PASSWORD not in run.stdout + run.stderr
@@ -224,6 +239,8 @@ async def test_a_second_run_copies_nothing(
         table: (0, copied) for table, (copied, _) in counts(first.stdout).items()
     }
     assert set(counts(second.stdout)) == set(TABLE_NAMES)
+    mine, marks = await marks_in(source.path, postgres_url)
+    assert marks == [("copied_from", mine)]  # the file's own id is not copied as a row
     async with await PostgresStore.open(postgres_url, clock=source.clock) as replica:
         assert await what_it_says(replica, source.token) == source.facts
     no_password(first, second)
@@ -278,6 +295,54 @@ async def test_a_database_another_bot_ran_on_is_refused(
     assert "already has an instance key of its own" in refused.stderr
     assert (await rows_in(postgres_url))["calls"] == 0
     no_password(refused)
+
+
+async def test_a_database_replicas_ran_on_with_the_webhook_secret_is_refused(
+    tmp_path: Path, source: Source, postgres_url: str
+) -> None:
+    """With ACTIONBOT_WEBHOOK_SECRET set, the secret is the replicas' instance key, so their
+    database has none of its own; their calls and messages still make it theirs. Nothing is
+    copied (no mark either): their rows and totals stay as they were."""
+    async with await PostgresStore.open(postgres_url, clock=source.clock) as replica:
+        await replica.record_call(call("check_inventory", "r1", Outcome.SUCCESS, 50.0))
+        await replica.receive(message("R1"), route={}, owner="new:1", lease_seconds=LEASE)
+        totals = await replica.call_totals()
+    before = await rows_in(postgres_url)
+    assert before["calls"] == before["inbox"] == 1
+
+    settings = {"ACTIONBOT_DB": str(source.path), "ACTIONBOT_WEBHOOK_SECRET": WEBHOOK_SECRET}
+    refused = await migrate(tmp_path, postgres_url, **settings)
+    assert refused.code == 1
+    assert f"An ActionBot has run on the database at {describe(postgres_url)}: " in refused.stderr
+    assert "Copy into a new, empty database instead." in refused.stderr
+    assert counts(refused.stdout) == {}
+    assert await rows_in(postgres_url) == before
+    assert (await marks_in(source.path, postgres_url))[1] == []
+    async with await PostgresStore.open(postgres_url, clock=source.clock) as replica:
+        assert await replica.call_totals() == totals
+        assert await replica.call_counts() == {"check_inventory": 1}
+    no_password(refused)
+    assert WEBHOOK_SECRET not in refused.stdout + refused.stderr
+
+
+async def test_a_database_another_sqlite_file_was_copied_into_is_refused(
+    tmp_path: Path, source: Source, postgres_url: str
+) -> None:
+    """The target's mark names the file copied into it: another file (with no instance key
+    to tell it apart) is refused, and the first file's copy can still be run again."""
+    assert (await migrate(tmp_path, postgres_url)).code == 0
+    before = await rows_in(postgres_url)
+    other = tmp_path / "other" / "actionbot.db"
+    async with await SQLiteStore.open(other) as store:
+        await store.record_call(call("refund", "k1", Outcome.SUCCESS, 10.0))
+    refused = await migrate(tmp_path, postgres_url, ACTIONBOT_DB=str(other))
+    assert refused.code == 1
+    assert "already has bot data (calls, messages, conversations, toggles) this" in refused.stderr
+    assert await rows_in(postgres_url) == before
+    again = await migrate(tmp_path, postgres_url)
+    assert again.code == 0, again.stderr
+    assert await rows_in(postgres_url) == before
+    no_password(refused, again)
 
 
 @pytest.mark.parametrize(

@@ -7,11 +7,14 @@ the same), the turn journal, confirmations, and the inbox in every state (answer
 too, so a platform's redelivery of one is still dropped). Leases are not copied: they belong
 to the processes that held them.
 
-The copy can be run again, and an interrupted run re-run completes it: rows are matched on
-their natural keys (`ON CONFLICT … DO NOTHING`), call and message rows on their ids, which are
-copied as they are (the identity sequences then continue after the largest). Each table is
-read from one snapshot of the SQLite file, `BATCH_ROWS` rows at a time, each batch written in
-a transaction of its own. Call rows are written with the aggregate trigger turned off for that
+The target must hold no bot data (its rows would collide with copied ids, its totals be
+overwritten) unless an earlier run from this file began it: the file gets a random id
+(`instance` row `migration_id`) that the first run writes into the target (`copied_from`)
+before anything else. A run again then completes an interrupted copy: rows are matched on
+their natural keys (`ON CONFLICT … DO NOTHING`), call and message rows on their ids, copied as
+they are (the identity sequences then continue after the largest). Each table is read from
+one snapshot of the SQLite file, `BATCH_ROWS` rows at a time, each batch written in a
+transaction of its own. Call rows are written with the aggregate trigger off for that
 transaction, and the aggregates are then set to SQLite's: recounting the copied rows would
 lose what pruned rows counted. The bot must not run on either database meanwhile.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 import sqlite3
 from collections.abc import Callable, Sequence
 from contextlib import closing
@@ -44,6 +48,14 @@ PARKED = "confirmation"
 # A pending message leased by the old process is left for whichever replica looks first; one
 # parked for a confirmation stays parked, so the click wakes it.
 LEASE_CLEARED = f"state = 'pending' AND lease_owner IS NOT '{PARKED}'"
+
+HAS_BOT_DATA = (  # what a bot that ran on a database left in it
+    "SELECT EXISTS (SELECT 1 FROM calls) OR EXISTS (SELECT 1 FROM inbox) OR EXISTS (SELECT 1 "
+    "FROM conversations) OR EXISTS (SELECT 1 FROM action_state) OR EXISTS (SELECT 1 FROM "
+    "call_totals) OR EXISTS (SELECT 1 FROM journal) OR EXISTS (SELECT 1 FROM confirmations)"
+)
+GIVE_ID = "INSERT INTO instance (name, value) VALUES ('migration_id', ?) ON CONFLICT DO NOTHING"
+MARKS = "('migration_id', 'copied_from')"  # the copy's own `instance` rows: never copied
 
 CONVERT: dict[str, Callable[[Any], Any]] = {
     "text": str,
@@ -74,6 +86,8 @@ class Table:
     """SQLite expressions for columns not read as they are."""
     quiet_trigger: str | None = None
     """A trigger on the table that must not fire for copied rows."""
+    only: str = "TRUE"
+    """A SQLite condition on the rows to copy."""
 
     @property
     def names(self) -> list[str]:
@@ -86,7 +100,7 @@ class Table:
     def select(self) -> str:
         wanted = ", ".join((self.read or {}).get(name, name) for name in self.names)
         order = self.order or self.key
-        return f"SELECT {wanted} FROM {self.name} ORDER BY {order}"  # noqa: S608 - TABLES' own
+        return f"SELECT {wanted} FROM {self.name} WHERE {self.only} ORDER BY {order}"  # noqa: S608
 
     def insert(self) -> str:
         names = ", ".join(self.names)
@@ -137,7 +151,7 @@ TABLES = (
         "endpoint, model",
         "endpoint text, model text, native_tools boolean, checked_at float8",
     ),
-    Table("instance", "name", "name text, value bytea"),
+    Table("instance", "name", "name text, value bytea", only=f"name NOT IN {MARKS}"),
     Table(
         "journal",
         "event_key, idempotency_key",
@@ -215,12 +229,16 @@ async def copy_to_postgres(
 ) -> list[Copied]:
     """Copy the SQLite database at `path` into the PostgreSQL database at `url` (its schema
     brought up to date first), calling `report` as each table is done. `ConfigError` when
-    there is nothing to copy or the target belongs to another installation; `DatabaseError`
-    when either database fails (naming host and port, never the password)."""
+    there is nothing to copy or a bot has run on the target; `DatabaseError` when either
+    database fails (naming host and port, never the password)."""
     check_target(url)
     if not await asyncio.to_thread(path.is_file):
         raise ConfigError(f"There is no SQLite database at {path}: nothing to copy.")
-    await (await SQLiteStore.open(path)).close()  # its schema brought up to date
+    async with await SQLiteStore.open(path) as store:  # its schema brought up to date
+        try:  # the file's random id, given by the first run in one short write
+            store._db.execute(GIVE_ID, (secrets.token_bytes(16),))
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"Cannot use the database {path}: {exc}") from exc
     where = describe(url)
     done: list[Copied] = []
     read_only = (await asyncio.to_thread(path.resolve)).as_uri() + "?mode=ro"
@@ -228,7 +246,7 @@ async def copy_to_postgres(
         try:
             with closing(sqlite3.connect(read_only, uri=True, isolation_level=None)) as db:
                 db.execute("BEGIN")  # one snapshot for every table
-                await _same_installation(db, target._pool, where)
+                await _claim(db, target._pool, where)
                 for table in TABLES:
                     done.append(await _copy(db, target._pool, table, where))
                     report(done[-1])
@@ -237,16 +255,32 @@ async def copy_to_postgres(
     return done
 
 
-async def _same_installation(source: sqlite3.Connection, pool: asyncpg.Pool, where: str) -> None:
-    """Refuse a target whose instance key differs: webhook calls would change keys."""
-    found = source.execute("SELECT value FROM instance WHERE name = 'call_key'").fetchall()
-    theirs = await pool.fetchval("SELECT value FROM instance WHERE name = 'call_key'")
-    if found and theirs is not None and bytes(theirs) != bytes(found[0][0]):
-        raise ConfigError(
-            f"The database at {where} already has an instance key of its own (an ActionBot "
-            "has run on it), so calls would get other Idempotency-Keys. Copy into a new, "
-            "empty database instead."
-        )
+async def _claim(source: sqlite3.Connection, pool: asyncpg.Pool, where: str) -> None:
+    """Refuse a target whose instance key differs, or with bot data but no mark of an earlier
+    run from this file; mark an empty one (in a transaction with no other write)."""
+    ours = dict(source.execute("SELECT name, value FROM instance").fetchall())
+    async with pool.acquire() as db, db.transaction():
+        rows = await db.fetch("SELECT name, value FROM instance FOR UPDATE")
+        theirs = {row["name"]: bytes(row["value"]) for row in rows}
+        key, their_key = ours.get("call_key"), theirs.get("call_key")
+        if key and their_key and bytes(key) != their_key:
+            why = "an instance key of its own, so calls would get other Idempotency-Keys."
+        elif theirs.get("copied_from") == bytes(ours["migration_id"]):
+            return  # an earlier run of this copy: complete it
+        elif await db.fetchval(HAS_BOT_DATA):
+            why = "bot data (calls, messages, conversations, toggles) this copy did not write, "
+            why += "and copying would mix it with SQLite's and overwrite its call totals."
+        else:
+            await db.execute(
+                "INSERT INTO instance (name, value) VALUES ('copied_from', $1) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                bytes(ours["migration_id"]),
+            )
+            return
+    raise ConfigError(
+        f"An ActionBot has run on the database at {where}: it already has {why} Copy into a "
+        "new, empty database instead."
+    )
 
 
 async def _copy(source: sqlite3.Connection, pool: asyncpg.Pool, table: Table, where: str) -> Copied:
