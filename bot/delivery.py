@@ -54,7 +54,7 @@ REPLAY_SECONDS = 10.0
 CLAIM_BATCH = 100
 """Messages taken over at once; the rest on the next pass."""
 ORDER_POLL_SECONDS = 0.05
-ORDER_POLL_MAX_SECONDS = 1.0
+ORDER_POLL_MAX_SECONDS = 0.25
 """How often a turn looks again whether the earlier messages of its conversation, handled by
 another replica, are answered (doubling from the first to the second)."""
 

@@ -46,6 +46,18 @@ CONNECT_TIMEOUT = 10.0
 PING_TIMEOUT = 2.0
 """Seconds `/readyz` waits for the database to answer."""
 
+INBOX_CONNECTIONS = 2
+"""Connections kept for writing incoming messages down (`receive`), apart from the pool the
+turns use: a platform's acknowledgement never waits behind turn work for a connection."""
+CONNECT_ERRORS = (
+    OSError,
+    TimeoutError,
+    ValueError,  # the URL names no usable port or option
+    OverflowError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+
 Migration = tuple[int, str, str]
 
 
@@ -129,28 +141,27 @@ class PostgresStore(PostgresTurnRows):
         """Connect a pool to `url` and bring the schema up to date. Raises `DatabaseError`
         naming host and port (never the password) when the server cannot be used."""
         where = describe(url)
+        pools: list[asyncpg.Pool] = []
         try:
-            pool = await asyncpg.create_pool(
-                url,
-                min_size=min(min_size, max_size),
-                max_size=max_size,
-                timeout=CONNECT_TIMEOUT,
-                server_settings={"application_name": "actionbot"},
-            )
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            for low, high in ((min(min_size, max_size), max_size), (1, INBOX_CONNECTIONS)):
+                pools.append(await _pool(url, min_size=low, max_size=high))
+        except CONNECT_ERRORS as exc:
+            for opened in pools:
+                await opened.close()
             raise DatabaseError(
                 f"Cannot connect to the database at {where}: {_reason(exc)}"
             ) from exc
-        store = cls(pool, clock=clock)
+        store = cls(pools[0], clock=clock, inbox=pools[1])
         try:
             await store._migrate(where)
         except BaseException:
-            await pool.close()
+            await store.close()
             raise
         return store
 
     async def close(self) -> None:
-        """Close the pool's connections."""
+        """Close the pools' connections."""
+        await self._inbox.close()
         await self._pool.close()
 
     async def __aenter__(self) -> Self:
@@ -169,7 +180,7 @@ class PostgresStore(PostgresTurnRows):
         pool replaces broken connections, so this recovers without a restart."""
         try:
             async with asyncio.timeout(PING_TIMEOUT):  # a connection and the query, both
-                answer = await self._pool.fetchval("SELECT 1")
+                answer = await self._inbox.fetchval("SELECT 1")  # not behind busy turns
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             return False
         return bool(answer == 1)
@@ -395,6 +406,23 @@ class PostgresStore(PostgresTurnRows):
 _HOLD_LEASE = numbered(HOLD_LEASE)
 _EARLIER_PENDING = numbered(EARLIER_PENDING)
 _DEFER = numbered(DEFER)
+
+
+async def _pool(url: str, *, min_size: int, max_size: int) -> asyncpg.Pool:
+    return await asyncpg.create_pool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        timeout=CONNECT_TIMEOUT,
+        server_settings={"application_name": "actionbot"},
+        reset=_keep_session,
+    )
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Nothing to reset when a connection goes back to its pool: the store sets no session
+    state (no SET, LISTEN, cursors or session locks), and asyncpg itself rolls back a
+    transaction left open. The default reset costs a second round trip per statement."""
 
 
 def _reason(exc: BaseException) -> str:

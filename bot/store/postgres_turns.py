@@ -90,8 +90,12 @@ def numbered(sql: str) -> str:
 class PostgresTurnRows:
     """Inbox, confirmations and journal over the store's pool."""
 
-    def __init__(self, pool: asyncpg.Pool, *, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, clock: Callable[[], float], inbox: asyncpg.Pool
+    ) -> None:
         self._pool = pool
+        self._inbox = inbox
+        """Connections for `receive` alone (see `postgres.INBOX_CONNECTIONS`)."""
         self._clock = clock
 
     # -- inbox ---------------------------------------------------------------------------
@@ -105,7 +109,7 @@ class PostgresTurnRows:
         key = event_key(message)
         leased = lease_seconds > 0
         until = now + lease_seconds if leased else 0.0
-        seq = await self._pool.fetchval(
+        seq = await self._inbox.fetchval(
             INBOX_INSERT,
             key,
             message.platform,
@@ -126,7 +130,7 @@ class PostgresTurnRows:
             return None
         if seq is not None:
             return InboxEntry(key=key, seq=int(seq), message=message, route=route, attempts=1)
-        row = await self._pool.fetchrow(INBOX_TAKE_OVER, key, owner, until, now)
+        row = await self._inbox.fetchrow(INBOX_TAKE_OVER, key, owner, until, now)
         return None if row is None else inbox_entry(tuple(row))
 
     async def claim(
