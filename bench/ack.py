@@ -77,10 +77,13 @@ def bot_env(fakes: dict[str, str], folder: Path) -> dict[str, str]:
     }
 
 
-def start_bot(fakes: dict[str, str], folder: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """`actionbot run`, once it reports itself running; its HTTP port."""
+def start_bot(
+    fakes: dict[str, str], folder: Path, extra_env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """`actionbot run` (with `extra_env` added to its settings), once it reports itself
+    running; its HTTP port."""
     log = (folder / "bot.log").open("wb")
-    env = bot_env(fakes, folder) | {"LOG_LEVEL": "INFO"}
+    env = bot_env(fakes, folder) | {"LOG_LEVEL": "INFO"} | (extra_env or {})
     process = subprocess.Popen(  # noqa: S603 - our own entry point
         [ACTIONBOT, "run"], cwd=folder, env=env, stdout=log, stderr=log
     )

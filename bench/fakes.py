@@ -4,7 +4,9 @@ process's CPU is only the bot's.
 
 The LLM answers a request whose last message is a tool result with a final text, and any
 other request with a tool call to the first offered tool (or `parallel:K` in the user's
-message: K calls). Request body sizes are recorded for the prompt-growth benchmark.
+message: K calls). A `ref-TAG` in the turn's user message is repeated at the end of the final
+text, so the fake Slack can tell which event an answer belongs to. Request body sizes are
+recorded for the prompt-growth benchmark.
 
 Run: `python -m bench.fakes` prints one JSON line with the URLs and the CA file, then serves
 until its stdin closes.
@@ -27,6 +29,7 @@ from aiohttp import web
 
 ARGUMENTS = {"part_name": "screen", "device_model": "iPhone 15 Pro"}
 FINAL = "Yes, we have 4 iPhone 15 Pro screens in stock at $129 each."
+REF = re.compile(r"ref-([\w.-]+)")
 SLOW_SECONDS = 0.2
 _ids = itertools.count(1)
 
@@ -46,7 +49,10 @@ def answer(request: dict[str, Any]) -> dict[str, Any]:
     messages = request.get("messages", [])
     tools = request.get("tools") or []
     if not tools or (messages and messages[-1].get("role") == "tool"):
-        return completion(request, {"role": "assistant", "content": FINAL}, "stop")
+        asked = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+        ref = REF.search(str(asked.get("content", "")))
+        text = f"{FINAL} (ref-{ref.group(1)})" if ref else FINAL
+        return completion(request, {"role": "assistant", "content": text}, "stop")
     name = tools[0]["function"]["name"]
     found = re.search(r"parallel:(\d+)", str(messages[-1].get("content", "")))
     count = int(found.group(1)) if found else 1
@@ -91,12 +97,35 @@ class Fakes:
 
 def slack_app() -> web.Application:
     """`auth.test`, `chat.postMessage`, `chat.update` and `users.info`, all instant;
-    `GET /api/answers` counts the `chat.update` calls (each turn's final answer)."""
+    `GET /api/answers` counts the `chat.update` calls (a turn with an action makes two: the
+    progress status and the final answer). Posts and updates whose text carries a `ref-TAG`
+    are final answers: `GET /api/finals` counts them (`?detail=1`: how many per tag, and the
+    tags in the order they were answered per channel); `POST /api/finals/reset` forgets them."""
     ts = itertools.count(1)
     answers = [0]
+    finals: dict[str, int] = {}
+    order: dict[str, list[str]] = {}
 
     async def count(_: web.Request) -> web.Response:
         return web.json_response(answers[0])
+
+    async def get_finals(request: web.Request) -> web.Response:
+        total = sum(finals.values())
+        if request.query.get("detail"):
+            return web.json_response({"total": total, "tags": finals, "channels": order})
+        return web.json_response(total)
+
+    async def reset_finals(_: web.Request) -> web.Response:
+        finals.clear()
+        order.clear()
+        return web.json_response({"ok": True})
+
+    def record(body: dict[str, Any]) -> None:
+        ref = REF.search(str(body.get("text", "")))
+        if ref is not None:
+            tag = ref.group(1)
+            finals[tag] = finals.get(tag, 0) + 1
+            order.setdefault(str(body.get("channel", "")), []).append(tag)
 
     async def method(request: web.Request) -> web.Response:
         name = request.match_info["method"]
@@ -105,13 +134,17 @@ def slack_app() -> web.Application:
             return web.json_response({"ok": True, "team": "Bench", **identity})
         if name == "users.info":
             return web.json_response({"ok": True, "user": {"id": "U1", "is_admin": False}})
-        await request.read()
+        raw = await request.read()
         answers[0] += name == "chat.update"
+        if name in ("chat.update", "chat.postMessage"):
+            record(json.loads(raw) if raw.startswith(b"{") else dict(await request.post()))
         return web.json_response({"ok": True, "channel": "C1", "ts": f"{next(ts)}.000100"})
 
     app = web.Application()
     app.router.add_post("/api/{method}", method)
     app.router.add_get("/api/answers", count)
+    app.router.add_get("/api/finals", get_finals)
+    app.router.add_post("/api/finals/reset", reset_finals)
     return app
 
 

@@ -4,8 +4,11 @@
     python -m bench.measure parallel ...      # ActionBot, k = 1, 2, 4, 8 slow actions
     python -m bench.measure growth --variant langchain ...
     python -m bench.measure memory --turns 10000 ...
+    python -m bench.measure cost --variant actionbot-receive --database-url postgresql://…
+    python -m bench.measure trips --database-url postgresql://…   # see bench/replicas.py
 
-Prints one JSON object. The fakes' addresses come from `--llm`, `--webhook`, `--ca`.
+Prints one JSON object. The fakes' addresses come from `--llm`, `--webhook`, `--ca`. With
+`--server-pid` (the PostgreSQL postmaster), `cost` also reports the database server's CPU.
 """
 
 from __future__ import annotations
@@ -60,12 +63,21 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def cost(args: argparse.Namespace) -> dict[str, Any]:
-    variant = await create(args.variant, llm=args.llm, webhook=args.webhook, ca=args.ca)
+    from bench.replicas import server_cpu_seconds
+
+    variant = await create(
+        args.variant, llm=args.llm, webhook=args.webhook, ca=args.ca, database_url=args.database_url
+    )
+    server = 0.0
     try:
         await run_turns(variant, turns=WARMUP_TURNS, concurrency=min(args.concurrency, 8))
+        if args.server_pid:
+            server = server_cpu_seconds(args.server_pid)
         cpu, wall = time.process_time(), time.perf_counter()
         latencies = await run_turns(variant, turns=args.turns, concurrency=args.concurrency)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        if args.server_pid:
+            server = server_cpu_seconds(args.server_pid) - server
     finally:
         await variant.close()
     return {
@@ -73,6 +85,7 @@ async def cost(args: argparse.Namespace) -> dict[str, Any]:
         "concurrency": args.concurrency,
         "turns": args.turns,
         "cpu_ms_per_turn": cpu * 1000 / args.turns,
+        "server_cpu_ms_per_turn": server * 1000 / args.turns if args.server_pid else None,
         "p50_ms": percentile(latencies, 0.5),
         "p99_ms": percentile(latencies, 0.99),
         "turns_per_s": args.turns / wall,
@@ -127,7 +140,26 @@ async def memory(args: argparse.Namespace) -> dict[str, Any]:
     return {"turns": args.turns, "rss_start_mib": start, "rss_end_mib": end, "seconds": seconds}
 
 
-SCENARIOS = {"cost": cost, "parallel": parallel, "growth": growth, "memory": memory}
+async def trips(args: argparse.Namespace) -> dict[str, Any]:
+    from bench.replicas import count_trips
+
+    return await count_trips(
+        llm=args.llm,
+        webhook=args.webhook,
+        ca=args.ca,
+        database_url=args.database_url,
+        turns=args.turns,
+        warmup=WARMUP_TURNS,
+    )
+
+
+SCENARIOS = {
+    "cost": cost,
+    "parallel": parallel,
+    "growth": growth,
+    "memory": memory,
+    "trips": trips,
+}
 
 
 def main() -> None:
@@ -140,6 +172,8 @@ def main() -> None:
     parser.add_argument("--llm", required=True)
     parser.add_argument("--webhook", required=True)
     parser.add_argument("--ca", required=True)
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--server-pid", type=int, default=0)
     args = parser.parse_args()
     print(json.dumps(asyncio.run(SCENARIOS[args.scenario](args))))
 

@@ -212,6 +212,12 @@ def ack_table(fakes: dict[str, str]) -> str:
     return measure_acks(fakes)
 
 
+def replicas_tables(fakes: dict[str, str]) -> str:
+    from bench.replicas import replicas_tables as measure_replicas
+
+    return measure_replicas(fakes)
+
+
 def start_fakes() -> tuple[subprocess.Popen[str], dict[str, str]]:
     process = subprocess.Popen(
         [sys.executable, "-m", "bench.fakes"],
@@ -228,7 +234,14 @@ def main() -> None:
     print(f"# ActionBot benchmarks\n\nMachine: {machine()}\n", flush=True)
     fakes_process, fakes = start_fakes()
     try:
-        for section in (cost_tables, parallel_table, growth_and_memory_tables, ack_table):
+        sections = (
+            cost_tables,
+            parallel_table,
+            growth_and_memory_tables,
+            ack_table,
+            replicas_tables,
+        )
+        for section in sections:
             section_started = time.perf_counter()
             print(section(fakes), flush=True)
             print(f"({time.perf_counter() - section_started:.0f} s)\n", flush=True)

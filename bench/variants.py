@@ -8,6 +8,10 @@ asks for `check_inventory`, the HTTPS webhook call, a second request for the fin
   `actionbot run` does;
 - `actionbot-off`: the same engine with the inbox and the journal left out (the cost of
   exactly-once is the difference);
+- `actionbot-receive`: the same engine on the path `actionbot run` takes (`Inbox.receive`
+  writes the message and starts its turn in the background, which settles it), on the
+  database `database_url` names (`postgresql://…` or `sqlite:///…`; default a new SQLite
+  file) — the `actionbot` variant answers in the caller's task instead (`run_inline`);
 - `langchain`: LangChain's tool-calling agent (`create_agent` + `ChatOpenAI` on Chat
   Completions) with an equivalent tool calling the webhook through httpx;
 - `floor`: the `openai` SDK and one httpx call by hand, no persistence, no framework.
@@ -15,6 +19,7 @@ asks for `check_inventory`, the HTTPS webhook call, a second request for the fin
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import ssl
@@ -26,6 +31,8 @@ import httpx
 import openai
 
 QUESTION = "Do you have iPhone 15 Pro screens in stock?"
+TURN_TIMEOUT = 60.0
+"""Seconds `actionbot-receive` waits for a turn it handed to the inbox to be settled."""
 SYSTEM = "You are the support assistant of Your Shop."
 TOOL = {
     "type": "function",
@@ -59,25 +66,72 @@ def trust(ca_file: str) -> ssl.SSLContext:
     return context
 
 
+async def open_store(database_url: str | None) -> Any:
+    """The store `database_url` names (pool sizes as `actionbot run` opens it); without one,
+    a new SQLite file."""
+    from bot.runtime.config import DEFAULT_DB_POOL_MAX, DEFAULT_DB_POOL_MIN
+    from bot.store.open import database_at
+    from bot.store.postgres import PostgresStore
+    from bot.store.sqlite import SQLiteStore
+
+    if database_url is None:
+        folder = tempfile.mkdtemp(prefix="actionbot-bench-db-")
+        return await SQLiteStore.open(Path(folder) / "bench.db")
+    database = database_at(database_url)
+    if database.path is not None:
+        return await SQLiteStore.open(database.path)
+    return await PostgresStore.open(
+        database_url, min_size=DEFAULT_DB_POOL_MIN, max_size=DEFAULT_DB_POOL_MAX
+    )
+
+
+class _SettleSignal:
+    """The inbox's view of the store: the same store, and `settle` also tells the waiting
+    `turn` that its message is settled (the last step of a turn `Inbox.receive` started)."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.waiting: dict[str, asyncio.Future[bool]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def settle(self, key: str, *, failed: bool) -> None:
+        await self._store.settle(key, failed=failed)
+        done = self.waiting.pop(key, None)
+        if done is not None and not done.done():
+            done.set_result(failed)
+
+
 class ActionBotVariant:
     """The real engine: store, egress policy, recorder, pinned webhook client."""
 
     @classmethod
     async def create(
-        cls, *, llm: str, webhook: str, ca: str, path: str = "/inventory", durable: bool = True
+        cls,
+        *,
+        llm: str,
+        webhook: str,
+        ca: str,
+        path: str = "/inventory",
+        durable: bool = True,
+        background: bool = False,
+        database_url: str | None = None,
     ) -> Any:
+        """`durable`: through the inbox and the journal; `background`: by `Inbox.receive`
+        (the turn runs in the background, as in `actionbot run`) rather than `run_inline`;
+        `database_url`: the database (default a new SQLite file)."""
         from bot.actions.models import Action, ActionSet, Method, Parameter, ParameterType
         from bot.delivery import Inbox
         from bot.engine import Engine, EngineLimits
         from bot.llm.client import OpenAIChatModel
         from bot.outbound.egress import EgressPolicy
         from bot.outbound.webhooks import WebhookClient
+        from bot.runtime.config import DEFAULT_MAX_TURNS
         from bot.runtime.metrics import MeteredRecorder, Metrics
         from bot.runtime.tasks import Turns
-        from bot.store.sqlite import SQLiteStore
 
-        folder = tempfile.mkdtemp(prefix="actionbot-bench-db-")
-        store = await SQLiteStore.open(Path(folder) / "bench.db")
+        store = await open_store(database_url)
         metrics = Metrics()
         webhooks = WebhookClient(
             policy=EgressPolicy(["127.0.0.1/32"]),
@@ -108,19 +162,35 @@ class ActionBotVariant:
             system_prompt=SYSTEM,
             metrics=metrics,
         )
+        if background:
+            signal = _SettleSignal(store)
+            inbox = Inbox(signal, Turns(limit=DEFAULT_MAX_TURNS), metrics=metrics)
+            variant = cls(engine, store, webhooks, client, inbox, signal)
+            inbox.register("bench", variant._answer_in_background)
+            return variant
         inbox = Inbox(store, Turns(), metrics=metrics) if durable else None
         return cls(engine, store, webhooks, client, inbox)
 
     def __init__(
-        self, engine: Any, store: Any, webhooks: Any, client: Any, inbox: Any = None
+        self,
+        engine: Any,
+        store: Any,
+        webhooks: Any,
+        client: Any,
+        inbox: Any = None,
+        settled: _SettleSignal | None = None,
     ) -> None:
         self.engine, self.store, self.webhooks, self.client = engine, store, webhooks, client
         self.inbox = inbox
+        self.settled = settled
+        self.replies: dict[str, str] = {}
         self.events = itertools.count()
 
     async def turn(self, conversation: str, text: str = QUESTION) -> str:
         from bot.types import IncomingMessage
 
+        if self.settled is not None:
+            return await self._turn_in_background(conversation, text)
         if self.inbox is None:
             message = IncomingMessage(
                 platform="bench", conversation=conversation, user_id="customer", text=text
@@ -138,6 +208,34 @@ class ActionBotVariant:
 
     async def _answer(self, entry: Any) -> Any:
         return await self.engine.handle(entry.message)
+
+    async def _turn_in_background(self, conversation: str, text: str) -> str:
+        """Hand the message to `Inbox.receive`, as an adapter does, and wait until its turn,
+        run in the background, has settled it."""
+        from bot.types import IncomingMessage
+
+        assert self.settled is not None
+        message = IncomingMessage(
+            platform="bench",
+            conversation=conversation,
+            user_id="customer",
+            text=text,
+            event_id=f"Ev{next(self.events)}",
+        )
+        key = f"bench:{message.event_id}"
+        done = self.settled.waiting[key] = asyncio.get_running_loop().create_future()
+        if not await self.inbox.receive(message, {}):
+            raise RuntimeError(f"the inbox did not start a turn for {key}")
+        if await asyncio.wait_for(done, TURN_TIMEOUT):
+            raise RuntimeError(f"the turn of {key} failed")
+        return self.replies.pop(key)
+
+    async def _answer_in_background(self, entry: Any) -> Any:
+        """What an adapter's answer function does, without a platform to post to: run the
+        engine (unless the entry already has its reply)."""
+        reply = entry.reply or await self.engine.handle(entry.message, resume=entry.progress)
+        self.replies[entry.key] = str(reply.text)
+        return reply
 
     async def close(self) -> None:
         await self.client.close()
@@ -220,8 +318,16 @@ class FloorVariant:
         await self.http.aclose()
 
 
-async def create(name: str, *, llm: str, webhook: str, ca: str) -> Any:
-    """A ready variant by name."""
+async def create(
+    name: str, *, llm: str, webhook: str, ca: str, database_url: str | None = None
+) -> Any:
+    """A ready variant by name (`database_url`: only for `actionbot-receive`)."""
+    if name == "actionbot-receive":
+        return await ActionBotVariant.create(
+            llm=llm, webhook=webhook, ca=ca, background=True, database_url=database_url
+        )
+    if database_url is not None:
+        raise ValueError(f"variant {name!r} runs on a new SQLite file only")
     if name == "actionbot":
         return await ActionBotVariant.create(llm=llm, webhook=webhook, ca=ca)
     if name == "actionbot-off":
