@@ -23,7 +23,7 @@ import secrets
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +45,7 @@ from bot.llm.history import Message, size_of, window
 from bot.outbound.webhooks import WebhookClient, canonical_json, idempotency_key
 from bot.runtime.logs import turn_scope
 from bot.runtime.metrics import Metrics
-from bot.store import TurnStore
+from bot.store import ActionState, TurnStore
 from bot.types import ActionResult, Confirmation, IncomingMessage, Reply, ToolCall
 
 logger = logging.getLogger(__name__)
@@ -155,8 +155,8 @@ class Engine:
         resume: list[Message] | None,
     ) -> Reply:
         try:
-            history = await self.store.load_messages(key, limit=self.limits.history_messages)
-            offered = await self._active(message)
+            history, states = await self.store.turn_inputs(key, limit=self.limits.history_messages)
+            offered = self._active(message, states)
         except Exception:
             logger.exception("could not load conversation %s", key)
             return Reply(text=wording.UNEXPECTED, failed=True)
@@ -251,10 +251,11 @@ class Engine:
                 turn.identical[(action.name, canonical_json(arguments))] += 1
                 turn.ordinal += 1
 
-    async def _active(self, message: IncomingMessage) -> dict[str, Action]:
+    def _active(
+        self, message: IncomingMessage, states: Mapping[str, ActionState]
+    ) -> dict[str, Action]:
         """The actions on now (admin toggles over the file) and offered in this message's
         channel to this user (`channels`, `audience`)."""
-        states = await self.store.action_states()
         return {
             a.name: a
             for a in self.actions

@@ -385,3 +385,27 @@ async def test_a_lease_has_one_holder_until_it_expires_or_is_dropped(
     assert await role_store.prune_leases(3600) == 0
     assert await role_store.prune_leases(60) == 2
     assert await role_store.lease_holder("discord-shard-0") is None
+
+
+async def test_turn_inputs_are_the_history_and_the_toggles(
+    role_store: Store, clock: Clock
+) -> None:
+    """`turn_inputs` reads what `load_messages` and `action_states` read, in one go."""
+    for n in range(5):
+        await role_store.append_messages(
+            "slack:C1", platform="slack", messages=[{"role": "user", "content": f"m{n}"}]
+        )
+    await role_store.append_messages(
+        "slack:C2", platform="slack", messages=[{"role": "user", "content": "other"}]
+    )
+    await role_store.set_active("refund", False, actor="slack:U1")
+    await role_store.set_active("check_inventory", True, actor="cli:ops")
+    history, states = await role_store.turn_inputs("slack:C1", limit=3)
+    assert history == await role_store.load_messages("slack:C1", limit=3)
+    assert [m["content"] for m in history] == ["m2", "m3", "m4"]
+    assert states == await role_store.action_states()
+    assert {name: state.active for name, state in states.items()} == {
+        "refund": False,
+        "check_inventory": True,
+    }
+    assert await role_store.turn_inputs("slack:none", limit=3) == ([], states)

@@ -315,6 +315,14 @@ class Confirmations(Protocol):
 class TurnStore(ActionStateStore, ConversationStore, TurnJournal, Confirmations, Protocol):
     """What a turn reads and writes: which actions are on, the conversation, the journal."""
 
+    async def turn_inputs(
+        self, conversation: str, *, limit: int
+    ) -> tuple[list[dict[str, Any]], dict[str, ActionState]]:
+        """What a turn starts from, read together (one round trip where the database is
+        across a network): the newest `limit` messages of the conversation, oldest first,
+        and every admin toggle (read on every turn, so a toggle holds from the next one)."""
+        ...
+
 
 class DeliveryStore(EventInbox, Confirmations, Protocol):
     """What the inbox at work (`bot.delivery`) reads and writes."""

@@ -96,6 +96,16 @@ SELECT conversation.key, $3, payload
 FROM conversation, unnest($4::text[]) WITH ORDINALITY AS m(payload, n) ORDER BY n
 """
 
+# A turn's inputs in one round trip: message rows carry their id (to sort by), toggle rows
+# a NULL id.
+TURN_INPUTS = """
+SELECT id, payload, NULL::boolean, NULL::text, NULL::float8 FROM (
+    SELECT id, payload FROM messages WHERE conversation = $1 ORDER BY id DESC LIMIT $2
+) AS recent
+UNION ALL
+SELECT NULL::bigint, action, active, changed_by, changed_at FROM action_state
+"""
+
 TOTALS = """
 SELECT action, outcome, calls, latency_ms, attempts FROM call_totals
 WHERE $1::text IS NULL OR action = $1
@@ -210,6 +220,18 @@ class PostgresStore(PostgresTurnRows):
             actor,
             self._clock(),
         )
+
+    async def turn_inputs(
+        self, conversation: str, *, limit: int
+    ) -> tuple[list[dict[str, Any]], dict[str, ActionState]]:
+        """The conversation's newest messages and every toggle: one query."""
+        rows = await self._pool.fetch(TURN_INPUTS, conversation, limit)
+        recent = sorted((row[0], row[1]) for row in rows if row[0] is not None)
+        states = {
+            action: ActionState(active=active, changed_by=actor, changed_at=utc(at))
+            for _, action, active, actor, at in (row for row in rows if row[0] is None)
+        }
+        return [_loads(payload) for _, payload in recent], states
 
     # -- call log and stats --------------------------------------------------------------
 

@@ -187,6 +187,12 @@ class SQLiteStore(TurnRows):
         rows = self._read(sql)
         return {action: int(count) for action, count in rows}
 
+    async def turn_inputs(
+        self, conversation: str, *, limit: int
+    ) -> tuple[list[dict[str, Any]], dict[str, ActionState]]:
+        """The conversation's newest messages and every toggle (two reads in-process)."""
+        return await self.load_messages(conversation, limit=limit), await self.action_states()
+
     # -- conversations -------------------------------------------------------------------
 
     async def load_messages(self, conversation: str, *, limit: int) -> list[dict[str, Any]]:
