@@ -409,3 +409,17 @@ async def test_turn_inputs_are_the_history_and_the_toggles(
         "check_inventory": True,
     }
     assert await role_store.turn_inputs("slack:none", limit=3) == ([], states)
+
+
+async def test_p95_is_taken_over_the_call_rows_kept(role_store: Store, clock: Clock) -> None:
+    """After old rows are deleted, p95 is the nearest rank over the rows still kept (the
+    totals still count every call): ten kept calls of 1…10 ms give 10 ms."""
+    for n in range(90):
+        await role_store.record_call(call("a", latency_ms=1000.0 + n))
+    clock.now += 86400
+    for latency in range(1, 11):
+        await role_store.record_call(call("a", latency_ms=float(latency)))
+    assert await role_store.prune_calls(3600) == 90
+    [stats] = await role_store.stats("a")
+    assert stats.calls == 100
+    assert stats.p95_latency_ms == 10.0

@@ -144,13 +144,20 @@ APPEND_MESSAGE = "INSERT INTO messages (conversation, created_at, payload) VALUE
 TOTALS_BY_ACTION = "SELECT action, outcome, calls, latency_ms, attempts FROM call_totals"
 ACTIVITY_BY_ACTION = "SELECT action, last_call_at, last_error, last_error_at FROM action_activity"
 
-# One action's slowest `k` latencies among its most recent `window` calls (index-only read);
-# joined with UNION ALL for several actions. Parameters: action, action, window, k.
-SLOWEST_RECENT = """
+# One action's p95 (nearest rank) over its most recent `window` call rows: sorted slowest
+# first, the row at offset n - ceil(0.95 n), n being how many rows the window holds (index-
+# only reads). Joined with UNION ALL for several actions. Parameters: action, action, window,
+# action, window.
+NEAREST_RANK_P95 = """
 SELECT * FROM (
     SELECT ? AS action, latency_ms FROM (
         SELECT latency_ms FROM calls WHERE action = ? ORDER BY id DESC LIMIT ?
-    ) ORDER BY latency_ms DESC LIMIT ?
+    ) ORDER BY latency_ms DESC
+    LIMIT 1 OFFSET (
+        SELECT COUNT(*) - (95 * COUNT(*) + 99) / 100 FROM (
+            SELECT 1 FROM calls WHERE action = ? ORDER BY id DESC LIMIT ?
+        )
+    )
 )
 """
 MAX_COMPOUND_SELECTS = 400

@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import sqlite3
 import time
 from collections.abc import Callable
@@ -47,10 +46,10 @@ from bot.store.queries import (
     JOURNAL_RESULT,
     MAX_COMPOUND_SELECTS,
     MIGRATIONS,
+    NEAREST_RANK_P95,
     PRAGMAS,
     RECORD_MODEL_CHECK,
     SET_ACTIVE,
-    SLOWEST_RECENT,
     TOTALS_BY_ACTION,
 )
 from bot.store.rows import P95_WINDOW, build_stats, short_error, utc
@@ -298,20 +297,18 @@ def _by_action(
 
 
 def _p95_by_action(db: sqlite3.Connection, calls: dict[str, int]) -> dict[str, float]:
-    """Nearest-rank p95 over each action's most recent `P95_WINDOW` calls, in one query per
-    chunk of actions: each action's window gives back only its slowest `k` latencies, and
-    the p95 is the smallest of them."""
-    wanted = [(a, n) for a, n in calls.items() if n > 0]
+    """Nearest-rank p95 over each action's most recent `P95_WINDOW` call rows still kept, in
+    one query per chunk of actions (as `percentile_disc(0.95)` on PostgreSQL): the value at
+    rank ceil(0.95 n) of the n latencies in the window."""
+    wanted = [a for a, n in calls.items() if n > 0]
     found: dict[str, float] = {}
     for start in range(0, len(wanted), MAX_COMPOUND_SELECTS):
         chunk = wanted[start : start + MAX_COMPOUND_SELECTS]
         params: list[Any] = []
-        for action, total in chunk:
-            window = min(total, P95_WINDOW)
-            params += [action, action, P95_WINDOW, window - max(math.ceil(0.95 * window), 1) + 1]
-        rows = db.execute(" UNION ALL ".join([SLOWEST_RECENT] * len(chunk)), params).fetchall()
-        for action, latency in rows:
-            found[action] = min(float(latency), found.get(action, math.inf))
+        for action in chunk:
+            params += [action, action, P95_WINDOW, action, P95_WINDOW]
+        rows = db.execute(" UNION ALL ".join([NEAREST_RANK_P95] * len(chunk)), params).fetchall()
+        found.update((str(action), float(latency)) for action, latency in rows)
     return found
 
 
