@@ -47,8 +47,9 @@ PING_TIMEOUT = 2.0
 """Seconds `/readyz` waits for the database to answer."""
 
 INBOX_CONNECTIONS = 2
-"""Connections kept for writing incoming messages down (`receive`), apart from the pool the
-turns use: a platform's acknowledgement never waits behind turn work for a connection."""
+"""Connections always open for writing incoming messages down (`receive`) and `/readyz`,
+apart from the pool the turns use, so an acknowledgement never waits behind turn work for a
+connection; under a burst this pool grows to the turns' pool size."""
 CONNECT_ERRORS = (
     OSError,
     TimeoutError,
@@ -153,7 +154,8 @@ class PostgresStore(PostgresTurnRows):
         where = describe(url)
         pools: list[asyncpg.Pool] = []
         try:
-            for low, high in ((min(min_size, max_size), max_size), (1, INBOX_CONNECTIONS)):
+            sizes = ((min(min_size, max_size), max_size), (INBOX_CONNECTIONS, max(max_size, 2)))
+            for low, high in sizes:
                 pools.append(await _pool(url, min_size=low, max_size=high))
         except CONNECT_ERRORS as exc:
             for opened in pools:
