@@ -209,9 +209,8 @@ class Inbox:
         return len(entries)
 
     async def _gone_owners(self) -> list[str]:
-        """Earlier processes of this host that hold messages and are gone: the process id
-        is not running, or is this process's own (a restarted container runs as the same
-        pid). Other live processes of the host (replicas started side by side) keep theirs."""
+        """Earlier processes of this host that hold messages and are gone (`owner_gone`);
+        other live processes of the host (replicas started side by side) keep theirs."""
         host = self.owner.split(":", 1)[0]
         held = await self.store.lease_owners(f"{host}:")
         return [owner for owner in held if owner_gone(owner, me=self.owner)]
