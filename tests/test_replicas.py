@@ -15,6 +15,7 @@ import contextlib
 import json
 import re
 import signal
+import socket
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -254,3 +255,23 @@ def test_the_compose_postgres_profile_runs_two_replicas_on_one_database() -> Non
     env = postgres["environment"]
     assert url.startswith(f"postgresql://{env['POSTGRES_USER']}:secret@")
     assert url.endswith(f"/{env['POSTGRES_DB']}")
+
+
+async def test_an_unreachable_database_stops_the_bot_with_one_line_and_no_password(
+    deployment: Deployment,
+) -> None:
+    """`actionbot run` against a PostgreSQL URL where nothing listens: exit 1, one line
+    naming host, port and database, and the password nowhere in the output."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    password = "pg-p%40ss-never-shown"
+    url = f"postgresql://actionbot:{password}@127.0.0.1:{port}/actionbot"
+    async with deployment.running(ACTIONBOT_DATABASE_URL=url) as bot:
+        assert await bot.finish() == 1
+    errors = [line for line in bot.logs if "Cannot connect to the database" in line]
+    assert len(errors) == 1
+    assert f"127.0.0.1:{port}/actionbot" in errors[0]
+    output = "\n".join(bot.logs)
+    assert password not in output
+    assert "pg-p@ss-never-shown" not in output

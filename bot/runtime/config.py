@@ -6,7 +6,7 @@ import os
 from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
 from pydantic import AliasChoices, Field, SecretStr
@@ -214,8 +214,9 @@ class Settings(BaseSettings):
             self.metrics_token,
         )
         values = [s.get_secret_value() for s in secrets if s is not None]
-        if self.database_url is not None:  # the password of the database URL
-            values += [_password(self.database_url.get_secret_value())]
+        if self.database_url is not None:  # the password of the database URL, both forms
+            password = _password(self.database_url.get_secret_value())
+            values += [password, unquote(password)]
         if self.webhook_secrets is not None:  # each secret of the list on its own, too
             for entry in self.webhook_secrets.get_secret_value().split(","):
                 values += [entry.partition(":")[2].strip()] if ":" in entry else []
