@@ -23,11 +23,12 @@ import aiohttp
 import asyncpg
 import yaml
 from aiohttp import web
-from deployment import REPO, SECRETS, Bot, Deployment
+from deployment import REPO, Bot, Deployment
+from test_crash import deliver
 
 from bot.store.open import database_at
 from fakes.openai_server import Reply, Step, ToolCalls
-from fakes.slack_server import event_callback, message, signed_headers
+from fakes.slack_server import event_callback, message
 
 WAIT = 120.0
 REPLICAS = 3
@@ -105,23 +106,10 @@ class Fleet:
         to the next replica that takes it."""
         for attempt in range(50):
             port = self.ports[(first + attempt) % REPLICAS]
-            if port is not None and await post(session, port, body, **kw):
+            if port is not None and await deliver(session, port, body, **kw):
                 return
             await asyncio.sleep(0.1)  # every replica down at once: Slack backs off too
         raise AssertionError("no replica acknowledged an event")
-
-
-async def post(
-    session: aiohttp.ClientSession, port: int, body: str, *, retry: int | None = None
-) -> bool:
-    headers = signed_headers(SECRETS["SLACK_SIGNING_SECRET"], body, retry_num=retry)
-    try:
-        async with session.post(
-            f"http://127.0.0.1:{port}/slack/events", data=body, headers=headers
-        ) as response:
-            return response.status == 200
-    except (aiohttp.ClientError, OSError):
-        return False
 
 
 async def scrape(session: aiohttp.ClientSession, port: int) -> tuple[float, float]:
