@@ -49,20 +49,29 @@ def database_at(url: str) -> Database:
             raise ConfigError("A sqlite:/// database URL needs a file: sqlite:///actionbot.db.")
         return Database(path=Path(path))
     if url.startswith(POSTGRES):
-        try:
-            urlsplit(url).port  # noqa: B018 - read for its ValueError
-        except ValueError:
-            raise ConfigError(
-                "ACTIONBOT_DATABASE_URL cannot be read: check its host and port "
-                "(postgresql://user:password@host:5432/database)."
-            ) from None
+        check_readable(url, name="ACTIONBOT_DATABASE_URL")
         return Database(url=url)
-    scheme = url.split("://", 1)[0] + "://" if "://" in url else "(none)"
     raise ConfigError(
-        f"ACTIONBOT_DATABASE_URL has the unsupported scheme {scheme}: use "
+        f"ACTIONBOT_DATABASE_URL has the unsupported scheme {scheme_of(url)}: use "
         "sqlite:///path/to/actionbot.db (one machine) or "
         "postgresql://user:password@host:5432/database (several replicas)."
     )
+
+
+def scheme_of(url: str) -> str:
+    """The scheme of a URL as errors may show it (nothing else of the URL: no password)."""
+    return url.split("://", 1)[0] + "://" if "://" in url else "(none)"
+
+
+def check_readable(url: str, *, name: str) -> None:
+    """`ConfigError` naming `name` when a PostgreSQL URL's host and port cannot be read."""
+    try:
+        urlsplit(url).port  # noqa: B018 - read for its ValueError
+    except ValueError:
+        raise ConfigError(
+            f"{name} cannot be read: check its host and port "
+            "(postgresql://user:password@host:5432/database)."
+        ) from None
 
 
 def configured_database(settings: Settings) -> Database:

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from bot.errors import ConfigError, DatabaseError
-from bot.store.open import POSTGRES
+from bot.store.open import POSTGRES, check_readable, scheme_of
 from bot.store.postgres import PostgresStore, describe
 from bot.store.postgres_turns import row_count
 from bot.store.sqlite import SQLiteStore
@@ -199,18 +199,11 @@ def check_target(url: str) -> None:
     """`ConfigError` unless `url` names a PostgreSQL database (the message shows only the
     scheme, never the rest of the URL)."""
     if not url.startswith(POSTGRES):
-        scheme = url.split("://", 1)[0] + "://" if "://" in url else "no scheme"
         raise ConfigError(
             "The target must be a PostgreSQL URL "
-            f"(postgresql://user:password@host:5432/database), not {scheme}."
+            f"(postgresql://user:password@host:5432/database), not {scheme_of(url)}."
         )
-    try:
-        urlsplit(url).port  # noqa: B018 - parsed for its ValueError
-    except ValueError:
-        raise ConfigError(
-            "The target URL cannot be read: check its host and port "
-            "(postgresql://user:password@host:5432/database)."
-        ) from None
+    check_readable(url, name="The target URL")
 
 
 def shown_url(url: str) -> str:
