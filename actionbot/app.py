@@ -34,7 +34,7 @@ RETENTION_LEASE = "retention"
 
 @functools.cache
 def process_owner() -> str:
-    """This process's name in leases (`host:pid:random`), the same for all its work."""
+    """This process's name in leases (`host:pid:place-random`), the same for all its work."""
     return host_owner()
 
 

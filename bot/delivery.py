@@ -68,18 +68,16 @@ answer where `entry.route` says, and return the reply (None when it could not be
 
 def owner_gone(owner: str, *, me: str) -> bool:
     """Whether the process named `owner` (`host:pid:place-random`) is an earlier process of
-    this host (`me`'s) that has ended: its pid is not running, or it is this process's own
-    pid in the same place (a restarted container: same host name, same pid, same file
-    system). A live process of the host is not gone, nor is a replica in another container
-    that shares the host name (host networking: same pid 1, another place); nor is a
-    process of another host (its lease must expire)."""
+    this host and place (`me`'s) that has ended: it had this process's own pid (a restarted
+    container: same host name, same pid, same file system), or its pid is not running. A
+    live process of the place is not gone; nor is a replica in another container that
+    shares the host name (host networking: its pids are in another namespace), nor a
+    process of another host (their leases must expire)."""
     host, pid, mine = [*me.split(":"), "", ""][:3]
     parts = owner.split(":")
-    if owner == me or len(parts) < 3 or parts[0] != host:
-        return False
-    if parts[1] == pid:
-        return _place(parts[2]) == _place(mine)
-    return _process_gone(parts[1])
+    if owner == me or len(parts) < 3 or parts[0] != host or _place(parts[2]) != _place(mine):
+        return False  # another host, or another container (its pids are not ours to see)
+    return parts[1] == pid or _process_gone(parts[1])
 
 
 def _place(tail: str) -> str:
@@ -277,17 +275,24 @@ class Inbox:
         an earlier message is in another live process's hands. When an earlier message is
         free (its process died, or it was left for another attempt) or is this process's
         but queued behind this turn, this turn steps back (without using up an attempt)
-        and both are taken again oldest first, so the earlier one is answered first."""
+        and both are taken again oldest first, so the earlier one is answered first. A turn
+        that has waited a lease time steps back too, freeing its place among the running
+        turns (replicas full of waiting turns must not wait on each other); the next replay
+        pass takes it again."""
+        loop = asyncio.get_running_loop()
+        give_way_at = loop.time() + self.lease_seconds
         delay = ORDER_POLL_SECONDS
         while earlier := await self.store.earlier_pending(entry.key):
-            if any(
+            free = any(
                 holder is None or (holder == self.owner and key in self._held)
                 for key, holder in earlier
-            ):
+            )
+            if free or loop.time() >= give_way_at:
                 logger.info("%s goes after %s, which arrived first", entry.key, earlier[0][0])
                 self._held.discard(entry.key)
-                await self.store.defer(entry.key)
-                await self.recover()
+                await self.store.defer(entry.key, owner=self.owner)
+                if free:
+                    await self.recover()
                 return False
             await asyncio.sleep(delay)
             delay = min(delay * 2, ORDER_POLL_MAX_SECONDS)
@@ -338,7 +343,7 @@ class Inbox:
         """Leave a message pending for the next attempt (by this process or another)."""
         self._held.discard(key)
         try:
-            await self.store.release(key)
+            await self.store.release(key, owner=self.owner)
         except Exception:  # its lease expires instead
             logger.exception("could not release %s", key)
 

@@ -116,12 +116,12 @@ async def test_at_start_replicas_of_the_same_host_keep_their_messages(store: Sto
     of this host that have ended held, not what a running replica holds."""
     gone = await asyncio.create_subprocess_exec("true")
     await gone.wait()
-    live, ended = f"thishost:{os.getpid()}:x", f"thishost:{gone.pid}:y"
+    live, ended = f"thishost:{os.getpid()}:box-x", f"thishost:{gone.pid}:box-y"
     await store.receive(incoming("A"), route={}, owner=live, lease_seconds=60)
     other = incoming("B").model_copy(update={"conversation": "D2"})
     await store.receive(other, route={}, owner=ended, lease_seconds=60)
     answers = Answers(Reply(text="ok"))
-    inbox = make_inbox(store, answers, owner="thishost:1:fresh")
+    inbox = make_inbox(store, answers, owner="thishost:1:box-fresh")
     assert await inbox.recover(at_start=True) == 1
     await inbox.turns.drain()
     assert [e.key for e in answers.seen] == ["slack:B"]
@@ -171,6 +171,20 @@ async def test_an_earlier_message_taken_over_behind_a_waiting_turn_goes_first(
         assert await store.inbox_counts() == {"pending": 0, "done": 2, "failed": 0}
 
 
+async def test_a_turn_that_waited_a_lease_time_gives_its_place_up(store: Store) -> None:
+    """M1 is in another live replica's hands for long: M2's turn does not hold a running
+    slot forever; after a lease time it steps back (no attempt used) for the next replay."""
+    await store.receive(incoming("M1"), route={}, owner="otherhost:9:x", lease_seconds=60)
+    answers = Answers(Reply(text="two"))
+    inbox = make_inbox(store, answers, lease_seconds=0.3)
+    async with asyncio.timeout(5):
+        assert await inbox.receive(incoming("M2"), {"channel": "D1"})
+        await inbox.turns.drain()
+    assert answers.seen == []
+    [entry] = await store.claim(owner="me:1:x", lease_seconds=60, platforms=["slack"], limit=5)
+    assert (entry.key, entry.attempts) == ("slack:M2", 1)  # deferred, not counted
+
+
 async def test_a_replica_sharing_the_host_name_and_pid_keeps_its_messages(store: Store) -> None:
     """Two containers with host networking have the same host name and both run as pid 1:
     the one starting does not take what the other (another place) holds."""
@@ -178,6 +192,10 @@ async def test_a_replica_sharing_the_host_name_and_pid_keeps_its_messages(store:
     inbox = make_inbox(store, Answers(), owner="node7:1:boxb-2")
     assert await inbox.recover(at_start=True) == 0
     assert owner_gone("node7:1:boxb-0", me="node7:1:boxb-2")  # its own restarted container
+    gone = await asyncio.create_subprocess_exec("true")
+    await gone.wait()  # a pid that is not running here means nothing in another container
+    assert not owner_gone(f"node7:{gone.pid}:boxa-1", me="node7:1:boxb-2")
+    assert owner_gone(f"node7:{gone.pid}:boxb-1", me="node7:1:boxb-2")
 
 
 async def test_a_restarted_process_finds_its_place_again() -> None:

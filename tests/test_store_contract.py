@@ -348,9 +348,14 @@ async def test_a_turn_waits_only_for_earlier_pending_messages_of_its_conversatio
 
 
 async def test_a_deferred_message_keeps_its_attempts(role_store: Store, clock: Clock) -> None:
-    """`defer` leaves a message for the next claim without counting the attempt it used."""
+    """`defer` leaves a message for the next claim without counting the attempt it used;
+    neither it nor `release` touches a message another process holds now."""
     await role_store.receive(incoming("E1"), route=ROUTE, owner="a:1", lease_seconds=60)
-    await role_store.defer("slack:E1")
+    await role_store.defer("slack:E1", owner="b:2")
+    await role_store.release("slack:E1", owner="b:2")
+    assert await role_store.earlier_pending("slack:E1") == []
+    assert await role_store.claim(owner="c:3", lease_seconds=60, platforms=["slack"], limit=5) == []
+    await role_store.defer("slack:E1", owner="a:1")
     [claimed] = await role_store.claim(owner="a:1", lease_seconds=60, platforms=["slack"], limit=5)
     assert (claimed.key, claimed.attempts) == ("slack:E1", 1)
 
@@ -387,9 +392,7 @@ async def test_a_lease_has_one_holder_until_it_expires_or_is_dropped(
     assert await role_store.lease_holder("discord-shard-0") is None
 
 
-async def test_turn_inputs_are_the_history_and_the_toggles(
-    role_store: Store, clock: Clock
-) -> None:
+async def test_turn_inputs_are_the_history_and_the_toggles(role_store: Store, clock: Clock) -> None:
     """`turn_inputs` reads what `load_messages` and `action_states` read, in one go."""
     for n in range(5):
         await role_store.append_messages(

@@ -124,17 +124,9 @@ class DiscordShards:
             await self._rest.close()
 
     async def ready(self) -> bool:
-        """The shards held are connected, and every shard is held by some replica (one
-        holding none is ready while the others serve Discord)."""
-        if not all([await adapter.ready() for adapter in self.held.values()]):
-            return False
-        try:
-            holders = [
-                await self.leases.lease_holder(self.lease_name(n)) for n in range(self.count)
-            ]
-        except Exception:
-            return False
-        return all(holder is not None for holder in holders)
+        """Every shard this replica holds is connected (true with none held: it serves
+        Slack and HTTP, and the other replicas serve Discord)."""
+        return all([await adapter.ready() for adapter in self.held.values()])
 
     async def answer(self, entry: InboxEntry) -> Reply | None:
         """Answer with the client that received the message, else any connected one, else
@@ -204,8 +196,11 @@ class DiscordShards:
                 except Exception:
                     logger.exception("Discord shard %d: could not renew its lease", shard)
                     stale = time.monotonic() - self._renewed.get(shard, 0.0)
-                    mine = stale < self.lease_seconds
+                    mine = stale + self.renew_seconds < self.lease_seconds  # before it lapses
                 else:
+                    if mine and shard not in self._renewed:  # given up meanwhile
+                        await self.leases.drop_lease(self.lease_name(shard), owner=self.owner)
+                        continue
                     if mine:
                         self._renewed[shard] = time.monotonic()
                 if not mine:

@@ -181,8 +181,9 @@ class EventInbox(Protocol):
     async def update_route(self, key: str, changes: dict[str, Any]) -> None:
         """Merge `changes` into where the answer goes (e.g. the placeholder just posted)."""
 
-    async def release(self, key: str) -> None:
-        """Leave a pending message for the next process (shutdown cancelled its turn)."""
+    async def release(self, key: str, *, owner: str | None = None) -> None:
+        """Leave a pending message for the next process (shutdown cancelled its turn); with
+        `owner`, only while that process holds it (not after another took it over)."""
 
     async def park(self, key: str, *, until: float) -> None:
         """Keep a pending message out of replays until `until` (Unix seconds): its turn
@@ -212,9 +213,9 @@ class EventInbox(Protocol):
         time."""
         ...
 
-    async def defer(self, key: str) -> None:
-        """Leave a pending message for a moment without using up an attempt: its turn
-        found an earlier message of its conversation to answer first."""
+    async def defer(self, key: str, *, owner: str) -> None:
+        """Leave a pending message `owner` holds for a moment without using up an attempt:
+        its turn found an earlier message of its conversation to answer first."""
 
 
 class Leases(Protocol):

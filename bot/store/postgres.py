@@ -393,9 +393,9 @@ class PostgresStore(PostgresTurnRows):
         rows = await self._pool.fetch(_EARLIER_PENDING, self._clock(), key)
         return [(str(found), None if holder is None else str(holder)) for found, holder in rows]
 
-    async def defer(self, key: str) -> None:
-        """Leave a pending message for a moment without using up an attempt."""
-        await self._pool.execute(_DEFER, key)
+    async def defer(self, key: str, *, owner: str) -> None:
+        """Leave a pending message `owner` holds for a moment without using up an attempt."""
+        await self._pool.execute(_DEFER, key, owner)
 
     # -- migrations ----------------------------------------------------------------------
 

@@ -81,6 +81,12 @@ ON CONFLICT (event_key, idempotency_key) DO NOTHING
 """
 
 
+_RELEASE = """
+UPDATE inbox SET lease_owner = NULL, lease_until = 0
+WHERE event_key = $1 AND state = 'pending' AND ($2::text IS NULL OR lease_owner = $2)
+"""
+
+
 def numbered(sql: str) -> str:
     """A query written with `?` placeholders (shared with SQLite) with `$1, $2, …`."""
     count = iter(range(1, 1000))
@@ -183,13 +189,10 @@ class PostgresTurnRows:
             key,
         )
 
-    async def release(self, key: str) -> None:
-        """Leave a pending message for the next process to take."""
-        await self._pool.execute(
-            "UPDATE inbox SET lease_owner = NULL, lease_until = 0 "
-            "WHERE event_key = $1 AND state = 'pending'",
-            key,
-        )
+    async def release(self, key: str, *, owner: str | None = None) -> None:
+        """Leave a pending message for the next process to take (with `owner`, only while
+        that process holds it)."""
+        await self._pool.execute(_RELEASE, key, owner)
 
     async def park(self, key: str, *, until: float) -> None:
         """Keep a pending message out of replays until `until`: it waits for a click."""

@@ -111,7 +111,12 @@ ORDER BY earlier.seq
 DEFER = """
 UPDATE inbox SET lease_owner = NULL, lease_until = 0,
     attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END
-WHERE event_key = ? AND state = 'pending'
+WHERE event_key = ? AND state = 'pending' AND lease_owner = ?
+"""
+
+RELEASE = """
+UPDATE inbox SET lease_owner = NULL, lease_until = 0
+WHERE event_key = ? AND state = 'pending' AND (? IS NULL OR lease_owner = ?)
 """
 
 HOLD_LEASE = """

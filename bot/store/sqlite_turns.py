@@ -17,6 +17,7 @@ from bot.store.queries import (
     INBOX_INSERT,
     INBOX_TAKE_OVER,
     JOURNAL_START,
+    RELEASE,
 )
 from bot.store.rows import SELECT_CONFIRMATION, SELECT_INBOX, confirmation, event_key, to_json
 from bot.store.rows import entry as inbox_entry
@@ -115,13 +116,10 @@ class TurnRows(Connection):
         sql = "UPDATE inbox SET route = json_patch(route, ?) WHERE event_key = ?"
         self._db.execute(sql, (to_json(changes), key))
 
-    async def release(self, key: str) -> None:
-        """Leave a pending message for the next process to take."""
-        sql = (
-            "UPDATE inbox SET lease_owner = NULL, lease_until = 0 "
-            "WHERE event_key = ? AND state = 'pending'"
-        )
-        self._db.execute(sql, (key,))
+    async def release(self, key: str, *, owner: str | None = None) -> None:
+        """Leave a pending message for the next process to take (with `owner`, only while
+        that process holds it)."""
+        self._db.execute(RELEASE, (key, owner, owner))
 
     async def park(self, key: str, *, until: float) -> None:
         """Keep a pending message out of replays until `until`: it waits for a click."""
@@ -166,9 +164,9 @@ class TurnRows(Connection):
         rows = self._read(EARLIER_PENDING, (self._clock(), key))
         return [(str(found), None if holder is None else str(holder)) for found, holder in rows]
 
-    async def defer(self, key: str) -> None:
-        """Leave a pending message for a moment without using up an attempt."""
-        self._db.execute(DEFER, (key,))
+    async def defer(self, key: str, *, owner: str) -> None:
+        """Leave a pending message `owner` holds for a moment without using up an attempt."""
+        self._db.execute(DEFER, (key, owner))
 
     # -- leases --------------------------------------------------------------------------
 
