@@ -279,6 +279,8 @@ class Inbox:
         that has waited a lease time steps back too, freeing its place among the running
         turns (replicas full of waiting turns must not wait on each other); the next replay
         pass takes it again."""
+        if entry.first_in_line:  # its own write looked, and nothing was ahead of it
+            return True
         loop = asyncio.get_running_loop()
         give_way_at = loop.time() + self.lease_seconds
         delay = ORDER_POLL_SECONDS

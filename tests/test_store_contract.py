@@ -316,11 +316,21 @@ async def test_a_turn_waits_only_for_earlier_pending_messages_of_its_conversatio
     """`earlier_pending` lists the messages of the same conversation that arrived before
     and are still pending, with who holds each; answered ones, parked ones (waiting for a
     click), later ones and other conversations are not listed."""
-    for n in range(4):
+    written = [
         await role_store.receive(incoming(f"E{n}"), route=ROUTE, owner="a:1", lease_seconds=60)
-    await role_store.receive(
+        for n in range(4)
+    ]
+    other = await role_store.receive(
         incoming("X0", conversation="C9:2.0"), route=ROUTE, owner="a:1", lease_seconds=60
     )
+    # receive says whether anything of the conversation was pending ahead of it
+    assert [e.first_in_line for e in written if e] + [other and other.first_in_line] == [
+        True,
+        False,
+        False,
+        False,
+        True,
+    ]
     await role_store.receive(
         incoming("D0", platform="discord", conversation="C1:1.0"),
         route={},
@@ -345,6 +355,12 @@ async def test_a_turn_waits_only_for_earlier_pending_messages_of_its_conversatio
     await role_store.settle("slack:E2", failed=True)
     assert await role_store.earlier_pending("slack:E3") == []
     assert await role_store.earlier_pending("slack:unknown") == []
+    await role_store.settle("slack:E3", failed=False)
+    after_parked = await role_store.receive(
+        incoming("E4"), route=ROUTE, owner="a:1", lease_seconds=60
+    )
+    assert after_parked is not None
+    assert after_parked.first_in_line  # only E1 is pending, and it waits for a click
 
 
 async def test_a_deferred_message_keeps_its_attempts(role_store: Store, clock: Clock) -> None:

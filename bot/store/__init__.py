@@ -135,6 +135,9 @@ class InboxEntry(BaseModel):
     """The turn's messages so far, saved when it was cancelled; it resumes from them."""
     reply: Reply | None = None
     """The engine's answer, once the turn has one: a replay only delivers it."""
+    first_in_line: bool = False
+    """Written just now with no earlier message of its conversation pending (the same
+    statement looked): its turn need not look again before it runs."""
 
 
 class EventInbox(Protocol):

@@ -26,7 +26,12 @@ INSERT INTO inbox (event_key, platform, conversation, user_id, user_name, team_i
                    lease_owner, lease_until)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13, $14)
 ON CONFLICT (event_key) DO NOTHING
-RETURNING seq
+RETURNING seq, (
+    SELECT COUNT(*) FROM inbox AS earlier
+    WHERE earlier.conversation = inbox.conversation AND earlier.platform = inbox.platform
+      AND earlier.state = 'pending' AND earlier.seq < inbox.seq
+      AND COALESCE(earlier.lease_owner, '') != 'confirmation'
+)
 """
 
 # Both return the columns `rows.entry` reads, in its order.
@@ -115,7 +120,7 @@ class PostgresTurnRows:
         key = event_key(message)
         leased = lease_seconds > 0
         until = now + lease_seconds if leased else 0.0
-        seq = await self._inbox.fetchval(
+        written = await self._inbox.fetchrow(
             INBOX_INSERT,
             key,
             message.platform,
@@ -134,8 +139,16 @@ class PostgresTurnRows:
         )
         if not leased:
             return None
-        if seq is not None:
-            return InboxEntry(key=key, seq=int(seq), message=message, route=route, attempts=1)
+        if written is not None:
+            seq, earlier = written
+            return InboxEntry(
+                key=key,
+                seq=int(seq),
+                message=message,
+                route=route,
+                attempts=1,
+                first_in_line=earlier == 0,
+            )
         row = await self._inbox.fetchrow(INBOX_TAKE_OVER, key, owner, until, now)
         return None if row is None else inbox_entry(tuple(row))
 

@@ -69,6 +69,12 @@ INSERT INTO inbox (event_key, platform, conversation, user_id, user_name, team_i
 VALUES (:key, :platform, :conversation, :user_id, :user_name, :team_id, :channel_id,
         :is_admin, :text, :route, :now, 'pending', :attempts, :owner, :until)
 ON CONFLICT (event_key) DO NOTHING
+RETURNING seq, (
+    SELECT COUNT(*) FROM inbox AS earlier
+    WHERE earlier.conversation = inbox.conversation AND earlier.platform = inbox.platform
+      AND earlier.state = 'pending' AND earlier.seq < inbox.seq
+      AND COALESCE(earlier.lease_owner, '') != 'confirmation'
+)
 """
 
 # Take over a pending message whose lease expired; RETURNING says whether it happened.

@@ -53,12 +53,19 @@ class TurnRows(Connection):
             "owner": owner if lease_seconds > 0 else None,
             "until": now + lease_seconds if lease_seconds > 0 else 0.0,
         }
-        cursor = self._db.execute(INBOX_INSERT, params)
-        if cursor.rowcount == 1:
+        written = self._db.execute(INBOX_INSERT, params).fetchall()
+        if written:
             if lease_seconds <= 0:
                 return None
-            seq = int(cursor.lastrowid or 0)
-            return InboxEntry(key=key, seq=seq, message=message, route=route, attempts=1)
+            seq, earlier = written[0]
+            return InboxEntry(
+                key=key,
+                seq=int(seq),
+                message=message,
+                route=route,
+                attempts=1,
+                first_in_line=earlier == 0,
+            )
         if lease_seconds <= 0:
             return None
         rows = self._db.execute(INBOX_TAKE_OVER, params).fetchall()
