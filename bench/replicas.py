@@ -796,7 +796,7 @@ async def _drive(
 
 
 STATEMENTS = (
-    ("SELECT id, payload, NULL", "turn_inputs (history and toggles)"),
+    ("SELECT id, payload,", "turn_inputs (history and toggles)"),
     ("INSERT INTO inbox", "receive"),
     ("FROM inbox AS earlier", "earlier_pending"),
     ("SELECT payload FROM messages", "load_messages"),
