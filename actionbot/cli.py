@@ -32,7 +32,7 @@ from bot.runtime.config import ENV_FILE, Settings, apply_env_file
 from bot.runtime.logs import configure_logging, protect_secrets
 from bot.runtime.tasks import Turns
 from bot.store.open import configured_database, open_store
-from bot.store.postgres import describe
+from bot.store.postgres_connect import describe
 from bot.store.transfer import check_target, copy_to_postgres, shown_url
 
 logger = logging.getLogger(__name__)

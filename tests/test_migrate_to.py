@@ -20,7 +20,8 @@ from postgres_server import PASSWORD
 from test_cli import Finished, base_env, closed_port, invoke_cli
 
 from bot.store import transfer
-from bot.store.postgres import PostgresStore, describe
+from bot.store.postgres import PostgresStore
+from bot.store.postgres_connect import describe
 from bot.store.sqlite import SQLiteStore
 from bot.store.transfer import TABLES, Table
 from bot.types import ActionResult, IncomingMessage, Outcome

@@ -16,7 +16,8 @@ from postgres_server import PASSWORD, PostgresServer, free_port
 from bot.errors import ConfigError, DatabaseError
 from bot.runtime.config import Settings
 from bot.store.open import configured_database, database_at
-from bot.store.postgres import MIGRATIONS, PostgresStore
+from bot.store.postgres import PostgresStore
+from bot.store.postgres_connect import MIGRATIONS
 from bot.types import ActionResult, IncomingMessage, Outcome
 
 REPLICAS = 4

@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 from bot.errors import ConfigError
 from bot.runtime.config import Settings
 from bot.store import Store
-from bot.store.postgres import PostgresStore, describe
+from bot.store.postgres import PostgresStore
+from bot.store.postgres_connect import describe
 from bot.store.sqlite import SQLiteStore
 
 SQLITE = "sqlite:///"

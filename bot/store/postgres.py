@@ -1,6 +1,7 @@
 """The PostgreSQL store, for several replicas sharing one database: every role of
 `bot.store` over an asyncpg pool. The inbox, confirmations and turn journal are in
-`postgres_turns.py`; the schema is in `pg_migrations/`.
+`postgres_turns.py`; connecting and migrating in `postgres_connect.py`; the schema is in
+`pg_migrations/`.
 
 Each operation is one statement where it can be (a data-modifying `WITH` does the work of a
 transaction in one round trip) and otherwise one transaction. Counters stay exact under
@@ -23,15 +24,13 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from importlib import resources
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import urlsplit
 
 import asyncpg
 
-from bot.errors import ConfigError, DatabaseError
 from bot.store import ActionState, ActionStats
+from bot.store.postgres_connect import connect, describe, migrate
 from bot.store.postgres_turns import PostgresTurnRows, numbered, row_count
 from bot.store.queries import DEFER, EARLIER_PENDING, HOLD_LEASE
 from bot.store.rows import P95_WINDOW, build_stats, short_error, to_json, utc
@@ -39,42 +38,8 @@ from bot.types import ActionResult
 
 logger = logging.getLogger(__name__)
 
-MIGRATION_LOCK = 0x616374696F6E
-"""The advisory lock key under which migrations run ("action" in hex)."""
-CONNECT_TIMEOUT = 10.0
-"""Seconds to wait for the database at start before giving up with a clear error."""
 PING_TIMEOUT = 2.0
 """Seconds `/readyz` waits for the database to answer."""
-
-INBOX_CONNECTIONS = 2
-"""Connections always open for writing incoming messages down (`receive`) and `/readyz`,
-apart from the pool the turns use, so an acknowledgement never waits behind turn work for a
-connection; under a burst this pool grows to the turns' pool size."""
-CONNECT_ERRORS = (
-    OSError,
-    TimeoutError,
-    ValueError,  # the URL names no usable port or option
-    OverflowError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-)
-
-Migration = tuple[int, str, str]
-
-
-def _load_migrations() -> list[Migration]:
-    """`pg_migrations/NNNN_name.sql`, in version order; first line `-- <name>`."""
-    folder = resources.files(__package__) / "pg_migrations"
-    found: list[Migration] = []
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".sql"):
-            sql = entry.read_text(encoding="utf-8")
-            name = sql.splitlines()[0].removeprefix("--").strip()
-            found.append((int(entry.name.split("_", 1)[0]), name, sql))
-    return found
-
-
-MIGRATIONS: list[Migration] = _load_migrations()
 
 RECORD_CALL = """
 WITH journaled AS (
@@ -126,16 +91,6 @@ FROM unnest($1::text[]) AS wanted(action)
 """
 
 
-def describe(url: str) -> str:
-    """`host:port/database` of a PostgreSQL URL: what errors and logs may show of it."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port or 5432
-    except ValueError:
-        return "(an unreadable URL)"
-    return f"{parts.hostname or 'localhost'}:{port}{parts.path or '/'}"
-
-
 class PostgresStore(PostgresTurnRows):
     """The bot's database on a PostgreSQL server. Create with
     `await PostgresStore.open(url, min_size=…, max_size=…)`; close with `close()`."""
@@ -152,20 +107,10 @@ class PostgresStore(PostgresTurnRows):
         """Connect a pool to `url` and bring the schema up to date. Raises `DatabaseError`
         naming host and port (never the password) when the server cannot be used."""
         where = describe(url)
-        pools: list[asyncpg.Pool] = []
+        pool, inbox = await connect(url, min_size=min_size, max_size=max_size)
+        store = cls(pool, clock=clock, inbox=inbox)
         try:
-            sizes = ((min(min_size, max_size), max_size), (INBOX_CONNECTIONS, max(max_size, 2)))
-            for low, high in sizes:
-                pools.append(await _pool(url, min_size=low, max_size=high))
-        except CONNECT_ERRORS as exc:
-            for opened in pools:
-                await opened.close()
-            raise DatabaseError(
-                f"Cannot connect to the database at {where}: {_reason(exc)}"
-            ) from exc
-        store = cls(pools[0], clock=clock, inbox=pools[1])
-        try:
-            await store._migrate(where)
+            await migrate(pool, where=where, clock=clock)
         except BaseException:
             await store.close()
             raise
@@ -397,77 +342,10 @@ class PostgresStore(PostgresTurnRows):
         """Leave a pending message `owner` holds for a moment without using up an attempt."""
         await self._pool.execute(_DEFER, key, owner)
 
-    # -- migrations ----------------------------------------------------------------------
-
-    async def _migrate(self, where: str) -> None:
-        known = max(version for version, _, _ in MIGRATIONS)
-        async with self._pool.acquire() as db, db.transaction():
-            await db.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
-            await db.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
-                "name TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
-            )
-            applied = {row[0] for row in await db.fetch("SELECT version FROM schema_migrations")}
-            if applied and max(applied) > known:
-                raise ConfigError(
-                    f"The database at {where} has schema version {max(applied)}, but this "
-                    f"ActionBot knows versions up to {known}. Upgrade ActionBot or point "
-                    "ACTIONBOT_DATABASE_URL at another database."
-                )
-            for version, name, sql in MIGRATIONS:
-                if version in applied:
-                    continue
-                await db.execute(sql)
-                await db.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-                    version,
-                    name,
-                    self._clock(),
-                )
-                logger.info("database %s: applied migration %d (%s)", where, version, name)
-
 
 _HOLD_LEASE = numbered(HOLD_LEASE)
 _EARLIER_PENDING = numbered(EARLIER_PENDING)
 _DEFER = numbered(DEFER)
-
-
-async def _pool(url: str, *, min_size: int, max_size: int) -> asyncpg.Pool:
-    return await asyncpg.create_pool(
-        url,
-        min_size=min_size,
-        max_size=max_size,
-        timeout=CONNECT_TIMEOUT,
-        server_settings={"application_name": "actionbot"},
-        reset=_keep_session,
-    )
-
-
-async def _keep_session(connection: asyncpg.Connection) -> None:
-    """Nothing to reset when a connection goes back to its pool: the store sets no session
-    state (no SET, LISTEN, cursors or session locks), and asyncpg itself rolls back a
-    transaction left open. The default reset costs a second round trip per statement."""
-
-
-def _reason(exc: BaseException) -> str:
-    """Why a connection failed, in words that cannot contain the URL's password."""
-    if isinstance(exc, asyncpg.InvalidPasswordError):
-        return "the password was refused"
-    if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):
-        return "the user was refused"
-    if isinstance(exc, asyncpg.InvalidCatalogNameError):
-        return "the database does not exist"
-    if isinstance(exc, TimeoutError):
-        return f"no answer within {CONNECT_TIMEOUT:.0f} s"
-    if isinstance(exc, OSError):
-        return exc.strerror or "the connection failed"
-    if isinstance(exc, asyncpg.PostgresError):
-        return str(exc)  # the server's words: it never sees the password
-    if isinstance(exc, ValueError | OverflowError):
-        return "the URL cannot be read (check its port and options)"
-    if isinstance(exc, asyncpg.InterfaceError):
-        return f"the client refused the URL's options ({type(exc).__name__})"
-    return type(exc).__name__
 
 
 def _group(rows: list[Any]) -> dict[str, list[tuple[Any, ...]]]:

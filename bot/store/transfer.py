@@ -36,7 +36,8 @@ import asyncpg
 
 from bot.errors import ConfigError, DatabaseError
 from bot.store.open import POSTGRES, check_readable, scheme_of
-from bot.store.postgres import PostgresStore, describe
+from bot.store.postgres import PostgresStore
+from bot.store.postgres_connect import describe
 from bot.store.postgres_turns import row_count
 from bot.store.sqlite import SQLiteStore
 
