@@ -241,10 +241,32 @@ async def test_a_second_run_copies_nothing(
     }
     assert set(counts(second.stdout)) == set(TABLE_NAMES)
     mine, marks = await marks_in(source.path, postgres_url)
-    assert marks == [("copied_from", mine)]  # the file's own id is not copied as a row
+    assert dict(marks)["copied_from"] == mine  # the file's own id is not copied as a row
+    assert sorted(dict(marks)) == ["copied_from", "copy_done"]
     async with await PostgresStore.open(postgres_url, clock=source.clock) as replica:
         assert await what_it_says(replica, source.token) == source.facts
     no_password(first, second)
+
+
+async def test_running_it_again_after_replicas_used_the_copy_is_refused(
+    tmp_path: Path, source: Source, postgres_url: str
+) -> None:
+    """The copy finished and a replica has worked on the database since: running the copy
+    again (by mistake) is refused, so the replicas' totals are not overwritten."""
+    first = await migrate(tmp_path, postgres_url)
+    assert first.code == 0, first.stderr
+    async with await PostgresStore.open(postgres_url, clock=source.clock) as replica:
+        await replica.record_call(call("check_inventory", "r1", Outcome.SUCCESS, 50.0))
+        totals = await replica.call_totals()
+    before = await rows_in(postgres_url)
+    again = await migrate(tmp_path, postgres_url)
+    assert again.code == 1
+    assert "changes since this copy finished" in again.stderr
+    assert counts(again.stdout) == {}
+    assert await rows_in(postgres_url) == before
+    async with await PostgresStore.open(postgres_url, clock=source.clock) as replica:
+        assert await replica.call_totals() == totals
+    no_password(first, again)
 
 
 async def test_an_interrupted_copy_is_completed_by_running_it_again(

@@ -10,7 +10,9 @@ to the processes that held them.
 The target must hold no bot data (its rows would collide with copied ids, its totals be
 overwritten) unless an earlier run from this file began it: the file gets a random id
 (`instance` row `migration_id`) that the first run writes into the target (`copied_from`)
-before anything else. A run again then completes an interrupted copy: rows are matched on
+before anything else, and a finished copy records a fingerprint of what the target then
+holds (`copy_done`): a run again after replicas have worked on it is refused. A run again
+before that completes an interrupted copy (or finds nothing to do): rows are matched on
 their natural keys (`ON CONFLICT … DO NOTHING`), call and message rows on their ids, copied as
 they are (the identity sequences then continue after the largest). Each table is read from
 one snapshot of the SQLite file, `BATCH_ROWS` rows at a time, each batch written in a
@@ -22,6 +24,7 @@ lose what pruned rows counted. The bot must not run on either database meanwhile
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import secrets
 import sqlite3
@@ -56,7 +59,15 @@ HAS_BOT_DATA = (  # what a bot that ran on a database left in it
     "call_totals) OR EXISTS (SELECT 1 FROM journal) OR EXISTS (SELECT 1 FROM confirmations)"
 )
 GIVE_ID = "INSERT INTO instance (name, value) VALUES ('migration_id', ?) ON CONFLICT DO NOTHING"
-MARKS = "('migration_id', 'copied_from')"  # the copy's own `instance` rows: never copied
+MARKS = "('migration_id', 'copied_from', 'copy_done')"  # the copy's own rows: never copied
+FINGERPRINT = (
+    "SELECT (SELECT COALESCE(MAX(id), 0) FROM calls), (SELECT COUNT(*) FROM inbox), "
+    "(SELECT COALESCE(SUM(calls), 0) FROM call_totals), "
+    "(SELECT COALESCE(MAX(id), 0) FROM messages), "
+    "(SELECT COALESCE(MAX(changed_at), 0) FROM action_state)"
+)
+"""What any bot's work on the target changes: kept when a copy finishes, so running the
+copy again after replicas have used the database is refused."""
 
 CONVERT: dict[str, Callable[[Any], Any]] = {
     "text": str,
@@ -244,6 +255,12 @@ async def copy_to_postgres(
                 for table in TABLES:
                     done.append(await _copy(db, target._pool, table, where))
                     report(done[-1])
+                async with target._pool.acquire() as marking:
+                    await marking.execute(
+                        "INSERT INTO instance (name, value) VALUES ('copy_done', $1) "
+                        "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                        await _fingerprint(marking),
+                    )
         except sqlite3.Error as exc:
             raise DatabaseError(f"Cannot read the database {path}: {exc}") from exc
     return done
@@ -260,7 +277,11 @@ async def _claim(source: sqlite3.Connection, pool: asyncpg.Pool, where: str) -> 
         if key and their_key and bytes(key) != their_key:
             why = "an instance key of its own, so calls would get other Idempotency-Keys."
         elif theirs.get("copied_from") == bytes(ours["migration_id"]):
-            return  # an earlier run of this copy: complete it
+            done = theirs.get("copy_done")
+            if done is None or done == await _fingerprint(db):
+                return  # an earlier run of this copy: complete it (or find nothing to do)
+            why = "changes since this copy finished (replicas have run on it), and copying "
+            why += "again would overwrite its call totals with older ones."
         elif await db.fetchval(HAS_BOT_DATA):
             why = "bot data (calls, messages, conversations, toggles) this copy did not write, "
             why += "and copying would mix it with SQLite's and overwrite its call totals."
@@ -275,6 +296,11 @@ async def _claim(source: sqlite3.Connection, pool: asyncpg.Pool, where: str) -> 
         f"An ActionBot has run on the database at {where}: it already has {why} Copy into a "
         "new, empty database instead."
     )
+
+
+async def _fingerprint(db: asyncpg.pool.PoolConnectionProxy[Any]) -> bytes:
+    row = await db.fetchrow(FINGERPRINT)
+    return json.dumps([float(value) for value in row or ()]).encode()
 
 
 async def _copy(source: sqlite3.Connection, pool: asyncpg.Pool, table: Table, where: str) -> Copied:
