@@ -182,32 +182,38 @@ class DiscordShards:
         logger.info("Discord shard %d of %d connected by this replica", shard, self.count)
 
     async def _keep_renewed(self) -> None:
-        """Renew the leases of the shards held (or being connected) every `renew_seconds`.
-        A lease another replica holds now, or one not renewed for a lease time (the
-        database is out of reach), means the shard may be connected elsewhere: this replica
-        disconnects it."""
+        """Renew the leases of the shards held (or being connected) every `renew_seconds`,
+        until closed; one shard's trouble never stops the others' renewals."""
         while True:
             await asyncio.sleep(self.renew_seconds)
             for shard in list(self._renewed):
                 try:
-                    mine = await self.leases.hold_lease(
-                        self.lease_name(shard), owner=self.owner, seconds=self.lease_seconds
-                    )
+                    await self._renew(shard)
                 except Exception:
-                    logger.exception("Discord shard %d: could not renew its lease", shard)
-                    stale = time.monotonic() - self._renewed.get(shard, 0.0)
-                    mine = stale + self.renew_seconds < self.lease_seconds  # before it lapses
-                else:
-                    if mine and shard not in self._renewed:  # given up meanwhile
-                        await self.leases.drop_lease(self.lease_name(shard), owner=self.owner)
-                        continue
-                    if mine:
-                        self._renewed[shard] = time.monotonic()
-                if not mine:
-                    self._renewed.pop(shard, None)
-                    if shard in self.held:
-                        logger.warning("Discord shard %d: its lease is lost; disconnecting", shard)
-                        await self.held.pop(shard).close()
+                    logger.exception("Discord shard %d: could not look after its lease", shard)
+
+    async def _renew(self, shard: int) -> None:
+        """Renew one shard's lease. A lease another replica holds now, or one not renewed
+        for nearly a lease time (the database is out of reach), means the shard may be
+        connected elsewhere soon: this replica disconnects it."""
+        name = self.lease_name(shard)
+        try:
+            mine = await self.leases.hold_lease(name, owner=self.owner, seconds=self.lease_seconds)
+        except Exception:
+            logger.exception("Discord shard %d: could not renew its lease", shard)
+            stale = time.monotonic() - self._renewed.get(shard, 0.0)
+            mine = stale + self.renew_seconds < self.lease_seconds  # before it lapses
+        else:
+            if mine and shard not in self._renewed:  # given up meanwhile
+                await self.leases.drop_lease(name, owner=self.owner)
+                return
+            if mine:
+                self._renewed[shard] = time.monotonic()
+        if not mine:
+            self._renewed.pop(shard, None)
+            if shard in self.held:
+                logger.warning("Discord shard %d: its lease is lost; disconnecting", shard)
+                await self.held.pop(shard).close()
 
     async def _keep_taking(self) -> None:
         """Connect free shards every `renew_seconds`, until stopped."""
