@@ -186,6 +186,7 @@ async def open_engine(services: Services, model: OpenAIChatModel) -> AsyncIterat
             system_prompt=settings.system_prompt,
             metrics=services.metrics,
             instance_key=instance_key,
+            handoff_platforms=frozenset(settings.handoff_channels),
         )
     finally:
         await model.aclose()

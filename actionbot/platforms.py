@@ -64,6 +64,12 @@ def configured_platforms(
     http: HttpServer,
 ) -> dict[str, Platform]:
     """The adapters whose tokens are set; their HTTP routes are added to `http`."""
+    for platform in settings.handoff_channels:
+        if platform not in {"slack", "discord"} or not _has_token(settings, platform):
+            raise ConfigError(
+                f"ACTIONBOT_HANDOFF_CHANNEL names a {platform} channel, but {platform} is not "
+                "configured (set its token, or remove the entry)."
+            )
     platforms: dict[str, Platform] = {}
     if settings.slack_bot_token is not None:
         from adapters.slack.adapter import SlackAdapter
@@ -101,6 +107,11 @@ def configured_platforms(
     return platforms
 
 
+def _has_token(settings: Settings, platform: str) -> bool:
+    token = settings.slack_bot_token if platform == "slack" else settings.discord_token
+    return token is not None
+
+
 async def serve(
     settings: Settings, *, engine: Engine, admin: Admin, store: Store, metrics: Metrics
 ) -> None:
@@ -120,6 +131,7 @@ async def serve(
         attempts=settings.turn_attempts,
         owner=process_owner(),
         started=False,
+        handoff_seconds=settings.handoff_hours * 3600,
     )
     http = HttpServer(port=settings.http_port, host=settings.http_host)
     token = settings.metrics_token

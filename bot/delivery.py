@@ -49,6 +49,8 @@ logger = logging.getLogger(__name__)
 
 LEASE_SECONDS = 60.0
 """How long a process may hold a message without renewing; then another may take it over."""
+HANDOFF_SECONDS = 24 * 3600.0
+"""How long a conversation handed to a person stays silent unless resumed."""
 REPLAY_SECONDS = 10.0
 """How often leases are renewed and expired ones looked for."""
 CLAIM_BATCH = 100
@@ -136,6 +138,7 @@ class Inbox:
         owner: str | None = None,
         lease_seconds: float = LEASE_SECONDS,
         started: bool = True,
+        handoff_seconds: float = HANDOFF_SECONDS,
     ) -> None:
         self.store = store
         self.turns = turns
@@ -143,6 +146,7 @@ class Inbox:
         self.attempts = attempts
         self.owner = owner or host_owner()
         self.lease_seconds = lease_seconds
+        self.handoff_seconds = handoff_seconds
         self._answers: dict[str, Answer] = {}
         self._held: set[str] = set()
         """Keys of the messages this process is answering: the leases it renews."""
@@ -249,6 +253,9 @@ class Inbox:
             await self._started.wait()
             if not await self._in_order(entry):
                 return
+            if entry.reply is None and await self._with_a_person(entry):
+                await self._settle(entry.key, failed=False, outcome="silent")
+                return
             reply = await answer(entry)
         except asyncio.CancelledError:
             await self._release(entry.key)  # the next start answers it
@@ -266,6 +273,8 @@ class Inbox:
             )
             await self._release(entry.key)
             return
+        if reply is not None and reply.handoff is not None:
+            await self._hand_off(entry, reply.handoff.conversation)
         failed = reply is None or reply.failed
         await self._settle(entry.key, failed=failed)
 
@@ -299,6 +308,33 @@ class Inbox:
             await asyncio.sleep(delay)
             delay = min(delay * 2, ORDER_POLL_MAX_SECONDS)
         return True
+
+    async def _with_a_person(self, entry: InboxEntry) -> bool:
+        """Whether the message's conversation was handed to a person: then the bot says
+        nothing (the person answers) until an admin resumes it or the handoff expires."""
+        message = entry.message
+        until = await self.store.handed_off(f"{message.platform}:{message.conversation}")
+        if until is None:
+            return False
+        logger.info("%s stays unanswered: its conversation is with a person", entry.key)
+        return True
+
+    async def _hand_off(self, entry: InboxEntry, conversation: str) -> None:
+        """The answer saying a person takes over was delivered: silence the conversation
+        (once, also when the turn is replayed)."""
+        message = entry.message
+        try:
+            started = await self.store.start_handoff(
+                entry.key,
+                conversation=conversation,
+                platform=message.platform,
+                seconds=self.handoff_seconds,
+            )
+        except Exception:  # the bot may answer again; the team was told all the same
+            logger.exception("could not record the handoff of %s", conversation)
+            return
+        if started:
+            self.metrics.handoffs.labels(message.platform).inc()
 
     async def _park(self, key: str, waiting: list[Confirmation]) -> None:
         """The turn waits for clicks: out of replays until the last card expires (then the
@@ -349,9 +385,9 @@ class Inbox:
         except Exception:  # its lease expires instead
             logger.exception("could not release %s", key)
 
-    async def _settle(self, key: str, *, failed: bool) -> None:
+    async def _settle(self, key: str, *, failed: bool, outcome: str = "") -> None:
         self._held.discard(key)
-        self.metrics.turns.labels("failed" if failed else "answered").inc()
+        self.metrics.turns.labels(outcome or ("failed" if failed else "answered")).inc()
         try:
             await self.store.settle(key, failed=failed)
         except Exception:  # its lease expires and the reply kept with it is delivered again

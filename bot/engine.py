@@ -46,12 +46,45 @@ from bot.outbound.webhooks import WebhookClient, canonical_json, idempotency_key
 from bot.runtime.logs import turn_scope
 from bot.runtime.metrics import Metrics
 from bot.store import ActionState, TurnStore
-from bot.types import ActionResult, Confirmation, IncomingMessage, Reply, ToolCall
+from bot.types import (
+    ActionResult,
+    CallUpdate,
+    Confirmation,
+    Handoff,
+    IncomingMessage,
+    Reply,
+    ToolCall,
+)
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str], Awaitable[None]]
 """Called with a short status line ("Checking inventory…") when an action starts."""
+CallWatcher = Callable[[CallUpdate], Awaitable[None]]
+"""Called when an action call starts and when it ends (a card per call on the surface)."""
+HANDOFF_TOOL = "handoff_to_human"
+HANDOFF_SCHEMA: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": HANDOFF_TOOL,
+        "description": wording.HANDOFF_TOOL_DESCRIPTION,
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "reason": {
+                    "type": "string",
+                    "description": "Why a person should take over, in one sentence.",
+                },
+                "summary": {
+                    "type": "string",
+                    "description": "What the customer needs and what was tried, for the person "
+                    "taking over.",
+                },
+            },
+            "required": ["reason"],
+        },
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -88,6 +121,10 @@ class _Turn:
     user: str = ""
     awaiting: list[Confirmation] = field(default_factory=list)
     """Calls of this round waiting for the user's confirmation."""
+    question: str = ""
+    handoff: Handoff | None = None
+    """Set when the model handed the conversation to a person this round."""
+    handoff_offered: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,6 +153,7 @@ class Engine:
         system_prompt: str = "",
         metrics: Metrics | None = None,
         instance_key: bytes | None = None,
+        handoff_platforms: frozenset[str] = frozenset(),
     ) -> None:
         self.actions = actions
         self.store = store
@@ -130,6 +168,8 @@ class Engine:
         self._schemas = {a.name: tool_schema(a) for a in actions}
         self._locks: dict[str, _ConversationLock] = {}
         self.instance_key = instance_key or secrets.token_bytes(32)
+        self.handoff_platforms = handoff_platforms
+        """Platforms with a handoff channel: there the model may call `handoff_to_human`."""
 
     async def handle(
         self,
@@ -137,13 +177,16 @@ class Engine:
         *,
         progress: Progress | None = None,
         resume: list[Message] | None = None,
+        calls: CallWatcher | None = None,
     ) -> Reply:
         """Answer one customer message; never raises for LLM or webhook failures. `resume`
-        is a cancelled attempt's messages so far (from its inbox entry)."""
+        is a cancelled attempt's messages so far (from its inbox entry); `calls` hears of
+        each action call as it starts and ends."""
         key = f"{message.platform}:{message.conversation}"
+        watch = _Watchers(progress, calls)
         with turn_scope(message.platform, message.conversation):
             async with self._lock(key):
-                reply = await self._handle(key, message, progress, resume)
+                reply = await self._handle(key, message, watch, resume)
         self.metrics.messages.labels(message.platform).inc()
         return reply
 
@@ -151,7 +194,7 @@ class Engine:
         self,
         key: str,
         message: IncomingMessage,
-        progress: Progress | None,
+        progress: _Watchers,
         resume: list[Message] | None,
     ) -> Reply:
         try:
@@ -163,7 +206,8 @@ class Engine:
         event_key = f"{message.platform}:{message.event_id}" if message.event_id else None
         turn = _Turn(key, [{"role": "user", "content": message.text}], offered, event_key)
         turn.caller, turn.context = message.caller, verified_context(message)
-        turn.user = message.user_id
+        turn.user, turn.question = message.user_id, message.text
+        turn.handoff_offered = message.platform in self.handoff_platforms
         if resume and resume[0].get("content") == message.text:
             turn.new = list(resume)
             self._count_resumed(turn)
@@ -176,6 +220,9 @@ class Engine:
             raise
         except _AwaitingConfirmation:
             return await self._wait_for_confirmation(turn)
+        except _HandedOff:
+            text, failed = wording.HANDED_OFF, False
+            turn.new.append({"role": "assistant", "content": text})
         except _RoundLimitError as exc:
             logger.warning("turn in %s stopped: %s", key, exc)
             text = wording.ROUND_LIMIT
@@ -190,7 +237,9 @@ class Engine:
         if failed:
             turn.new = _answered_only(turn.new)
             turn.new.append({"role": "assistant", "content": text})
-        reply = Reply(text=text, actions_called=turn.actions_called, failed=failed)
+        reply = Reply(
+            text=text, actions_called=turn.actions_called, failed=failed, handoff=turn.handoff
+        )
         await self._save(turn, message.platform, reply)
         return reply
 
@@ -263,8 +312,10 @@ class Engine:
             and a.offered_to(message.platform, message.channel_id, admin=message.is_admin)
         }
 
-    async def _loop(self, history: list[Message], turn: _Turn, progress: Progress | None) -> str:
+    async def _loop(self, history: list[Message], turn: _Turn, progress: _Watchers) -> str:
         tools = [self._schemas[name] for name in turn.offered]
+        if turn.handoff_offered:
+            tools.append(HANDOFF_SCHEMA)
         waiting = _unanswered_round(turn.new)
         if waiting:  # resumed after a confirmation: finish that round first
             await self._round(waiting, turn, progress)
@@ -280,12 +331,15 @@ class Engine:
             await self._round(answer.tool_calls, turn, progress)
         raise _RoundLimitError(self.limits.max_tool_rounds)  # pragma: no cover - loop returns
 
-    async def _round(self, calls: list[ToolCall], turn: _Turn, progress: Progress | None) -> None:
-        """One round of calls; its results join the turn unless one waits for a click."""
+    async def _round(self, calls: list[ToolCall], turn: _Turn, progress: _Watchers) -> None:
+        """One round of calls; its results join the turn unless one waits for a click. A
+        handoff ends the turn: a person answers next, not the model."""
         results = await self.run_tool_calls(calls, turn, progress)
         if turn.awaiting:
             raise _AwaitingConfirmation
         turn.new += results
+        if turn.handoff is not None:
+            raise _HandedOff
 
     async def _complete(self, prompt: list[Message], tools: list[dict[str, Any]]) -> ModelTurn:
         """One model request, counted: requests, errors by kind, tokens by kind."""
@@ -310,7 +364,7 @@ class Engine:
         return [self.system_message, *kept, *new]
 
     async def run_tool_calls(
-        self, calls: list[ToolCall], turn: _Turn, progress: Progress | None
+        self, calls: list[ToolCall], turn: _Turn, progress: _Watchers
     ) -> list[Message]:
         """Run every call of one model turn concurrently; results in the model's order.
 
@@ -327,6 +381,8 @@ class Engine:
         limit = self.limits.max_tool_calls
         if index >= limit:
             return _Planned(call, refusal=wording.too_many_calls(limit))
+        if call.name == HANDOFF_TOOL and turn.handoff_offered:
+            return _Planned(call)
         action = turn.offered.get(call.name)
         if action is None:
             return _Planned(call, refusal=wording.unknown_tool(call.name, list(turn.offered)))
@@ -343,8 +399,10 @@ class Engine:
         ordinal, turn.ordinal = turn.ordinal, turn.ordinal + 1
         return _Planned(call, action, arguments, key=key, ordinal=ordinal)
 
-    async def _run_one(self, planned: _Planned, turn: _Turn, progress: Progress | None) -> str:
+    async def _run_one(self, planned: _Planned, turn: _Turn, progress: _Watchers) -> str:
         action, arguments, name = planned.action, planned.arguments, planned.call.name
+        if name == HANDOFF_TOOL and not planned.refusal and turn.handoff_offered:
+            return self._hand_off(planned.call, turn)
         if action is None or arguments is None:
             return _tool_error(name, planned.refusal)
         if turn.event_key is not None:
@@ -354,6 +412,7 @@ class Engine:
             if recorded is not None:
                 logger.info("webhook %s: result recorded before, not called again", name)
                 turn.actions_called.append(action.name)
+                await progress.call(planned.call, action, recorded)
                 return recorded.for_model(self.limits.result_chars, _shown(action))
         if action.confirm:
             if turn.event_key is None:  # no inbox entry to wait in: never without a card
@@ -361,8 +420,8 @@ class Engine:
             answer = await self._confirmed(planned, turn, turn.event_key)
             if answer is not None:
                 return answer
-        if progress is not None:
-            await _notify(progress, wording.progress_text(action.display_name))
+        await progress.status(wording.progress_text(action.display_name))
+        await progress.call(planned.call, action, None)
         turn.actions_called.append(action.name)
         result = await self.webhooks.call(
             action,
@@ -372,7 +431,28 @@ class Engine:
             event_key=turn.event_key,
             caller=turn.caller,
         )
+        await progress.call(planned.call, action, result)
         return result.for_model(self.limits.result_chars, _shown(action))
+
+    def _hand_off(self, call: ToolCall, turn: _Turn) -> str:
+        """The model asked for a person: note what the team is to be told; the turn ends
+        after this round (`_round`)."""
+        try:
+            given = json.loads(call.arguments or "{}")
+        except ValueError:
+            given = {}
+        if not isinstance(given, dict):
+            given = {}
+        names = {a.name: a.display_name for a in self.actions}
+        turn.handoff = Handoff(
+            conversation=turn.conversation,
+            reason=str(given.get("reason") or wording.HANDOFF_NO_REASON)[:500],
+            summary=str(given.get("summary") or "")[:2000],
+            question=turn.question,
+            actions_tried=[names.get(n, n) for n in turn.actions_called],
+        )
+        logger.info("conversation %s handed to a person", turn.conversation)
+        return json.dumps({"ok": True, "handed_off": True}, ensure_ascii=False)
 
     async def _confirmed(self, planned: _Planned, turn: _Turn, event_key: str) -> str | None:
         """None when the user confirmed this call (send it); otherwise what the model gets:
@@ -452,6 +532,43 @@ class _ConversationLock:
         self.users -= 1
         if self.users == 0:
             self.table.pop(self.key, None)
+
+
+class _Watchers:
+    """The adapter's callbacks of one turn; a failing callback never fails the turn."""
+
+    def __init__(self, progress: Progress | None, calls: CallWatcher | None) -> None:
+        self._progress = progress
+        self._calls = calls
+
+    async def status(self, text: str) -> None:
+        if self._progress is not None:
+            await _notify(self._progress, text)
+
+    async def call(self, call: ToolCall, action: Action, result: ActionResult | None) -> None:
+        """A call started (`result` None) or ended."""
+        if self._calls is None:
+            return
+        if result is None:
+            update = CallUpdate(
+                id=call.id, action=action.name, display_name=action.display_name, state="running"
+            )
+        else:
+            update = CallUpdate(
+                id=call.id,
+                action=action.name,
+                display_name=action.display_name,
+                state="done" if result.ok else "failed",
+                latency_ms=result.latency_ms,
+            )
+        try:
+            await self._calls(update)
+        except Exception:  # a card that could not be shown must not fail the turn
+            logger.warning("call watcher failed", exc_info=True)
+
+
+class _HandedOff(Exception):
+    """The model handed the conversation to a person; the turn ends with a fixed line."""
 
 
 class _AwaitingConfirmation(Exception):

@@ -6,7 +6,7 @@ import json
 import re
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -158,6 +158,36 @@ class Confirmation(BaseModel):
         return self.state == "pending" and now >= self.expires_at
 
 
+class CallUpdate(BaseModel):
+    """One action call of a turn as the customer may watch it: started, then finished.
+    Adapters show it as a card or a line (the display name, a state, the latency)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    """The model's tool call id: the same for the start and the end of one call."""
+    action: str
+    display_name: str
+    state: Literal["running", "done", "failed"]
+    latency_ms: float | None = None
+    """Set when the call has finished."""
+
+
+class Handoff(BaseModel):
+    """The model asked for a person (`handoff_to_human`): what the team is told."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    conversation: str
+    """`platform:conversation` as the turn ran it (the thread a mention opened)."""
+    reason: str
+    summary: str = ""
+    question: str
+    """The customer's message that led to the handoff."""
+    actions_tried: list[str] = Field(default_factory=list)
+    """Display names of the actions called in the turn, in order."""
+
+
 class Reply(BaseModel):
     """The engine's answer to one message, for the adapter to render."""
 
@@ -170,3 +200,6 @@ class Reply(BaseModel):
     confirmations: list[Confirmation] = Field(default_factory=list)
     """Calls waiting for the user's confirmation: the adapter shows a card for each, and
     the turn goes on once they are answered (`text` is then only a status line)."""
+    handoff: Handoff | None = None
+    """Set when the turn handed the conversation to a person: the adapter posts the
+    summary in the handoff channel, and the bot stays silent in the conversation."""

@@ -36,6 +36,16 @@ EMPTY_ANSWER = "Sorry, I don't have an answer for that. Could you rephrase your 
 EMPTY_MESSAGE = "Hi! How can I help you today?"
 WORKING = "Working on it…"
 NOT_ADMIN = "Sorry, only admins can use /actions. Ask a workspace admin if you need a change."
+HANDED_OFF = (
+    "I've asked a person from the team to take over; they will reply here. "
+    "I'll stay quiet in this conversation until then."
+)
+HANDOFF_NO_REASON = "The customer asked for a person."
+HANDOFF_TOOL_DESCRIPTION = (
+    "Hand the conversation to a person on the support team. Use it when the customer asks "
+    "for a person, or when you cannot help with the actions you have. A person then answers "
+    "in this conversation and you stay silent."
+)
 TEXT_ONLY = "I can only read text messages. Could you type your question?"
 
 _GERUNDS = {

@@ -89,12 +89,15 @@ def row_for(listing: ActionList, name: str) -> tuple[bool, int]:
         ("stats", AdminCommand("stats")),
         ("/actions stats check_inventory", AdminCommand("stats", "check_inventory")),
         ("help", AdminCommand("help")),
-        ("", AdminCommand("help")),
-        ("/actions", AdminCommand("help")),
+        ("", AdminCommand("console")),
+        ("/actions", AdminCommand("console")),
+        ("resume", AdminCommand("resume")),
+        ("resume slack:C1:1.0", AdminCommand("resume", "slack:C1:1.0")),
     ],
 )
 def test_parse_command_reads_every_verb(text: str, expected: AdminCommand) -> None:
-    """Every verb parses, with or without the `/actions` prefix, and empty input means help."""
+    """Every verb parses, with or without the `/actions` prefix, and empty input is the
+    console."""
     assert parse_command(text) == expected
 
 
@@ -151,8 +154,8 @@ async def test_unknown_subcommand_gives_usage(admin: Admin) -> None:
 
 
 async def test_help_is_the_usage_and_not_an_error(admin: Admin) -> None:
-    """`/actions` alone shows the usage text without flagging an error."""
-    result = await admin.execute("/actions", actor=ACTOR)
+    """`/actions help` shows the usage text without flagging an error."""
+    result = await admin.execute("/actions help", actor=ACTOR)
     assert result == Notice(USAGE)
 
 

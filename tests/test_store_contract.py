@@ -442,3 +442,58 @@ async def test_p95_is_taken_over_the_call_rows_kept(role_store: Store, clock: Cl
     [stats] = await role_store.stats("a")
     assert stats.calls == 100
     assert stats.p95_latency_ms == 10.0
+
+
+async def test_a_handoff_silences_its_conversation_until_resumed_or_expired(
+    role_store: Store, clock: Clock
+) -> None:
+    """A handoff holds for its time; a replay of the same turn does not start a second;
+    resuming by channel ends the handoffs of the channel's threads and no other; counts
+    cover every handoff and the ones still open."""
+    started = await role_store.start_handoff(
+        "slack:Ev1", conversation="slack:C1:1.0", platform="slack", seconds=3600
+    )
+    replayed = await role_store.start_handoff(
+        "slack:Ev1", conversation="slack:C1:1.0", platform="slack", seconds=3600
+    )
+    assert (started, replayed) == (True, False)
+    await role_store.start_handoff(
+        "slack:Ev2", conversation="slack:C10:2.0", platform="slack", seconds=3600
+    )
+    await role_store.start_handoff(
+        "discord:9", conversation="discord:thread:9", platform="discord", seconds=60
+    )
+    assert await role_store.handed_off("slack:C1:1.0") == T0 + 3600
+    assert await role_store.handed_off("slack:C1:3.0") is None
+    assert await role_store.handoff_counts() == (3, 3)
+    clock.now += 61  # the Discord one expires
+    assert await role_store.handed_off("discord:thread:9") is None
+    assert await role_store.end_handoffs("slack:C1", by="slack:UADMIN") == ["slack:C1:1.0"]
+    assert await role_store.handed_off("slack:C1:1.0") is None
+    assert await role_store.handed_off("slack:C10:2.0") == T0 + 3600
+    assert await role_store.end_handoffs("slack:C1", by="slack:UADMIN") == []
+    assert await role_store.handoff_counts() == (3, 1)
+
+
+async def test_recent_activity_counts_calls_per_hour_and_outcome(
+    role_store: Store, clock: Clock
+) -> None:
+    """The last 24 hours by hour, oldest first, with outcomes and a nearest-rank p95; calls
+    older than the window are not counted."""
+    await role_store.record_call(call("a", latency_ms=5.0))  # 25 hours before "now"
+    clock.now += 3600 * 2
+    for latency in range(1, 21):
+        await role_store.record_call(call("a", latency_ms=float(latency)))
+    clock.now += 3600 * 23 + 1800  # they are 23.5 hours old: the oldest hour
+    await role_store.record_call(call("a", Outcome.TIMEOUT, latency_ms=1000.0))
+    await role_store.record_call(call("b", Outcome.HTTP_ERROR, latency_ms=7.0))
+    recent = await role_store.recent_activity(hours=24)
+    assert sorted(recent) == ["a", "b"]
+    a = recent["a"]
+    assert len(a.hourly) == 24
+    assert a.hourly[0] == 20 and a.hourly[-1] == 1 and sum(a.hourly) == 21
+    assert a.outcomes == {"success": 20, "timeout": 1}
+    assert a.p95_latency_ms == 20.0  # rank ceil(0.95 * 21) = 20 of 1…20, 1000
+    assert a.success_rate == 20 / 21
+    only_b = await role_store.recent_activity(hours=24, name="b")
+    assert list(only_b) == ["b"] and only_b["b"].outcomes == {"http_error": 1}

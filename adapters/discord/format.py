@@ -32,6 +32,7 @@ from adapters.discord.markdown import (
     prose,
     safe,
 )
+from bot.admin.console import table
 from bot.admin.operations import (
     USAGE,
     ActionDetail,
@@ -43,7 +44,6 @@ from bot.admin.operations import (
     TestReport,
     Toggled,
     render_text,
-    table,
 )
 from bot.store import ActionStats
 

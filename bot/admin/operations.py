@@ -16,15 +16,35 @@ from datetime import datetime
 from typing import Literal
 
 from bot.actions.models import Action, ActionSet, Parameter, parse_arguments
+from bot.admin.console import (
+    WINDOW_HOURS,
+    Console,
+    Resumed,
+    activity_lines,
+    console_rows,
+    render_console,
+    render_resumed,
+    table,
+)
 from bot.errors import ActionBotError, AdminUsageError
 from bot.outbound.webhooks import WebhookClient
-from bot.store import ActionStats, AdminStore
+from bot.store import ActionStats, AdminStore, RecentActivity
 from bot.types import ActionResult, caller_header, trim
 
 logger = logging.getLogger(__name__)
 
-Verb = Literal["list", "show", "enable", "disable", "stats", "test", "help"]
-VERBS: tuple[Verb, ...] = ("list", "show", "enable", "disable", "stats", "test", "help")
+Verb = Literal["list", "show", "enable", "disable", "stats", "test", "resume", "console", "help"]
+VERBS: tuple[Verb, ...] = (
+    "list",
+    "show",
+    "enable",
+    "disable",
+    "stats",
+    "test",
+    "resume",
+    "console",
+    "help",
+)
 NEEDS_NAME = frozenset({"show", "enable", "disable", "test"})
 
 USAGE = """\
@@ -34,6 +54,8 @@ USAGE = """\
 /actions disable NAME                stop offering the action (nothing is deleted)
 /actions stats [NAME]                calls, failures by outcome, latency, last error
 /actions test NAME key=value ...     call the endpoint once with these arguments
+/actions resume [CONVERSATION]       answer again where a person took over (here)
+/actions                             the console: every action with an on/off button
 /actions help                        this text"""
 
 
@@ -52,7 +74,7 @@ def parse_command(text: str) -> AdminCommand:
     if words and words[0].lower() in {"/actions", "actions"}:
         words = words[1:]
     if not words:
-        return AdminCommand("help")
+        return AdminCommand("console")
     verb = next((v for v in VERBS if v == words[0].lower()), None)
     rest = words[1:]
     if verb is None:
@@ -60,7 +82,7 @@ def parse_command(text: str) -> AdminCommand:
     name = rest[0] if rest else None
     if verb in NEEDS_NAME and name is None:
         raise AdminUsageError(f"`{verb}` needs an action name.")
-    if verb != "test" and len(rest) > (0 if verb in {"list", "help"} else 1):
+    if verb != "test" and len(rest) > (0 if verb in {"list", "help", "console"} else 1):
         raise AdminUsageError(f"Too many words for `{verb}`.")
     return AdminCommand(verb, name, _key_values(rest[1:]) if verb == "test" else {})
 
@@ -143,6 +165,10 @@ class StatsReport:
     """Customer messages by state: answered (done), failed, waiting (pending)."""
     call_log_days: int = 0
     """Days call rows are kept (they feed p95); 0: forever."""
+    recent: RecentActivity | None = None
+    """With a name: its calls of the last 24 hours (sparkline and outcomes)."""
+    handoffs: tuple[int, int] = (0, 0)
+    """Conversations handed to a person: ever, and still with a person."""
 
     def notes(self) -> list[str]:
         """What the numbers cover, retries, and how customer messages fared."""
@@ -154,7 +180,13 @@ class StatsReport:
         retried = [f"{s.action} {s.attempts - s.calls}" for s in self.rows if s.attempts > s.calls]
         if retried:
             lines.append("Extra tries (retries): " + ", ".join(retried) + ".")
-        return lines + self.messages_line()
+        return lines + self.messages_line() + self.handoffs_line()
+
+    def handoffs_line(self) -> list[str]:
+        total, open_now = self.handoffs
+        if not total:
+            return []
+        return [f"Handed to a person: {total} conversations, {open_now} still with a person."]
 
     def messages_line(self) -> list[str]:
         """How customer messages fared, when there were any."""
@@ -185,7 +217,9 @@ class Notice:
     error: bool = False
 
 
-AdminResult = ActionList | ActionDetail | Toggled | StatsReport | TestReport | Notice
+AdminResult = (
+    ActionList | ActionDetail | Toggled | StatsReport | TestReport | Notice | Console | Resumed
+)
 
 
 # --- execution ----------------------------------------------------------------------------
@@ -209,26 +243,31 @@ class Admin:
         self.result_chars = result_chars
         self.call_log_days = call_log_days
 
-    async def execute(self, text: str, *, actor: str) -> AdminResult:
-        """Parse and run `text`; input mistakes come back as a `Notice` with the usage."""
+    async def execute(self, text: str, *, actor: str, where: str = "") -> AdminResult:
+        """Parse and run `text`; input mistakes come back as a `Notice` with the usage.
+        `where` is the conversation (or channel) the command was run in, for `resume`."""
         try:
             command = parse_command(text)
         except AdminUsageError as exc:
             return Notice(f"{exc}\n\n{USAGE}", True)
-        return await self.perform(command, actor=actor)
+        return await self.perform(command, actor=actor, where=where)
 
-    async def perform(self, command: AdminCommand, *, actor: str) -> AdminResult:
+    async def perform(self, command: AdminCommand, *, actor: str, where: str = "") -> AdminResult:
         """Run a parsed command; unknown names and bad arguments come back as a `Notice`."""
         try:
-            return await self.run(command, actor=actor)
+            return await self.run(command, actor=actor, where=where)
         except ActionBotError as exc:
             return Notice(
                 f"{exc}\n\n{USAGE}" if isinstance(exc, AdminUsageError) else str(exc), True
             )
 
-    async def run(self, command: AdminCommand, *, actor: str) -> AdminResult:
+    async def run(self, command: AdminCommand, *, actor: str, where: str = "") -> AdminResult:
         name = command.name or ""
         match command.verb:
+            case "console":
+                return await self.console()
+            case "resume":
+                return await self.resume(command.name or where, actor=actor)
             case "list":
                 return await self.list_actions()
             case "show":
@@ -280,11 +319,38 @@ class Admin:
         return Toggled(name, active, changed=was != active)
 
     async def stats(self, name: str | None) -> StatsReport:
+        recent = None
         if name is not None:
             self.actions.get(name)
+            found = await self.store.recent_activity(hours=WINDOW_HOURS, name=name)
+            recent = found.get(name) or RecentActivity(action=name, hourly=[0] * WINDOW_HOURS)
         rows = await self.store.stats(name)
         messages = await self.store.inbox_counts()
-        return StatsReport(rows, name, messages, self.call_log_days)
+        handoffs = await self.store.handoff_counts()
+        return StatsReport(rows, name, messages, self.call_log_days, recent, handoffs)
+
+    async def console(self, notice: str = "") -> Console:
+        """Every action with its state and its last 24 hours, for the buttons."""
+        flags = await self.active_flags()
+        recent = await self.store.recent_activity(hours=WINDOW_HOURS)
+        pairs = [(a.name, a.display_name) for a in self.actions]
+        return Console(console_rows(pairs, flags, recent), notice)
+
+    async def toggle_from_console(self, name: str, active: bool, *, actor: str) -> Console:
+        """A console button: the toggle, then the console as it is now (to redraw)."""
+        try:
+            toggled = await self.set_active(name, active, actor=actor)
+        except ActionBotError as exc:
+            return await self.console(str(exc))
+        return await self.console(render_text(toggled))
+
+    async def resume(self, where: str, *, actor: str) -> Resumed:
+        """The bot answers again in `where` (a conversation, or every one under a channel)."""
+        if not where:
+            raise AdminUsageError("Run `resume` in the conversation, or name the conversation.")
+        resumed = await self.store.end_handoffs(where, by=actor)
+        logger.info("bot resumed in %s by %s", ", ".join(resumed) or where, actor)
+        return Resumed(where, resumed)
 
     async def test(self, name: str, raw: dict[str, str], *, actor: str) -> TestReport:
         action = self.actions.get(name)
@@ -320,13 +386,10 @@ def render_text(result: AdminResult) -> str:
             return _render_test(result)
         case Notice():
             return result.text
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    """Left-aligned columns, two spaces apart."""
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows]]
-    return "\n".join(line.rstrip() for line in lines)
+        case Console():
+            return render_console(result)
+        case Resumed():
+            return render_resumed(result)
 
 
 def _render_list(result: ActionList) -> str:
@@ -384,7 +447,8 @@ def _render_stats(report: StatsReport) -> str:
         for s in report.rows
     ]
     header = ["ACTION", "CALLS", "OK", "FAILED", "AVG", "P95", "LAST CALL", "LAST ERROR"]
-    return "\n".join([table(header, rows), "", *report.notes()])
+    recent = activity_lines(report.recent) if report.recent else []
+    return "\n".join([table(header, rows), "", *recent, *report.notes()])
 
 
 def _render_test(report: TestReport) -> str:

@@ -9,7 +9,7 @@ from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_FILE = Path(".env")
@@ -19,6 +19,7 @@ DEFAULT_DB_PATH = Path("actionbot.db")
 DEFAULT_DB_POOL_MIN = 2
 DEFAULT_DB_POOL_MAX = 10
 """PostgreSQL connections per process: a turn holds one only for the length of a statement."""
+DEFAULT_HANDOFF_HOURS = 24.0
 DEFAULT_DISCORD_SHARDS = 1
 DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_HTTP_PORT = 8080
@@ -200,6 +201,41 @@ class Settings(BaseSettings):
         DEFAULT_DISCORD_SHARDS, ge=1, validation_alias=_env("ACTIONBOT_DISCORD_SHARDS")
     )
     """Gateway shards in all: each replica connects the shards whose lease it holds."""
+    suggested_prompts: str = Field("", validation_alias=_env("ACTIONBOT_SUGGESTED_PROMPTS"))
+    """Slack assistant threads' suggested prompts, `|`-separated (at most 4 are shown)."""
+    handoff_channel: str = Field("", validation_alias=_env("ACTIONBOT_HANDOFF_CHANNEL"))
+    """Where handoffs to a person are posted: `slack:C…` and/or `discord:…`, comma-separated."""
+    handoff_mention: str = Field("", validation_alias=_env("ACTIONBOT_HANDOFF_MENTION"))
+    """Who a handoff pings, per platform: `slack:S…` (user group), `slack:U…`, `slack:here`,
+    `discord:<role id>`, `discord:here`."""
+    handoff_hours: float = Field(
+        DEFAULT_HANDOFF_HOURS, gt=0, validation_alias=_env("ACTIONBOT_HANDOFF_HOURS")
+    )
+    """How long the bot stays silent in a conversation handed to a person, unless resumed."""
+
+    @field_validator("handoff_channel", "handoff_mention")
+    @classmethod
+    def _per_platform(cls, value: str) -> str:
+        for platform, target in _platform_pairs(value).items():
+            if platform not in PLATFORMS:
+                raise ValueError(f"{platform!r} is not a platform; use slack:… or discord:…")
+            if not target:
+                raise ValueError(f"{platform}: needs a channel, group or role after the colon")
+        return value
+
+    @property
+    def handoff_channels(self) -> dict[str, str]:
+        """Handoff channel per platform (`ACTIONBOT_HANDOFF_CHANNEL`)."""
+        return _platform_pairs(self.handoff_channel)
+
+    @property
+    def handoff_mentions(self) -> dict[str, str]:
+        """Who a handoff pings, per platform (`ACTIONBOT_HANDOFF_MENTION`)."""
+        return _platform_pairs(self.handoff_mention)
+
+    @property
+    def suggested_prompt_list(self) -> list[str]:
+        return [p.strip() for p in self.suggested_prompts.split("|") if p.strip()]
 
     def secret_values(self) -> list[str]:
         """The values of every secret setting that is set (for log redaction)."""
@@ -235,6 +271,20 @@ class Settings(BaseSettings):
     @property
     def egress_allow_entries(self) -> tuple[str, ...]:
         return tuple(part.strip() for part in self.egress_allow.split(",") if part.strip())
+
+
+PLATFORMS = ("slack", "discord")
+
+
+def _platform_pairs(value: str) -> dict[str, str]:
+    """`slack:C1, discord:2` as {"slack": "C1", "discord": "2"}; an entry without a colon is
+    kept under its whole text (and refused by the validator)."""
+    pairs: dict[str, str] = {}
+    for entry in value.replace(" ", ",").split(","):
+        if entry.strip():
+            platform, _, target = entry.strip().partition(":")
+            pairs[platform.lower()] = target.strip()
+    return pairs
 
 
 def _password(url: str) -> str:

@@ -36,6 +36,8 @@ class StoreFigures(Protocol):
 
     async def active_conversations(self, within_seconds: float) -> int: ...
 
+    async def handoff_counts(self) -> tuple[int, int]: ...
+
 
 class CallSink(Protocol):
     """Where a recorded call goes (`bot.store.CallLog.record_call`)."""
@@ -129,13 +131,25 @@ class Metrics:
         )
         self.turns = Counter(
             "actionbot_turns",
-            "Customer messages settled: answered, or failed (the customer got an apology).",
+            "Customer messages settled: answered, failed (the customer got an apology), or "
+            "silent (the conversation was with a person).",
             ["outcome"],
             registry=self.registry,
         )
         self.conversations = Gauge(
             "actionbot_conversations_active",
             "Conversations with a message in the last hour (database-wide).",
+            registry=self.registry,
+        )
+        self.handoffs = Counter(
+            "actionbot_handoffs",
+            "Conversations this process handed to a person (handoff_to_human).",
+            ["platform"],
+            registry=self.registry,
+        )
+        self.with_a_person = Gauge(
+            "actionbot_conversations_with_a_person",
+            "Conversations handed to a person and not resumed or expired (database-wide).",
             registry=self.registry,
         )
 
@@ -153,6 +167,7 @@ class Metrics:
         """The exposition text, with the store's numbers fetched now."""
         self._totals.totals = await store.call_totals()
         self.conversations.set(await store.active_conversations(ACTIVE_WINDOW_SECONDS))
+        self.with_a_person.set((await store.handoff_counts())[1])
         return generate_latest(self.registry)
 
 

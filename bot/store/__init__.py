@@ -11,6 +11,8 @@ use. May import `bot.types` and `bot.errors` only.
     TurnJournal        webhook calls of a turn, the finished turn    (engine)
     ModelChecks        what `actionbot doctor` found      (assembly)
     Leases             work one process of several does   (Discord shards, retention)
+    Handoffs           conversations handed to a person   (bot.delivery, admin)
+    RecentCalls        the last hours of calls, per hour  (admin console, stats)
 
 `sqlite.py` is the embedded default; `postgres.py` (asyncpg) serves several replicas.
 """
@@ -54,6 +56,28 @@ class ActionStats(BaseModel):
     last_call_at: datetime | None = None
     last_error: str | None = None
     last_error_at: datetime | None = None
+
+
+class RecentActivity(BaseModel):
+    """One action's calls over the last hours (`RecentCalls.recent_activity`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    action: str
+    hourly: list[int]
+    """Calls per hour, oldest hour first; the last is the current hour so far."""
+    outcomes: dict[str, int] = Field(default_factory=dict)
+    """Calls per `Outcome` value over the whole window, only outcomes that happened."""
+    p95_latency_ms: float | None = None
+
+    @property
+    def calls(self) -> int:
+        return sum(self.outcomes.values())
+
+    @property
+    def success_rate(self) -> float | None:
+        """Share of the window's calls that succeeded; None without calls."""
+        return self.outcomes.get("success", 0) / self.calls if self.calls else None
 
 
 class ActionStateStore(Protocol):
@@ -242,6 +266,40 @@ class Leases(Protocol):
         ...
 
 
+class Handoffs(Protocol):
+    """Conversations the model handed to a person: the bot stays silent in them until an
+    admin resumes it or the handoff expires."""
+
+    async def start_handoff(
+        self, event_key: str, *, conversation: str, platform: str, seconds: float
+    ) -> bool:
+        """Silence `conversation` for `seconds` from now; False when this turn (`event_key`)
+        started it already (a replay)."""
+        ...
+
+    async def handed_off(self, conversation: str) -> float | None:
+        """Until when (Unix seconds) the conversation is with a person; None if it is not."""
+        ...
+
+    async def end_handoffs(self, where: str, *, by: str) -> list[str]:
+        """Resume the bot in the conversation `where`, or in every conversation under it
+        (`where:` and more, e.g. the threads of a Slack channel); returns those resumed."""
+        ...
+
+    async def handoff_counts(self) -> tuple[int, int]:
+        """(handoffs ever, conversations with a person now)."""
+        ...
+
+
+class RecentCalls(Protocol):
+    async def recent_activity(
+        self, *, hours: int = 24, name: str | None = None
+    ) -> dict[str, RecentActivity]:
+        """Calls of the last `hours` (from the call rows still kept) by action, or of action
+        `name` alone; only actions with calls."""
+        ...
+
+
 class TurnJournal(Protocol):
     """What makes a replayed turn safe: each webhook call is written before it is sent, and
     its result after; the finished turn is saved with the conversation at once."""
@@ -328,11 +386,11 @@ class TurnStore(ActionStateStore, ConversationStore, TurnJournal, Confirmations,
         ...
 
 
-class DeliveryStore(EventInbox, Confirmations, Protocol):
+class DeliveryStore(EventInbox, Confirmations, Handoffs, Protocol):
     """What the inbox at work (`bot.delivery`) reads and writes."""
 
 
-class AdminStore(ActionStateStore, CallLog, Protocol):
+class AdminStore(ActionStateStore, CallLog, Handoffs, RecentCalls, Protocol):
     """What `/actions` reads and writes: toggles, the call log, how messages fared."""
 
     async def inbox_counts(self) -> dict[str, int]:
@@ -345,7 +403,9 @@ class AdapterStore(ConversationStore, Leases, Protocol):
     interactions (a click or a command delivered twice is handled once)."""
 
 
-class Store(TurnStore, CallLog, EventInbox, ModelChecks, Leases, Protocol):
+class Store(
+    TurnStore, CallLog, EventInbox, ModelChecks, Leases, Handoffs, RecentCalls, Protocol
+):
     """Every role, plus opening and closing: what the assembly wires together."""
 
     async def ping(self) -> bool:

@@ -39,6 +39,7 @@ from typing import Any, Self
 
 from bot.errors import ConfigError, DatabaseError
 from bot.store import ActionState, ActionStats
+from bot.store.handoffs import SQLiteHandoffs
 from bot.store.queries import (
     ACTIVITY_BY_ACTION,
     CREATE_MIGRATIONS_TABLE,
@@ -59,7 +60,7 @@ from bot.types import ActionResult
 logger = logging.getLogger(__name__)
 
 
-class SQLiteStore(TurnRows):
+class SQLiteStore(TurnRows, SQLiteHandoffs):
     """The bot's database in one SQLite file: every role of `bot.store`. Create with
     `await SQLiteStore.open(path)`; close with `close()` or use it as
     `async with await SQLiteStore.open(path) as store`."""

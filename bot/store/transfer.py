@@ -179,6 +179,12 @@ TABLES = (
         order="token",
     ),
     Table(
+        "handoffs",
+        "event_key",
+        "event_key text, conversation text, platform text, started_at float8, until float8, "
+        "ended_at float8, ended_by text",
+    ),
+    Table(
         "inbox",
         "event_key",
         "event_key text, platform text, conversation text, user_id text, user_name text, "
