@@ -110,6 +110,13 @@ def _platform_problems(settings: Settings) -> list[str]:
         )
     if bot is None and (app is not None or settings.slack_signing_secret is not None):
         problems.append("SLACK_APP_TOKEN or SLACK_SIGNING_SECRET is set without SLACK_BOT_TOKEN.")
+    tokens = {"slack": bot, "discord": settings.discord_token}
+    problems += [
+        f"ACTIONBOT_HANDOFF_CHANNEL names a {platform} channel, but {platform} is not "
+        "configured: set its token, or remove the entry."
+        for platform in settings.handoff_channels
+        if tokens.get(platform) is None
+    ]
     return problems
 
 

@@ -164,6 +164,23 @@ def stats(
     _simple("stats", name)
 
 
+@actions_app.command()
+def console() -> None:
+    """Every action with its state, calls, success rate and p95 of the last 24 hours."""
+    _simple("console")
+
+
+@actions_app.command()
+def resume(
+    conversation: Annotated[
+        str, typer.Argument(help="The conversation, e.g. slack:C0123:1700000000.000100.")
+    ],
+) -> None:
+    """Let the bot answer again in a conversation handed to a person (or every one under
+    a channel, e.g. slack:C0123)."""
+    _simple("resume", conversation)
+
+
 @actions_app.command("test")
 def try_action(
     name: NameArg,

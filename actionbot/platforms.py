@@ -64,12 +64,6 @@ def configured_platforms(
     http: HttpServer,
 ) -> dict[str, Platform]:
     """The adapters whose tokens are set; their HTTP routes are added to `http`."""
-    for platform in settings.handoff_channels:
-        if platform not in {"slack", "discord"} or not _has_token(settings, platform):
-            raise ConfigError(
-                f"ACTIONBOT_HANDOFF_CHANNEL names a {platform} channel, but {platform} is not "
-                "configured (set its token, or remove the entry)."
-            )
     platforms: dict[str, Platform] = {}
     if settings.slack_bot_token is not None:
         from adapters.slack.adapter import SlackAdapter
@@ -105,11 +99,6 @@ def configured_platforms(
             owner=inbox.owner,
         )
     return platforms
-
-
-def _has_token(settings: Settings, platform: str) -> bool:
-    token = settings.slack_bot_token if platform == "slack" else settings.discord_token
-    return token is not None
 
 
 async def serve(

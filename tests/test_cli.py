@@ -399,6 +399,25 @@ async def test_actions_test_refuses_a_missing_argument(deployment: Deployment) -
     assert deployment.server.requests == []
 
 
+async def test_console_and_resume_from_the_shell(deployment: Deployment) -> None:
+    """`actions console` prints the 24-hour view with the call just made; `actions resume`
+    of a conversation nobody handed over says so and exits 0; without a name it is a usage
+    error."""
+    await deployment.run(
+        "actions", "test", "check_inventory", "part_name=screen", "device_model=iPhone 15 Pro"
+    )
+    console = await deployment.run("actions", "console")
+    assert console.code == 0, console.stderr
+    row = table_row(console.stdout, "check_inventory")
+    assert row[-5:-2] == ["active", "1", "100%"]
+    assert row[-1] == "ms"
+    resumed = await deployment.run("actions", "resume", "slack:C1")
+    assert resumed.code == 0, resumed.stderr
+    assert "nothing to resume" in resumed.stdout
+    missing = await deployment.run("actions", "resume")
+    assert missing.code == 2
+
+
 # --- actions enable / disable / show ------------------------------------------------------
 
 

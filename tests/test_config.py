@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from conftest import make_settings
+from pydantic import ValidationError
 
 from actionbot.app import configuration_problems
 from bot.runtime.config import Settings, apply_env_file
@@ -64,3 +66,24 @@ def test_every_setting_is_in_the_readme_configuration_table() -> None:
         for field in Settings.model_fields.values()
     ]
     assert [name for name in names if f"`{name}`" not in table] == []
+
+
+def test_handoff_channels_are_read_per_platform_and_checked() -> None:
+    """`ACTIONBOT_HANDOFF_CHANNEL` is `platform:id` pairs; an unknown platform is refused
+    when settings load, and a platform without its token is a startup problem."""
+    settings = make_settings(
+        handoff_channel="slack:C1, discord:42", handoff_mention="slack:S9", openai_api_key="k"
+    )
+    assert settings.handoff_channels == {"slack": "C1", "discord": "42"}
+    assert settings.handoff_mentions == {"slack": "S9"}
+    problems = configuration_problems(settings)
+    assert [p for p in problems if "HANDOFF" in p] == [
+        "ACTIONBOT_HANDOFF_CHANNEL names a slack channel, but slack is not configured: set "
+        "its token, or remove the entry.",
+        "ACTIONBOT_HANDOFF_CHANNEL names a discord channel, but discord is not configured: set "
+        "its token, or remove the entry.",
+    ]
+    with pytest.raises(ValidationError, match="'teams' is not a platform"):
+        make_settings(handoff_channel="teams:general")
+    with pytest.raises(ValidationError, match="needs a channel"):
+        make_settings(handoff_channel="slack:")

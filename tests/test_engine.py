@@ -18,7 +18,7 @@ from bot.llm.client import OpenAIChatModel
 from bot.outbound.webhooks import WebhookClient
 from bot.store import Store
 from bot.store.sqlite import SQLiteStore
-from bot.types import IncomingMessage
+from bot.types import CallUpdate, IncomingMessage
 from fakes.https_server import WebhookServer, json_handler
 from fakes.openai_server import Reply as ScriptedReply
 from fakes.openai_server import ScriptedLLM
@@ -406,3 +406,43 @@ async def test_database_failure_still_answers(
 
     assert reply.failed
     assert reply.text == wording.UNEXPECTED
+
+
+async def test_each_call_is_reported_when_it_starts_and_when_it_ends(
+    webhook_server: WebhookServer, llm: ScriptedLLM, engine_parts: dict[str, Any]
+) -> None:
+    """The adapter hears of every call twice, under the model's call id: running, then done
+    or failed with its latency; a replayed turn reports a recorded call only as ended."""
+    webhook_server.route("/ok", json_handler({"fine": True}))
+    webhook_server.route("/broken", json_handler({"error": "down"}, status=500))
+    actions = [
+        build_action(webhook_server.url("/ok"), name="good_one"),
+        build_action(webhook_server.url("/broken"), name="bad_one"),
+    ]
+    engine = make_engine(actions, **engine_parts)
+    ids = llm.tool_calls(("good_one", {}), ("bad_one", {}))
+    llm.reply("One worked.")
+    seen: list[CallUpdate] = []
+
+    async def watch(update: CallUpdate) -> None:
+        seen.append(update)
+
+    journaled = message("both").model_copy(update={"event_id": "Ev1"})
+    await engine.handle(journaled, calls=watch)
+
+    by_id = {i: [u for u in seen if u.id == i] for i in ids}
+    good, bad = by_id[ids[0]], by_id[ids[1]]
+    assert [u.state for u in good] == ["running", "done"]
+    assert [u.state for u in bad] == ["running", "failed"]
+    assert good[0].display_name == "Good One"
+    assert good[0].latency_ms is None
+    assert good[1].latency_ms is not None
+    assert good[1].latency_ms > 0
+    assert bad[1].latency_ms is not None
+
+    seen.clear()
+    llm.tool_calls(("good_one", {}))  # the same call again in a replay of the same event
+    llm.reply("Still fine.")
+    await engine.handle(journaled, calls=watch)
+    assert [u.state for u in seen] == ["done"]
+    assert len(webhook_server.requests) == 2

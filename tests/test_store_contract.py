@@ -491,9 +491,12 @@ async def test_recent_activity_counts_calls_per_hour_and_outcome(
     assert sorted(recent) == ["a", "b"]
     a = recent["a"]
     assert len(a.hourly) == 24
-    assert a.hourly[0] == 20 and a.hourly[-1] == 1 and sum(a.hourly) == 21
+    assert a.hourly[0] == 20
+    assert a.hourly[-1] == 1
+    assert sum(a.hourly) == 21
     assert a.outcomes == {"success": 20, "timeout": 1}
     assert a.p95_latency_ms == 20.0  # rank ceil(0.95 * 21) = 20 of 1…20, 1000
     assert a.success_rate == 20 / 21
     only_b = await role_store.recent_activity(hours=24, name="b")
-    assert list(only_b) == ["b"] and only_b["b"].outcomes == {"http_error": 1}
+    assert list(only_b) == ["b"]
+    assert only_b["b"].outcomes == {"http_error": 1}

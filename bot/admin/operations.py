@@ -432,7 +432,9 @@ def _render_detail(detail: ActionDetail) -> str:
 
 def _render_stats(report: StatsReport) -> str:
     if not report.rows or (report.name is None and not any(r.calls for r in report.rows)):
-        return "\n".join(["No calls recorded yet.", *report.messages_line()])
+        return "\n".join(
+            ["No calls recorded yet.", *report.messages_line(), *report.handoffs_line()]
+        )
     rows = [
         [
             s.action,
