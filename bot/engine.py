@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import secrets
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,51 +39,21 @@ from bot.actions.models import (
     tool_schema,
 )
 from bot.errors import ArgumentError, LLMRejectedError, LLMResponseError
+from bot.handoff import HANDED_OFF_RESULT, HANDOFF_SCHEMA, HANDOFF_TOOL, requested_handoff
 from bot.llm.client import ChatModel, ModelTurn
 from bot.llm.history import Message, size_of, window
+from bot.llm.turn_messages import answered_only, assistant_message, tool_error, unanswered_round
 from bot.outbound.webhooks import WebhookClient, canonical_json, idempotency_key
+from bot.runtime.locks import KeyedLock
 from bot.runtime.logs import turn_scope
 from bot.runtime.metrics import Metrics
 from bot.store import ActionState, TurnStore
-from bot.types import (
-    ActionResult,
-    CallUpdate,
-    Confirmation,
-    Handoff,
-    IncomingMessage,
-    Reply,
-    ToolCall,
-)
+from bot.types import ActionResult, Confirmation, Handoff, IncomingMessage, Reply, ToolCall
+from bot.watchers import CallWatcher, Progress, Watchers
+
+__all__ = ["HANDOFF_TOOL", "CallWatcher", "Engine", "EngineLimits", "Progress"]
 
 logger = logging.getLogger(__name__)
-
-Progress = Callable[[str], Awaitable[None]]
-"""Called with a short status line ("Checking inventory…") when an action starts."""
-CallWatcher = Callable[[CallUpdate], Awaitable[None]]
-"""Called when an action call starts and when it ends (a card per call on the surface)."""
-HANDOFF_TOOL = "handoff_to_human"
-HANDOFF_SCHEMA: dict[str, Any] = {
-    "type": "function",
-    "function": {
-        "name": HANDOFF_TOOL,
-        "description": wording.HANDOFF_TOOL_DESCRIPTION,
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "reason": {
-                    "type": "string",
-                    "description": "Why a person should take over, in one sentence.",
-                },
-                "summary": {
-                    "type": "string",
-                    "description": "What the customer needs and what was tried, for the person "
-                    "taking over.",
-                },
-            },
-            "required": ["reason"],
-        },
-    },
-}
 
 
 @dataclass(frozen=True)
@@ -166,7 +135,7 @@ class Engine:
             "content": wording.system_prompt(system_prompt),
         }
         self._schemas = {a.name: tool_schema(a) for a in actions}
-        self._locks: dict[str, _ConversationLock] = {}
+        self._locks: dict[str, KeyedLock] = {}
         self.instance_key = instance_key or secrets.token_bytes(32)
         self.handoff_platforms = handoff_platforms
         """Platforms with a handoff channel: there the model may call `handoff_to_human`."""
@@ -183,7 +152,7 @@ class Engine:
         is a cancelled attempt's messages so far (from its inbox entry); `calls` hears of
         each action call as it starts and ends."""
         key = f"{message.platform}:{message.conversation}"
-        watch = _Watchers(progress, calls)
+        watch = Watchers(progress, calls)
         with turn_scope(message.platform, message.conversation):
             async with self._lock(key):
                 reply = await self._handle(key, message, watch, resume)
@@ -194,7 +163,7 @@ class Engine:
         self,
         key: str,
         message: IncomingMessage,
-        progress: _Watchers,
+        progress: Watchers,
         resume: list[Message] | None,
     ) -> Reply:
         try:
@@ -235,7 +204,7 @@ class Engine:
             logger.exception("turn in %s failed unexpectedly", key)
             text = wording.UNEXPECTED
         if failed:
-            turn.new = _answered_only(turn.new)
+            turn.new = answered_only(turn.new)
             turn.new.append({"role": "assistant", "content": text})
         reply = Reply(
             text=text, actions_called=turn.actions_called, failed=failed, handoff=turn.handoff
@@ -276,7 +245,7 @@ class Engine:
         if turn.event_key is None:
             return
         try:
-            await self.store.save_progress(turn.event_key, _answered_only(turn.new))
+            await self.store.save_progress(turn.event_key, answered_only(turn.new))
         except Exception:
             logger.exception("could not keep the progress of the turn in %s", turn.conversation)
 
@@ -285,7 +254,7 @@ class Engine:
         (calls past `max_tool_calls` were refused, not counted), so the next keys continue
         where the earlier attempt's keys left off. A last round without results (it waited
         for a confirmation) is planned again, so it is not counted here."""
-        done = turn.new[:-1] if _unanswered_round(turn.new) else turn.new
+        done = turn.new[:-1] if unanswered_round(turn.new) else turn.new
         for message in done:
             for call in (message.get("tool_calls") or [])[: self.limits.max_tool_calls]:
                 action = turn.offered.get(call["function"]["name"])
@@ -312,11 +281,11 @@ class Engine:
             and a.offered_to(message.platform, message.channel_id, admin=message.is_admin)
         }
 
-    async def _loop(self, history: list[Message], turn: _Turn, progress: _Watchers) -> str:
+    async def _loop(self, history: list[Message], turn: _Turn, progress: Watchers) -> str:
         tools = [self._schemas[name] for name in turn.offered]
         if turn.handoff_offered:
             tools.append(HANDOFF_SCHEMA)
-        waiting = _unanswered_round(turn.new)
+        waiting = unanswered_round(turn.new)
         if waiting:  # resumed after a confirmation: finish that round first
             await self._round(waiting, turn, progress)
         for round_number in range(self.limits.max_tool_rounds + 1):
@@ -327,11 +296,11 @@ class Engine:
                 return answer.text or wording.EMPTY_ANSWER
             if round_number == self.limits.max_tool_rounds:
                 raise _RoundLimitError(round_number)
-            turn.new.append(_assistant_message(answer))
+            turn.new.append(assistant_message(answer))
             await self._round(answer.tool_calls, turn, progress)
         raise _RoundLimitError(self.limits.max_tool_rounds)  # pragma: no cover - loop returns
 
-    async def _round(self, calls: list[ToolCall], turn: _Turn, progress: _Watchers) -> None:
+    async def _round(self, calls: list[ToolCall], turn: _Turn, progress: Watchers) -> None:
         """One round of calls; its results join the turn unless one waits for a click. A
         handoff ends the turn: a person answers next, not the model."""
         results = await self.run_tool_calls(calls, turn, progress)
@@ -364,7 +333,7 @@ class Engine:
         return [self.system_message, *kept, *new]
 
     async def run_tool_calls(
-        self, calls: list[ToolCall], turn: _Turn, progress: _Watchers
+        self, calls: list[ToolCall], turn: _Turn, progress: Watchers
     ) -> list[Message]:
         """Run every call of one model turn concurrently; results in the model's order.
 
@@ -399,16 +368,16 @@ class Engine:
         ordinal, turn.ordinal = turn.ordinal, turn.ordinal + 1
         return _Planned(call, action, arguments, key=key, ordinal=ordinal)
 
-    async def _run_one(self, planned: _Planned, turn: _Turn, progress: _Watchers) -> str:
+    async def _run_one(self, planned: _Planned, turn: _Turn, progress: Watchers) -> str:
         action, arguments, name = planned.action, planned.arguments, planned.call.name
         if name == HANDOFF_TOOL and not planned.refusal and turn.handoff_offered:
             return self._hand_off(planned.call, turn)
         if action is None or arguments is None:
-            return _tool_error(name, planned.refusal)
+            return tool_error(name, planned.refusal)
         if turn.event_key is not None:
             recorded, problem = await self._journal(planned, turn.event_key)
             if problem:
-                return _tool_error(name, problem)
+                return tool_error(name, problem)
             if recorded is not None:
                 logger.info("webhook %s: result recorded before, not called again", name)
                 turn.actions_called.append(action.name)
@@ -416,7 +385,7 @@ class Engine:
                 return recorded.for_model(self.limits.result_chars, _shown(action))
         if action.confirm:
             if turn.event_key is None:  # no inbox entry to wait in: never without a card
-                return _tool_error(action.name, wording.DECLINED)
+                return tool_error(action.name, wording.DECLINED)
             answer = await self._confirmed(planned, turn, turn.event_key)
             if answer is not None:
                 return answer
@@ -437,22 +406,15 @@ class Engine:
     def _hand_off(self, call: ToolCall, turn: _Turn) -> str:
         """The model asked for a person: note what the team is to be told; the turn ends
         after this round (`_round`)."""
-        try:
-            given = json.loads(call.arguments or "{}")
-        except ValueError:
-            given = {}
-        if not isinstance(given, dict):
-            given = {}
-        names = {a.name: a.display_name for a in self.actions}
-        turn.handoff = Handoff(
+        turn.handoff = requested_handoff(
+            call,
             conversation=turn.conversation,
-            reason=str(given.get("reason") or wording.HANDOFF_NO_REASON)[:500],
-            summary=str(given.get("summary") or "")[:2000],
             question=turn.question,
-            actions_tried=[names.get(n, n) for n in turn.actions_called],
+            called=turn.actions_called,
+            display_names={a.name: a.display_name for a in self.actions},
         )
         logger.info("conversation %s handed to a person", turn.conversation)
-        return json.dumps({"ok": True, "handed_off": True}, ensure_ascii=False)
+        return HANDED_OFF_RESULT
 
     async def _confirmed(self, planned: _Planned, turn: _Turn, event_key: str) -> str | None:
         """None when the user confirmed this call (send it); otherwise what the model gets:
@@ -465,9 +427,9 @@ class Engine:
         if found is not None and found.state == "confirmed":
             return None
         if found is not None and found.state == "cancelled":
-            return _tool_error(action.name, wording.DECLINED)
+            return tool_error(action.name, wording.DECLINED)
         if found is not None and found.expired(time.time()):
-            return _tool_error(action.name, wording.NOT_CONFIRMED_IN_TIME)
+            return tool_error(action.name, wording.NOT_CONFIRMED_IN_TIME)
         asked = found or await self.store.request_confirmation(
             event_key,
             planned.key,
@@ -477,7 +439,7 @@ class Engine:
             ttl=self.limits.confirm_ttl,
         )
         turn.awaiting.append(asked.model_copy(update={"display_name": action.display_name}))
-        return _tool_error(action.name, wording.DECLINED)  # never seen: the round waits
+        return tool_error(action.name, wording.DECLINED)  # never seen: the round waits
 
     async def _journal(self, planned: _Planned, event_key: str) -> tuple[ActionResult | None, str]:
         """Write the call to the journal before it is sent: its recorded result if it has
@@ -500,71 +462,8 @@ class Engine:
         """Conversations with a turn running or waiting (their locks are in the table)."""
         return len(self._locks)
 
-    def _lock(self, key: str) -> _ConversationLock:
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = self._locks[key] = _ConversationLock(key, self._locks)
-        return lock
-
-
-class _ConversationLock:
-    """A per-conversation lock that removes itself from the table when nobody holds it."""
-
-    def __init__(self, key: str, table: dict[str, _ConversationLock]) -> None:
-        self.key = key
-        self.table = table
-        self.lock = asyncio.Lock()
-        self.users = 0
-
-    async def __aenter__(self) -> None:
-        self.users += 1
-        try:
-            await self.lock.acquire()
-        except BaseException:  # cancelled while waiting: this user never held it
-            self._leave()
-            raise
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.lock.release()
-        self._leave()
-
-    def _leave(self) -> None:
-        self.users -= 1
-        if self.users == 0:
-            self.table.pop(self.key, None)
-
-
-class _Watchers:
-    """The adapter's callbacks of one turn; a failing callback never fails the turn."""
-
-    def __init__(self, progress: Progress | None, calls: CallWatcher | None) -> None:
-        self._progress = progress
-        self._calls = calls
-
-    async def status(self, text: str) -> None:
-        if self._progress is not None:
-            await _notify(self._progress, text)
-
-    async def call(self, call: ToolCall, action: Action, result: ActionResult | None) -> None:
-        """A call started (`result` None) or ended."""
-        if self._calls is None:
-            return
-        if result is None:
-            update = CallUpdate(
-                id=call.id, action=action.name, display_name=action.display_name, state="running"
-            )
-        else:
-            update = CallUpdate(
-                id=call.id,
-                action=action.name,
-                display_name=action.display_name,
-                state="done" if result.ok else "failed",
-                latency_ms=result.latency_ms,
-            )
-        try:
-            await self._calls(update)
-        except Exception:  # a card that could not be shown must not fail the turn
-            logger.warning("call watcher failed", exc_info=True)
+    def _lock(self, key: str) -> KeyedLock:
+        return KeyedLock.of(key, self._locks)
 
 
 class _HandedOff(Exception):
@@ -600,49 +499,6 @@ def verified_context(message: IncomingMessage) -> dict[ContextSource, str]:
         ContextSource.CONVERSATION_ID: message.conversation,
         ContextSource.MESSAGE_ID: message.event_id or "",
     }
-
-
-def _assistant_message(answer: ModelTurn) -> Message:
-    return {
-        "role": "assistant",
-        "content": answer.text,  # "" rather than null: some servers refuse null
-        "tool_calls": [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-            for c in answer.tool_calls
-        ],
-    }
-
-
-def _tool_error(name: str, message: str) -> str:
-    return json.dumps({"ok": False, "action": name, "error": message}, ensure_ascii=False)
-
-
-def _unanswered_round(messages: list[Message]) -> list[ToolCall]:
-    """The calls of a last assistant message that has no results yet (a round that waited
-    for a confirmation), to run when the turn resumes."""
-    if not messages or messages[-1]["role"] != "assistant" or not messages[-1].get("tool_calls"):
-        return []
-    return [
-        ToolCall(id=c["id"], name=c["function"]["name"], arguments=c["function"]["arguments"])
-        for c in messages[-1]["tool_calls"]
-    ]
-
-
-def _answered_only(messages: list[Message]) -> list[Message]:
-    """Drop tool-call messages whose results are missing (a turn that broke mid-round)."""
-    answered = {m.get("tool_call_id") for m in messages if m["role"] == "tool"}
-    return [
-        m
-        for m in messages
-        if not m.get("tool_calls") or all(c["id"] in answered for c in m["tool_calls"])
-    ]
-
-
-async def _notify(progress: Progress, text: str) -> None:
-    try:
-        await progress(text)
-    except Exception:  # a failed status message must not fail the turn
-        logger.warning("progress callback failed", exc_info=True)
 
 
 def _describe_failure(exc: BaseException) -> str:
