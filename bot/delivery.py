@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Literal
 
 from bot import wording
+from bot.handoff import hand_over, with_a_person
 from bot.runtime.metrics import Metrics
 from bot.runtime.tasks import Turns
 from bot.store import DeliveryStore, InboxEntry
@@ -253,7 +254,7 @@ class Inbox:
             await self._started.wait()
             if not await self._in_order(entry):
                 return
-            if entry.reply is None and await self._with_a_person(entry):
+            if entry.reply is None and await with_a_person(self.store, entry):
                 await self._settle(entry.key, failed=False, outcome="silent")
                 return
             reply = await answer(entry)
@@ -274,7 +275,7 @@ class Inbox:
             await self._release(entry.key)
             return
         if reply is not None and reply.handoff is not None:
-            await self._hand_off(entry, reply.handoff.conversation)
+            await hand_over(self.store, entry, reply.handoff, self.handoff_seconds, self.metrics)
         failed = reply is None or reply.failed
         await self._settle(entry.key, failed=failed)
 
@@ -308,33 +309,6 @@ class Inbox:
             await asyncio.sleep(delay)
             delay = min(delay * 2, ORDER_POLL_MAX_SECONDS)
         return True
-
-    async def _with_a_person(self, entry: InboxEntry) -> bool:
-        """Whether the message's conversation was handed to a person: then the bot says
-        nothing (the person answers) until an admin resumes it or the handoff expires."""
-        message = entry.message
-        until = await self.store.handed_off(f"{message.platform}:{message.conversation}")
-        if until is None:
-            return False
-        logger.info("%s stays unanswered: its conversation is with a person", entry.key)
-        return True
-
-    async def _hand_off(self, entry: InboxEntry, conversation: str) -> None:
-        """The answer saying a person takes over was delivered: silence the conversation
-        (once, also when the turn is replayed)."""
-        message = entry.message
-        try:
-            started = await self.store.start_handoff(
-                entry.key,
-                conversation=conversation,
-                platform=message.platform,
-                seconds=self.handoff_seconds,
-            )
-        except Exception:  # the bot may answer again; the team was told all the same
-            logger.exception("could not record the handoff of %s", conversation)
-            return
-        if started:
-            self.metrics.handoffs.labels(message.platform).inc()
 
     async def _park(self, key: str, waiting: list[Confirmation]) -> None:
         """The turn waits for clicks: out of replays until the last card expires (then the

@@ -6,11 +6,16 @@ conversation until an admin resumes it."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from bot import wording
+from bot.runtime.metrics import Metrics
+from bot.store import Handoffs, InboxEntry
 from bot.types import Handoff, ToolCall
+
+logger = logging.getLogger(__name__)
 
 HANDOFF_TOOL = "handoff_to_human"
 HANDOFF_SCHEMA: dict[str, Any] = {
@@ -62,3 +67,30 @@ def requested_handoff(
         question=question,
         actions_tried=[display_names.get(name, name) for name in called],
     )
+
+
+async def with_a_person(store: Handoffs, entry: InboxEntry) -> bool:
+    """Whether the message's conversation was handed to a person: then the bot says nothing
+    (the person answers) until an admin resumes it or the handoff expires."""
+    message = entry.message
+    if await store.handed_off(f"{message.platform}:{message.conversation}") is None:
+        return False
+    logger.info("%s stays unanswered: its conversation is with a person", entry.key)
+    return True
+
+
+async def hand_over(
+    store: Handoffs, entry: InboxEntry, handoff: Handoff, seconds: float, metrics: Metrics
+) -> None:
+    """The answer saying a person takes over was delivered: silence the conversation for
+    `seconds` (once, also when the turn is replayed)."""
+    platform = entry.message.platform
+    try:
+        started = await store.start_handoff(
+            entry.key, conversation=handoff.conversation, platform=platform, seconds=seconds
+        )
+    except Exception:  # the bot may answer again; the team was told all the same
+        logger.exception("could not record the handoff of %s", handoff.conversation)
+        return
+    if started:
+        metrics.handoffs.labels(platform).inc()
