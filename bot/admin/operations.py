@@ -2,8 +2,8 @@
 
 Three separate steps so every front end (shell, console, Slack, Discord) shares them:
 `parse_command` turns text into an `AdminCommand`, `Admin.run` executes it and returns a
-result value, and each adapter renders that value its own way (`render_text` here is the
-plain-text rendering used by the shell and the console). Input mistakes never raise out of
+result value (`results`), and each adapter renders that value its own way (`render_text`,
+from `render`, is the plain-text rendering used by the shell and the console). Input mistakes never raise out of
 `Admin.execute`: they come back as a `Notice` carrying the usage text.
 """
 
@@ -12,24 +12,48 @@ from __future__ import annotations
 import logging
 import shlex
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Literal
 
-from bot.actions.models import Action, ActionSet, Parameter, parse_arguments
-from bot.admin.console import (
-    WINDOW_HOURS,
-    Console,
-    Resumed,
-    activity_lines,
-    console_rows,
-    render_console,
-    render_resumed,
-    table,
+from bot.actions.models import ActionSet, parse_arguments
+from bot.admin.console import WINDOW_HOURS, Console, ConsoleRow, Resumed, console_rows, table
+from bot.admin.render import render_text
+from bot.admin.results import (
+    ActionDetail,
+    ActionList,
+    ActionRow,
+    AdminResult,
+    Notice,
+    StatsReport,
+    TestReport,
+    Toggled,
 )
 from bot.errors import ActionBotError, AdminUsageError
 from bot.outbound.webhooks import WebhookClient
-from bot.store import ActionStats, AdminStore, RecentActivity
-from bot.types import ActionResult, caller_header, trim
+from bot.store import AdminStore, RecentActivity
+from bot.types import caller_header, trim
+
+__all__ = [
+    "USAGE",
+    "VERBS",
+    "ActionDetail",
+    "ActionList",
+    "ActionRow",
+    "Admin",
+    "AdminCommand",
+    "AdminResult",
+    "Console",
+    "ConsoleRow",
+    "Notice",
+    "Resumed",
+    "StatsReport",
+    "TestReport",
+    "Toggled",
+    "Verb",
+    "parse_command",
+    "parse_key_values",
+    "render_text",
+    "table",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -112,114 +136,6 @@ def _key_values(words: list[str]) -> dict[str, str]:
             raise AdminUsageError(f"Arguments are key=value pairs; {word!r} is not one.")
         values[key] = value
     return values
-
-
-# --- results ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ActionRow:
-    """One line of `/actions list`."""
-
-    name: str
-    display_name: str
-    method: str
-    host: str
-    active: bool
-    calls: int
-
-
-@dataclass(frozen=True)
-class ActionList:
-    rows: list[ActionRow]
-
-
-@dataclass(frozen=True)
-class ActionDetail:
-    """`/actions show`: the definition as the admin wrote it, with secrets masked."""
-
-    action: Action
-    active: bool
-    changed_by: str | None
-    changed_at: datetime | None
-    calls: int
-
-    @property
-    def parameters(self) -> list[Parameter]:
-        return self.action.parameters
-
-
-@dataclass(frozen=True)
-class Toggled:
-    name: str
-    active: bool
-    changed: bool
-    """False when the action already was in that state."""
-
-
-@dataclass(frozen=True)
-class StatsReport:
-    rows: list[ActionStats]
-    name: str | None
-    messages: dict[str, int] = field(default_factory=dict)
-    """Customer messages by state: answered (done), failed, waiting (pending)."""
-    call_log_days: int = 0
-    """Days call rows are kept (they feed p95); 0: forever."""
-    recent: RecentActivity | None = None
-    """With a name: its calls of the last 24 hours (sparkline and outcomes)."""
-    handoffs: tuple[int, int] = (0, 0)
-    """Conversations handed to a person: ever, and still with a person."""
-
-    def notes(self) -> list[str]:
-        """What the numbers cover, retries, and how customer messages fared."""
-        kept = f"the last {self.call_log_days} days" if self.call_log_days else "all time"
-        lines = [
-            "Calls, outcomes and averages count every call ever made; "
-            f"p95 covers the latest calls of {kept}."
-        ]
-        retried = [f"{s.action} {s.attempts - s.calls}" for s in self.rows if s.attempts > s.calls]
-        if retried:
-            lines.append("Extra tries (retries): " + ", ".join(retried) + ".")
-        return lines + self.messages_line() + self.handoffs_line()
-
-    def handoffs_line(self) -> list[str]:
-        total, open_now = self.handoffs
-        if not total:
-            return []
-        return [f"Handed to a person: {total} conversations, {open_now} still with a person."]
-
-    def messages_line(self) -> list[str]:
-        """How customer messages fared, when there were any."""
-        if not any(self.messages.values()):
-            return []
-        done, failed = self.messages.get("done", 0), self.messages.get("failed", 0)
-        waiting = self.messages.get("pending", 0)
-        return [f"Customer messages: {done} answered, {failed} failed, {waiting} waiting."]
-
-
-@dataclass(frozen=True)
-class TestReport:
-    """`/actions test`: what was sent and how the call ended."""
-
-    __test__ = False  # a result type, not a pytest test class
-
-    arguments: dict[str, object]
-    result: ActionResult
-    body: str
-    """The response body, trimmed to the budget the model gets."""
-
-
-@dataclass(frozen=True)
-class Notice:
-    """A message for the admin: usage help, or why a command was refused."""
-
-    text: str
-    error: bool = False
-
-
-AdminResult = (
-    ActionList | ActionDetail | Toggled | StatsReport | TestReport | Notice | Console | Resumed
-)
 
 
 # --- execution ----------------------------------------------------------------------------
@@ -364,113 +280,3 @@ class Admin:
             caller=caller_header(platform, "", user, ""),
         )
         return TestReport(dict(arguments), result, trim(result.body_text(), self.result_chars))
-
-
-# --- plain-text rendering -----------------------------------------------------------------
-
-
-def render_text(result: AdminResult) -> str:
-    """Render a result as plain text for the shell and the console."""
-    match result:
-        case ActionList():
-            return _render_list(result)
-        case ActionDetail():
-            return _render_detail(result)
-        case Toggled():
-            state = "enabled" if result.active else "disabled"
-            already = "" if result.changed else " (it already was)"
-            return f"{result.name} is now {state}{already}."
-        case StatsReport():
-            return _render_stats(result)
-        case TestReport():
-            return _render_test(result)
-        case Notice():
-            return result.text
-        case Console():
-            return render_console(result)
-        case Resumed():
-            return render_resumed(result)
-
-
-def _render_list(result: ActionList) -> str:
-    if not result.rows:
-        return "No actions are defined. Add some to the actions file (see actions.example.toml)."
-    rows = [
-        [
-            r.name,
-            r.display_name,
-            r.method,
-            r.host,
-            "active" if r.active else "inactive",
-            str(r.calls),
-        ]
-        for r in result.rows
-    ]
-    return table(["NAME", "DISPLAY NAME", "METHOD", "HOST", "STATE", "CALLS"], rows)
-
-
-def _render_detail(detail: ActionDetail) -> str:
-    a = detail.action
-    state = "active" if detail.active else "inactive"
-    if detail.changed_by:
-        state += f" (set by {detail.changed_by}, {_when(detail.changed_at)})"
-    lines = [
-        f"{a.display_name} ({a.name})",
-        f"  description: {a.description}",
-        f"  endpoint:    {a.method.value} {a.url}",
-        f"  state:       {state}",
-        f"  timeout:     {f'{a.timeout:g} s' if a.timeout else 'default'}",
-        f"  concurrency: at most {a.max_concurrency} calls at once",
-        f"  calls:       {detail.calls}",
-    ]
-    lines += [f"  header:      {k}: {v}" for k, v in a.masked_headers().items()]
-    lines.append("  parameters:" if a.parameters else "  parameters:  none")
-    for p in a.parameters:
-        lines.append(f"    - {p.name} ({p.kind}): {p.description}")
-    return "\n".join(lines)
-
-
-def _render_stats(report: StatsReport) -> str:
-    if not report.rows or (report.name is None and not any(r.calls for r in report.rows)):
-        return "\n".join(
-            ["No calls recorded yet.", *report.messages_line(), *report.handoffs_line()]
-        )
-    rows = [
-        [
-            s.action,
-            str(s.calls),
-            str(s.successes),
-            _failures(s),
-            _ms(s.avg_latency_ms),
-            _ms(s.p95_latency_ms),
-            _when(s.last_call_at),
-            s.last_error or "-",
-        ]
-        for s in report.rows
-    ]
-    header = ["ACTION", "CALLS", "OK", "FAILED", "AVG", "P95", "LAST CALL", "LAST ERROR"]
-    recent = activity_lines(report.recent) if report.recent else []
-    return "\n".join([table(header, rows), "", *recent, *report.notes()])
-
-
-def _render_test(report: TestReport) -> str:
-    r = report.result
-    status = f"HTTP {r.status}" if r.status is not None else "no HTTP status"
-    lines = [f"{r.action}: {r.outcome.value} · {status} · {r.latency_ms:.0f} ms"]
-    if r.error:
-        lines.append(f"error: {r.error}")
-    if report.body:
-        lines.append(f"body: {report.body}")
-    return "\n".join(lines)
-
-
-def _failures(stats: ActionStats) -> str:
-    return ", ".join(f"{k} {v}" for k, v in sorted(stats.failures.items())) or "0"
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0f} ms"
-
-
-def _when(moment: datetime | None) -> str:
-    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -1,0 +1,131 @@
+"""The plain-text rendering of `/actions` results, for the shell and the console."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.admin.console import (
+    Console,
+    Resumed,
+    activity_lines,
+    render_console,
+    render_resumed,
+    table,
+)
+from bot.admin.results import (
+    ActionDetail,
+    ActionList,
+    AdminResult,
+    Notice,
+    StatsReport,
+    TestReport,
+    Toggled,
+)
+from bot.store import ActionStats
+
+
+def render_text(result: AdminResult) -> str:
+    """Render a result as plain text for the shell and the console."""
+    match result:
+        case ActionList():
+            return _render_list(result)
+        case ActionDetail():
+            return _render_detail(result)
+        case Toggled():
+            state = "enabled" if result.active else "disabled"
+            already = "" if result.changed else " (it already was)"
+            return f"{result.name} is now {state}{already}."
+        case StatsReport():
+            return _render_stats(result)
+        case TestReport():
+            return _render_test(result)
+        case Notice():
+            return result.text
+        case Console():
+            return render_console(result)
+        case Resumed():
+            return render_resumed(result)
+
+
+def _render_list(result: ActionList) -> str:
+    if not result.rows:
+        return "No actions are defined. Add some to the actions file (see actions.example.toml)."
+    rows = [
+        [
+            r.name,
+            r.display_name,
+            r.method,
+            r.host,
+            "active" if r.active else "inactive",
+            str(r.calls),
+        ]
+        for r in result.rows
+    ]
+    return table(["NAME", "DISPLAY NAME", "METHOD", "HOST", "STATE", "CALLS"], rows)
+
+
+def _render_detail(detail: ActionDetail) -> str:
+    a = detail.action
+    state = "active" if detail.active else "inactive"
+    if detail.changed_by:
+        state += f" (set by {detail.changed_by}, {_when(detail.changed_at)})"
+    lines = [
+        f"{a.display_name} ({a.name})",
+        f"  description: {a.description}",
+        f"  endpoint:    {a.method.value} {a.url}",
+        f"  state:       {state}",
+        f"  timeout:     {f'{a.timeout:g} s' if a.timeout else 'default'}",
+        f"  concurrency: at most {a.max_concurrency} calls at once",
+        f"  calls:       {detail.calls}",
+    ]
+    lines += [f"  header:      {k}: {v}" for k, v in a.masked_headers().items()]
+    lines.append("  parameters:" if a.parameters else "  parameters:  none")
+    for p in a.parameters:
+        lines.append(f"    - {p.name} ({p.kind}): {p.description}")
+    return "\n".join(lines)
+
+
+def _render_stats(report: StatsReport) -> str:
+    if not report.rows or (report.name is None and not any(r.calls for r in report.rows)):
+        return "\n".join(
+            ["No calls recorded yet.", *report.messages_line(), *report.handoffs_line()]
+        )
+    rows = [
+        [
+            s.action,
+            str(s.calls),
+            str(s.successes),
+            _failures(s),
+            _ms(s.avg_latency_ms),
+            _ms(s.p95_latency_ms),
+            _when(s.last_call_at),
+            s.last_error or "-",
+        ]
+        for s in report.rows
+    ]
+    header = ["ACTION", "CALLS", "OK", "FAILED", "AVG", "P95", "LAST CALL", "LAST ERROR"]
+    recent = activity_lines(report.recent) if report.recent else []
+    return "\n".join([table(header, rows), "", *recent, *report.notes()])
+
+
+def _render_test(report: TestReport) -> str:
+    r = report.result
+    status = f"HTTP {r.status}" if r.status is not None else "no HTTP status"
+    lines = [f"{r.action}: {r.outcome.value} · {status} · {r.latency_ms:.0f} ms"]
+    if r.error:
+        lines.append(f"error: {r.error}")
+    if report.body:
+        lines.append(f"body: {report.body}")
+    return "\n".join(lines)
+
+
+def _failures(stats: ActionStats) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(stats.failures.items())) or "0"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} ms"
+
+
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -1,0 +1,118 @@
+"""What each `/actions` operation returns: plain values that every front end renders its
+own way (`render.render_text` for the shell and the console, Block Kit on Slack, embeds on
+Discord)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot.actions.models import Action, Parameter
+from bot.admin.console import Console, Resumed
+from bot.store import ActionStats, RecentActivity
+from bot.types import ActionResult
+
+
+@dataclass(frozen=True)
+class ActionRow:
+    """One line of `/actions list`."""
+
+    name: str
+    display_name: str
+    method: str
+    host: str
+    active: bool
+    calls: int
+
+
+@dataclass(frozen=True)
+class ActionList:
+    rows: list[ActionRow]
+
+
+@dataclass(frozen=True)
+class ActionDetail:
+    """`/actions show`: the definition as the admin wrote it, with secrets masked."""
+
+    action: Action
+    active: bool
+    changed_by: str | None
+    changed_at: datetime | None
+    calls: int
+
+    @property
+    def parameters(self) -> list[Parameter]:
+        return self.action.parameters
+
+
+@dataclass(frozen=True)
+class Toggled:
+    name: str
+    active: bool
+    changed: bool
+    """False when the action already was in that state."""
+
+
+@dataclass(frozen=True)
+class StatsReport:
+    rows: list[ActionStats]
+    name: str | None
+    messages: dict[str, int] = field(default_factory=dict)
+    """Customer messages by state: answered (done), failed, waiting (pending)."""
+    call_log_days: int = 0
+    """Days call rows are kept (they feed p95); 0: forever."""
+    recent: RecentActivity | None = None
+    """With a name: its calls of the last 24 hours (sparkline and outcomes)."""
+    handoffs: tuple[int, int] = (0, 0)
+    """Conversations handed to a person: ever, and still with a person."""
+
+    def notes(self) -> list[str]:
+        """What the numbers cover, retries, and how customer messages fared."""
+        kept = f"the last {self.call_log_days} days" if self.call_log_days else "all time"
+        lines = [
+            "Calls, outcomes and averages count every call ever made; "
+            f"p95 covers the latest calls of {kept}."
+        ]
+        retried = [f"{s.action} {s.attempts - s.calls}" for s in self.rows if s.attempts > s.calls]
+        if retried:
+            lines.append("Extra tries (retries): " + ", ".join(retried) + ".")
+        return lines + self.messages_line() + self.handoffs_line()
+
+    def handoffs_line(self) -> list[str]:
+        total, open_now = self.handoffs
+        if not total:
+            return []
+        return [f"Handed to a person: {total} conversations, {open_now} still with a person."]
+
+    def messages_line(self) -> list[str]:
+        """How customer messages fared, when there were any."""
+        if not any(self.messages.values()):
+            return []
+        done, failed = self.messages.get("done", 0), self.messages.get("failed", 0)
+        waiting = self.messages.get("pending", 0)
+        return [f"Customer messages: {done} answered, {failed} failed, {waiting} waiting."]
+
+
+@dataclass(frozen=True)
+class TestReport:
+    """`/actions test`: what was sent and how the call ended."""
+
+    __test__ = False  # a result type, not a pytest test class
+
+    arguments: dict[str, object]
+    result: ActionResult
+    body: str
+    """The response body, trimmed to the budget the model gets."""
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message for the admin: usage help, or why a command was refused."""
+
+    text: str
+    error: bool = False
+
+
+AdminResult = (
+    ActionList | ActionDetail | Toggled | StatsReport | TestReport | Notice | Console | Resumed
+)
