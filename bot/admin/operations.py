@@ -3,8 +3,9 @@
 Three separate steps so every front end (shell, console, Slack, Discord) shares them:
 `parse_command` turns text into an `AdminCommand`, `Admin.run` executes it and returns a
 result value (`results`), and each adapter renders that value its own way (`render_text`,
-from `render`, is the plain-text rendering used by the shell and the console). Input mistakes never raise out of
-`Admin.execute`: they come back as a `Notice` carrying the usage text.
+from `render`, is the plain-text rendering used by the shell and the console). Input
+mistakes never raise out of `Admin.execute`: they come back as a `Notice` carrying the
+usage text.
 """
 
 from __future__ import annotations
