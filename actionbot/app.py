@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from bot.actions.loader import load_actions
+from bot.actions.loader import load_actions, with_chat_actions
 from bot.actions.models import ENV_REFERENCE, ActionSet, ContextSource
 from bot.admin.operations import Admin
 from bot.delivery import host_owner, owner_gone
@@ -22,7 +22,7 @@ from bot.outbound.webhooks import WebhookClient, configured_keys
 from bot.runtime.config import Settings
 from bot.runtime.logs import protect_secrets
 from bot.runtime.metrics import MeteredRecorder, Metrics
-from bot.store import Store
+from bot.store import ChatAction, Store
 from bot.store.open import configured_database, open_store
 
 logger = logging.getLogger(__name__)
@@ -57,6 +57,27 @@ def load_configured_actions(
     policy = EgressPolicy(settings.egress_allow_entries)
     env = os.environ if environ is None else environ
     return load_actions(settings.actions_path, environ=env, policy=policy)
+
+
+def catalogue_actions(
+    settings: Settings,
+    file: ActionSet,
+    made: list[ChatAction],
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> ActionSet:
+    """The file's actions and those made in chat; a chat-made action that no longer checks
+    out is logged and left out."""
+    definitions = [kept.definition for kept in made]
+    actions, problems = with_chat_actions(
+        file,
+        definitions,
+        environ=os.environ if environ is None else environ,
+        policy=EgressPolicy(settings.egress_allow_entries),
+    )
+    for problem in problems:
+        logger.warning("an action made in chat is not offered: %s", problem)
+    return actions
 
 
 def configuration_problems(settings: Settings, *, need_llm: bool = True) -> list[str]:
@@ -136,14 +157,17 @@ def secret_values(
 
 @asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
-    """Load the actions, open the store and the webhook client; close them on exit."""
+    """Load the actions (the file's and those made in chat), open the store and the webhook
+    client; close them on exit."""
     actions = load_configured_actions(settings)
-    secrets = secret_values(settings, actions)
-    protect_secrets(secrets)
+    protect_secrets(secret_values(settings, actions))
     store = await open_store(settings)
     metrics = Metrics()
     recorder = MeteredRecorder(store, metrics)
     try:
+        actions = catalogue_actions(settings, actions, await store.chat_actions())
+        secrets = secret_values(settings, actions)
+        protect_secrets(secrets)
         webhooks = WebhookClient.from_settings(
             settings, recorder=recorder, observer=metrics, secrets=secrets
         )

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from actionbot.app import process_owner, prune_hourly
+from actionbot.catalogue import Catalogue
 from bot.admin.operations import Admin
 from bot.delivery import CLAIM_BATCH, Inbox
 from bot.engine import Engine
@@ -102,7 +103,13 @@ def configured_platforms(
 
 
 async def serve(
-    settings: Settings, *, engine: Engine, admin: Admin, store: Store, metrics: Metrics
+    settings: Settings,
+    *,
+    engine: Engine,
+    admin: Admin,
+    store: Store,
+    metrics: Metrics,
+    reloader: Catalogue | None = None,
 ) -> None:
     """Run the HTTP server and every configured platform until SIGTERM or SIGINT.
 
@@ -159,6 +166,9 @@ async def serve(
             asyncio.create_task(inbox.keep_up(), name="inbox leases and replay"),
             asyncio.create_task(prune_hourly(store, settings), name="retention"),
         ]
+        if reloader is not None:
+            background.append(asyncio.create_task(reloader.watch(), name="actions file watch"))
+            _reload_on_hangup(reloader, background)
         await stop.wait()
         for task in background:
             task.cancel()
@@ -252,6 +262,15 @@ def bearer_matches(request: web.Request, token: str) -> bool:
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     given = value.strip().encode("utf-8", "surrogateescape")  # any header text, no error
     return scheme.lower() == "bearer" and hmac.compare_digest(given, token.encode("utf-8"))
+
+
+def _reload_on_hangup(reloader: Catalogue, tasks: list[asyncio.Task[Any]]) -> None:
+    """SIGHUP reads the actions file again (each reload's task is kept with the others)."""
+
+    def hangup() -> None:
+        tasks.append(asyncio.create_task(reloader.reload("SIGHUP"), name="actions reload"))
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, hangup)
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -134,7 +134,8 @@ class Engine:
             "role": "system",
             "content": wording.system_prompt(system_prompt),
         }
-        self._schemas = {a.name: tool_schema(a) for a in actions}
+        self._schemas: dict[str, dict[str, Any]] = {}
+        self._schemas_version = -1
         self._locks: dict[str, KeyedLock] = {}
         self.instance_key = instance_key or secrets.token_bytes(32)
         self.handoff_platforms = handoff_platforms
@@ -282,7 +283,11 @@ class Engine:
         }
 
     async def _loop(self, history: list[Message], turn: _Turn, progress: Watchers) -> str:
-        tools = [self._schemas[name] for name in turn.offered]
+        schemas = self._tool_schemas()
+        tools = [
+            schemas[name] if name in schemas else tool_schema(turn.offered[name])
+            for name in turn.offered
+        ]
         if turn.handoff_offered:
             tools.append(HANDOFF_SCHEMA)
         waiting = unanswered_round(turn.new)
@@ -457,6 +462,13 @@ class Engine:
             logger.exception("could not journal a call of %s; not sending it", planned.call.name)
             return None, wording.NOT_JOURNALED
         return recorded, ""
+
+    def _tool_schemas(self) -> dict[str, dict[str, Any]]:
+        """Each action's tool, built once per version of the action set."""
+        if self._schemas_version != self.actions.version:
+            self._schemas = {a.name: tool_schema(a) for a in self.actions}
+            self._schemas_version = self.actions.version
+        return self._schemas
 
     def conversations_in_progress(self) -> int:
         """Conversations with a turn running or waiting (their locks are in the table)."""

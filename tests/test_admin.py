@@ -127,7 +127,8 @@ def test_parse_command_reads_quoted_values(text: str) -> None:
         ("/actions enable", "needs an action name"),
         ("disable", "needs an action name"),
         ("test", "needs an action name"),
-        ("delete check_inventory", "Unknown subcommand 'delete'"),
+        ("remove check_inventory", "Unknown subcommand 'remove'"),
+        ("delete", "`delete` needs an action name"),
         ("test check_inventory screen", "'screen' is not one"),
         ("test check_inventory =screen", "'=screen' is not one"),
         ("show check_inventory extra", "Too many words"),
@@ -181,7 +182,16 @@ async def test_list_shows_state_and_call_counts(admin: Admin) -> None:
     assert listing.rows[0].method == "GET"
     assert listing.rows[0].host == "127.0.0.1"
     lines = render_text(listing).splitlines()
-    assert lines[0].split() == ["NAME", "DISPLAY", "NAME", "METHOD", "HOST", "STATE", "CALLS"]
+    assert lines[0].split() == [
+        "NAME",
+        "DISPLAY",
+        "NAME",
+        "METHOD",
+        "HOST",
+        "FROM",
+        "STATE",
+        "CALLS",
+    ]
     inventory = next(line for line in lines if line.startswith("check_inventory"))
     assert inventory.split()[-2:] == ["active", "1"]
 

@@ -126,6 +126,10 @@ async def source(tmp_path: Path) -> Source:
         await store.park("slack:E4", until=asked.expires_at)
         await store.record_model_check("http://llm:8000/v1", "llama", native_tools=False)
         await store.instance_key()
+        await store.save_chat_action("order_status", {"name": "order_status"}, actor="slack:U1")
+        await store.start_handoff(
+            "slack:E2", conversation="slack:C1:1.0", platform="slack", seconds=DAY
+        )
         facts = await what_it_says(store, asked.token)
     assert facts["call_counts"] == {"check_inventory": 5, "refund": 1}
     assert facts["inbox_counts"] == {"pending": 2, "done": 1, "failed": 1}
@@ -189,6 +193,8 @@ async def test_a_replica_on_the_copy_carries_on_where_sqlite_stopped(
         "instance": (1, 0),
         "journal": (1, 0),
         "confirmations": (1, 0),
+        "chat_actions": (1, 0),
+        "handoffs": (1, 0),
         "inbox": (4, 0),
     }
     shown = postgres_url.replace(PASSWORD, "<password>")  # user, host, port and database
@@ -197,6 +203,8 @@ async def test_a_replica_on_the_copy_carries_on_where_sqlite_stopped(
 
     async with await PostgresStore.open(postgres_url, clock=source.clock) as replica:
         assert await what_it_says(replica, source.token) == source.facts
+        assert [made.name for made in await replica.chat_actions()] == ["order_status"]
+        assert await replica.handed_off("slack:C1:1.0") == source.clock.now + DAY
         assert (
             await replica.receive(message("E1"), route={}, owner="new:1", lease_seconds=LEASE)
             is None
@@ -245,6 +253,8 @@ async def test_a_second_run_copies_nothing(
     assert sorted(dict(marks)) == ["copied_from", "copy_done"]
     async with await PostgresStore.open(postgres_url, clock=source.clock) as replica:
         assert await what_it_says(replica, source.token) == source.facts
+        assert [made.name for made in await replica.chat_actions()] == ["order_status"]
+        assert await replica.handed_off("slack:C1:1.0") == source.clock.now + DAY
     no_password(first, second)
 
 
@@ -304,6 +314,8 @@ async def test_an_interrupted_copy_is_completed_by_running_it_again(
     assert done["inbox"] == (4, 0)
     async with await PostgresStore.open(postgres_url, clock=source.clock) as replica:
         assert await what_it_says(replica, source.token) == source.facts
+        assert [made.name for made in await replica.chat_actions()] == ["order_status"]
+        assert await replica.handed_off("slack:C1:1.0") == source.clock.now + DAY
     no_password(broken, again)
 
 

@@ -500,3 +500,24 @@ async def test_recent_activity_counts_calls_per_hour_and_outcome(
     only_b = await role_store.recent_activity(hours=24, name="b")
     assert list(only_b) == ["b"]
     assert only_b["b"].outcomes == {"http_error": 1}
+
+
+async def test_chat_actions_are_kept_renamed_and_deleted(role_store: Store, clock: Clock) -> None:
+    """Actions made in chat are kept with their definition in the order they were made; an
+    edit that renames one keeps its place and who made it; deleting says whether it was
+    there."""
+    first = {"name": "a", "display_name": "A", "url": "https://x.example/a"}
+    await role_store.save_chat_action("a", first, actor="slack:U1")
+    clock.now += 1
+    await role_store.save_chat_action("b", {"name": "b"}, actor="slack:U2")
+    clock.now += 1
+    renamed = dict(first, name="a2")
+    await role_store.save_chat_action("a2", renamed, actor="slack:U3", previous="a")
+
+    kept = await role_store.chat_actions()
+    assert [(c.name, c.updated_by) for c in kept] == [("a2", "slack:U3"), ("b", "slack:U2")]
+    assert kept[0].definition == renamed
+    assert kept[0].updated_at == T0 + 2
+    assert await role_store.delete_chat_action("b") is True
+    assert await role_store.delete_chat_action("b") is False
+    assert [c.name for c in await role_store.chat_actions()] == ["a2"]

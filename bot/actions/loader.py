@@ -11,7 +11,7 @@ import codecs
 import math
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -115,6 +115,62 @@ def parse_actions(
         # In file order; the few problems without a line (top-level ones) stay in front.
         raise ActionsFileError(sorted(problems, key=lambda p: p.line or 0))
     return ActionSet(actions, source=source)
+
+
+CHAT_SOURCE = "chat"
+CHAT_HEADER = re.compile(r"(?:[A-Za-z][A-Za-z0-9-]* )?\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+"""A header value made in chat: an optional scheme word and one `${VAR}` reference, so no
+secret is ever typed into a chat client (and kept in its history)."""
+CHAT_HEADER_RULE = (
+    "may only reference a ${VAR} set in the bot's environment (e.g. Bearer ${CRM_TOKEN}): "
+    "secrets are never typed into chat"
+)
+
+
+def check_chat_action(
+    raw: dict[str, Any],
+    *,
+    taken: Collection[str],
+    environ: Mapping[str, str],
+    policy: HostPolicy,
+) -> Action:
+    """One action made in chat, checked exactly as a `[[actions]]` table of the file is
+    (plus: header values only reference `${VAR}`s, and the name is not one of `taken`);
+    `ActionsFileError` lists every problem, each with its field."""
+    checker = _Checker(source=CHAT_SOURCE, environ=environ, policy=policy, locator=_Locator(""))
+    action = checker.check(0, raw)
+    name = action.name if action is not None else str(raw.get("name") or "")
+    if name in taken:
+        checker.add(0, name, "another action already has this name", "name")
+    for header, value in (raw.get("headers") or {}).items():
+        if isinstance(value, str) and not CHAT_HEADER.fullmatch(value.strip()):
+            checker.add(0, name, CHAT_HEADER_RULE, f"headers.{header}")
+    if checker.problems or action is None:
+        raise ActionsFileError(checker.problems)
+    return action.model_copy(update={"origin": "chat"})
+
+
+def with_chat_actions(
+    file: ActionSet,
+    definitions: list[dict[str, Any]],
+    *,
+    environ: Mapping[str, str],
+    policy: HostPolicy,
+) -> tuple[ActionSet, list[Problem]]:
+    """The file's actions, then the chat-made ones that still check out, and the problems
+    of those left out (a variable removed from the environment, a name the file took
+    since): the bot starts and reloads all the same."""
+    actions = list(file)
+    problems: list[Problem] = []
+    for definition in definitions:
+        try:
+            taken = [a.name for a in actions]
+            actions.append(
+                check_chat_action(definition, taken=taken, environ=environ, policy=policy)
+            )
+        except ActionsFileError as exc:
+            problems += exc.problems
+    return ActionSet(actions, source=file.source), problems
 
 
 def _syntax_problem(exc: tomllib.TOMLDecodeError, source: str) -> Problem:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, urlencode, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -205,6 +205,8 @@ class Action(ActionConfig):
     """
 
     header_values: dict[str, SecretStr] = Field(default_factory=dict, repr=False)
+    origin: Literal["file", "chat"] = "file"
+    """Where the action was defined: the actions file, or `/actions new` in chat."""
 
     @property
     def host(self) -> str:
@@ -452,11 +454,29 @@ def path_segment(value: ArgumentValue) -> str:
 
 
 class ActionSet:
-    """The loaded actions, in file order, looked up by name."""
+    """The loaded actions, in file order, looked up by name. A reload `replace`s them in
+    place, so every holder of the set sees the new actions from its next lookup; a turn
+    keeps the `Action` objects it started with."""
 
     def __init__(self, actions: list[Action], *, source: str) -> None:
         self._by_name = {a.name: a for a in actions}
         self.source = source
+        self.version = 0
+        """Counts replacements: what was derived from the set (tool schemas) is stale once
+        it changes."""
+        self._listeners: list[Callable[[], None]] = []
+
+    def replace(self, fresh: ActionSet) -> None:
+        """Take `fresh`'s actions, at once, and tell the listeners."""
+        self._by_name = dict(fresh._by_name)
+        self.source = fresh.source
+        self.version += 1
+        for listener in list(self._listeners):
+            listener()
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after every `replace`."""
+        self._listeners.append(listener)
 
     def __iter__(self) -> Iterator[Action]:
         return iter(self._by_name.values())

@@ -17,13 +17,19 @@ from typing import Literal
 
 from bot.actions.models import ActionSet, parse_arguments
 from bot.admin.console import WINDOW_HOURS, Console, ConsoleRow, Resumed, console_rows, table
+from bot.admin.editing import Editing
 from bot.admin.render import render_text
 from bot.admin.results import (
+    ActionDeleted,
     ActionDetail,
+    ActionForm,
     ActionList,
+    ActionProblems,
     ActionRow,
+    ActionSaved,
     AdminResult,
     Notice,
+    Reloaded,
     StatsReport,
     TestReport,
     Toggled,
@@ -36,15 +42,20 @@ from bot.types import caller_header, trim
 __all__ = [
     "USAGE",
     "VERBS",
+    "ActionDeleted",
     "ActionDetail",
+    "ActionForm",
     "ActionList",
+    "ActionProblems",
     "ActionRow",
+    "ActionSaved",
     "Admin",
     "AdminCommand",
     "AdminResult",
     "Console",
     "ConsoleRow",
     "Notice",
+    "Reloaded",
     "Resumed",
     "StatsReport",
     "TestReport",
@@ -58,7 +69,27 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Verb = Literal["list", "show", "enable", "disable", "stats", "test", "resume", "console", "help"]
+NO_RELOAD = (
+    "Only the running bot reloads its actions: it does so by itself when the actions file "
+    "changes, on SIGHUP (`docker compose kill -s HUP actionbot`), or with /actions reload in "
+    "chat."
+)
+
+Verb = Literal[
+    "list",
+    "show",
+    "enable",
+    "disable",
+    "stats",
+    "test",
+    "resume",
+    "reload",
+    "new",
+    "edit",
+    "delete",
+    "console",
+    "help",
+]
 VERBS: tuple[Verb, ...] = (
     "list",
     "show",
@@ -67,10 +98,15 @@ VERBS: tuple[Verb, ...] = (
     "stats",
     "test",
     "resume",
+    "reload",
+    "new",
+    "edit",
+    "delete",
     "console",
     "help",
 )
-NEEDS_NAME = frozenset({"show", "enable", "disable", "test"})
+NO_WORDS = frozenset({"list", "help", "console", "reload", "new"})
+NEEDS_NAME = frozenset({"show", "enable", "disable", "test", "edit", "delete"})
 
 USAGE = """\
 /actions list                        every action with its state and call count
@@ -80,6 +116,9 @@ USAGE = """\
 /actions stats [NAME]                calls, failures by outcome, latency, last error
 /actions test NAME key=value ...     call the endpoint once with these arguments
 /actions resume [CONVERSATION]       answer again where a person took over (here)
+/actions reload                      read the actions file again now
+/actions new | edit NAME             make or change an action in a form (Slack, Discord)
+/actions delete NAME                 delete an action made in chat
 /actions                             the console: every action with an on/off button
 /actions help                        this text"""
 
@@ -107,7 +146,7 @@ def parse_command(text: str) -> AdminCommand:
     name = rest[0] if rest else None
     if verb in NEEDS_NAME and name is None:
         raise AdminUsageError(f"`{verb}` needs an action name.")
-    if verb != "test" and len(rest) > (0 if verb in {"list", "help", "console"} else 1):
+    if verb != "test" and len(rest) > (0 if verb in NO_WORDS else 1):
         raise AdminUsageError(f"Too many words for `{verb}`.")
     return AdminCommand(verb, name, _key_values(rest[1:]) if verb == "test" else {})
 
@@ -159,6 +198,7 @@ class Admin:
         self.webhooks = webhooks
         self.result_chars = result_chars
         self.call_log_days = call_log_days
+        self.editing = Editing(actions, store)
 
     async def execute(self, text: str, *, actor: str, where: str = "") -> AdminResult:
         """Parse and run `text`; input mistakes come back as a `Notice` with the usage.
@@ -185,6 +225,15 @@ class Admin:
                 return await self.console()
             case "resume":
                 return await self.resume(command.name or where, actor=actor)
+            case "reload":
+                catalogue = self.editing.catalogue
+                if catalogue is None:
+                    return Notice(NO_RELOAD, True)
+                return await catalogue.reload(f"/actions reload by {actor}")
+            case "new" | "edit":
+                return await self.editing.form(command.name)
+            case "delete":
+                return await self.editing.delete(name, actor=actor)
             case "list":
                 return await self.list_actions()
             case "show":
@@ -210,7 +259,13 @@ class Admin:
         counts = await self.store.call_counts()
         rows = [
             ActionRow(
-                a.name, a.display_name, a.method.value, a.host, flags[a.name], counts.get(a.name, 0)
+                a.name,
+                a.display_name,
+                a.method.value,
+                a.host,
+                flags[a.name],
+                counts.get(a.name, 0),
+                a.origin,
             )
             for a in self.actions
         ]

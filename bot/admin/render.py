@@ -13,10 +13,15 @@ from bot.admin.console import (
     table,
 )
 from bot.admin.results import (
+    ActionDeleted,
     ActionDetail,
+    ActionForm,
     ActionList,
+    ActionProblems,
+    ActionSaved,
     AdminResult,
     Notice,
+    Reloaded,
     StatsReport,
     TestReport,
     Toggled,
@@ -45,6 +50,16 @@ def render_text(result: AdminResult) -> str:
             return render_console(result)
         case Resumed():
             return render_resumed(result)
+        case Reloaded():
+            return render_reloaded(result)
+        case ActionForm():
+            return FORMS_ONLY
+        case ActionSaved():
+            return render_saved(result)
+        case ActionProblems():
+            return "Not saved:\n" + "\n".join(f"  - {p}" for p in result.problems)
+        case ActionDeleted():
+            return f"{result.name} is deleted; its calls stay in the stats."
 
 
 def _render_list(result: ActionList) -> str:
@@ -56,12 +71,13 @@ def _render_list(result: ActionList) -> str:
             r.display_name,
             r.method,
             r.host,
+            r.origin,
             "active" if r.active else "inactive",
             str(r.calls),
         ]
         for r in result.rows
     ]
-    return table(["NAME", "DISPLAY NAME", "METHOD", "HOST", "STATE", "CALLS"], rows)
+    return table(["NAME", "DISPLAY NAME", "METHOD", "HOST", "FROM", "STATE", "CALLS"], rows)
 
 
 def _render_detail(detail: ActionDetail) -> str:
@@ -129,3 +145,34 @@ def _ms(value: float | None) -> str:
 
 def _when(moment: datetime | None) -> str:
     return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+FORMS_ONLY = (
+    "Creating and editing actions needs a form: run /actions new or /actions edit NAME in "
+    "Slack or Discord, or edit the actions file."
+)
+
+
+def render_saved(result: ActionSaved) -> str:
+    done = "made" if result.created else "changed"
+    renamed = f" (renamed from {result.previous})" if result.previous else ""
+    return f"{result.name} is {done}{renamed}; the AI can use it from the next message."
+
+
+def render_reloaded(result: Reloaded) -> str:
+    """What a reload did, or every problem that kept the actions in use."""
+    if not result.ok:
+        problems = "\n".join(f"  - {p}" for p in result.problems)
+        return (
+            f"{result.source} was not reloaded; the actions in use stay as they were:\n{problems}"
+        )
+    parts = [
+        f"{what} {', '.join(names)}"
+        for what, names in (
+            ("added", result.added),
+            ("removed", result.removed),
+            ("changed", result.changed),
+        )
+        if names
+    ]
+    return f"Reloaded {result.source}: " + ("; ".join(parts) if parts else "no change") + "."

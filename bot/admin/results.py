@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from bot.actions.models import Action, Parameter
 from bot.admin.console import Console, Resumed
+from bot.errors import Problem
 from bot.store import ActionStats, RecentActivity
 from bot.types import ActionResult
 
@@ -23,6 +25,8 @@ class ActionRow:
     host: str
     active: bool
     calls: int
+    origin: str = "file"
+    """Where it was defined: `file` (the actions file) or `chat` (`/actions new`)."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,66 @@ class Notice:
     error: bool = False
 
 
+@dataclass(frozen=True)
+class Reloaded:
+    """`/actions reload`: what changed, or why the actions in use were kept."""
+
+    source: str
+    problems: list[str] = field(default_factory=list)
+    """Why the file could not be used: then nothing changed."""
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass(frozen=True)
+class ActionForm:
+    """`/actions new` and `/actions edit NAME`: the platform opens a form (a modal) with
+    every field, empty or with the action's definition."""
+
+    editing: str | None = None
+    definition: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ActionSaved:
+    """A form was saved: the action is offered from the next turn."""
+
+    name: str
+    created: bool
+    previous: str | None = None
+    """The name it had, when an edit renamed it."""
+
+
+@dataclass(frozen=True)
+class ActionProblems:
+    """A form was not saved: every problem, each with the field it is about (for the
+    platform to show next to that field)."""
+
+    problems: list[Problem]
+
+
+@dataclass(frozen=True)
+class ActionDeleted:
+    name: str
+
+
 AdminResult = (
-    ActionList | ActionDetail | Toggled | StatsReport | TestReport | Notice | Console | Resumed
+    ActionList
+    | ActionDetail
+    | Toggled
+    | StatsReport
+    | TestReport
+    | Notice
+    | Console
+    | Resumed
+    | Reloaded
+    | ActionForm
+    | ActionSaved
+    | ActionProblems
+    | ActionDeleted
 )

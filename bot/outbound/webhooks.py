@@ -209,6 +209,10 @@ class WebhookClient:
         self._pool = _pool(self._policy, context, lookup, connections)
         self._outside_pool = _pool(self._outside_policy, context, lookup, connections)
 
+    def protect(self, secrets: Iterable[str]) -> None:
+        """Blank these values out of responses too (secrets of actions added by a reload)."""
+        self._redactor.add(secrets)
+
     @classmethod
     def from_settings(
         cls,

@@ -13,6 +13,7 @@ use. May import `bot.types` and `bot.errors` only.
     Leases             work one process of several does   (Discord shards, retention)
     Handoffs           conversations handed to a person   (bot.delivery, admin)
     RecentCalls        the last hours of calls, per hour  (admin console, stats)
+    ChatActions        actions made with `/actions new`   (the catalogue, admin)
 
 `sqlite.py` is the embedded default; `postgres.py` (asyncpg) serves several replicas.
 """
@@ -291,6 +292,32 @@ class Handoffs(Protocol):
         ...
 
 
+class ChatAction(BaseModel):
+    """An action made in chat, as kept: the JSON of one `[[actions]]` table."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    definition: dict[str, Any]
+    updated_by: str
+    updated_at: float
+
+
+class ChatActions(Protocol):
+    async def chat_actions(self) -> list[ChatAction]:
+        """Every action made in chat, by name."""
+        ...
+
+    async def save_chat_action(
+        self, name: str, definition: dict[str, Any], *, actor: str, previous: str | None = None
+    ) -> None:
+        """Create or replace action `name` (replacing `previous` when it was renamed)."""
+
+    async def delete_chat_action(self, name: str) -> bool:
+        """Delete action `name`; False when no action of that name was made in chat."""
+        ...
+
+
 class RecentCalls(Protocol):
     async def recent_activity(
         self, *, hours: int = 24, name: str | None = None
@@ -390,7 +417,7 @@ class DeliveryStore(EventInbox, Confirmations, Handoffs, Protocol):
     """What the inbox at work (`bot.delivery`) reads and writes."""
 
 
-class AdminStore(ActionStateStore, CallLog, Handoffs, RecentCalls, Protocol):
+class AdminStore(ActionStateStore, CallLog, Handoffs, RecentCalls, ChatActions, Protocol):
     """What `/actions` reads and writes: toggles, the call log, how messages fared."""
 
     async def inbox_counts(self) -> dict[str, int]:
@@ -404,7 +431,15 @@ class AdapterStore(ConversationStore, Leases, Protocol):
 
 
 class Store(
-    TurnStore, CallLog, EventInbox, ModelChecks, Leases, Handoffs, RecentCalls, Protocol
+    TurnStore,
+    CallLog,
+    EventInbox,
+    ModelChecks,
+    Leases,
+    Handoffs,
+    RecentCalls,
+    ChatActions,
+    Protocol,
 ):
     """Every role, plus opening and closing: what the assembly wires together."""
 

@@ -30,6 +30,7 @@ from typing import Any, Self
 import asyncpg
 
 from bot.store import ActionState, ActionStats
+from bot.store.chat_actions import PostgresChatActions
 from bot.store.handoffs import PostgresHandoffs
 from bot.store.postgres_connect import connect, describe, migrate
 from bot.store.postgres_turns import PostgresTurnRows, numbered, row_count
@@ -92,7 +93,7 @@ FROM unnest($1::text[]) AS wanted(action)
 """
 
 
-class PostgresStore(PostgresTurnRows, PostgresHandoffs):
+class PostgresStore(PostgresTurnRows, PostgresHandoffs, PostgresChatActions):
     """The bot's database on a PostgreSQL server. Create with
     `await PostgresStore.open(url, min_size=…, max_size=…)`; close with `close()`."""
 

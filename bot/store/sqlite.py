@@ -39,6 +39,7 @@ from typing import Any, Self
 
 from bot.errors import ConfigError, DatabaseError
 from bot.store import ActionState, ActionStats
+from bot.store.chat_actions import SQLiteChatActions
 from bot.store.handoffs import SQLiteHandoffs
 from bot.store.queries import (
     ACTIVITY_BY_ACTION,
@@ -60,7 +61,7 @@ from bot.types import ActionResult
 logger = logging.getLogger(__name__)
 
 
-class SQLiteStore(TurnRows, SQLiteHandoffs):
+class SQLiteStore(TurnRows, SQLiteHandoffs, SQLiteChatActions):
     """The bot's database in one SQLite file: every role of `bot.store`. Create with
     `await SQLiteStore.open(path)`; close with `close()` or use it as
     `async with await SQLiteStore.open(path) as store`."""

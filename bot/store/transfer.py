@@ -179,6 +179,12 @@ TABLES = (
         order="token",
     ),
     Table(
+        "chat_actions",
+        "name",
+        "name text, definition text, created_by text, created_at float8, updated_by text, "
+        "updated_at float8",
+    ),
+    Table(
         "handoffs",
         "event_key",
         "event_key text, conversation text, platform text, started_at float8, until float8, "
