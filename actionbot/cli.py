@@ -23,6 +23,8 @@ from actionbot.app import (
 )
 from actionbot.doctor import Finding, ModelReport, check_actions, check_model, check_store
 from adapters.console import ConsoleAdapter, stdin_lines
+from bot.actions.export import ExportFormat, TemplatesOnly, export_toml
+from bot.actions.openapi import Imported, actions_file, import_operations, read_spec
 from bot.admin.operations import AdminCommand, AdminResult, Notice, TestReport, Verb, render_text
 from bot.delivery import Inbox
 from bot.errors import ActionBotError, ActionsFileError, DatabaseError, StartupError
@@ -128,6 +130,69 @@ def validate(
     typer.echo(f"{path} is valid: {len(actions)} action(s): {names}.")
 
 
+@actions_app.command("export")
+def export_actions(
+    output_format: Annotated[
+        ExportFormat, typer.Option("--format", help="The file format.")
+    ] = ExportFormat.TOML,
+) -> None:
+    """Print every action as an actions file (headers keep their ${VAR}; no secret is read)."""
+    settings = load_settings()
+    try:
+        actions = load_configured_actions(settings, environ=TemplatesOnly())
+    except ActionBotError as exc:
+        raise fail(str(exc)) from None
+    header = [f"Actions exported from {settings.actions_path} by `actionbot actions export`."]
+    typer.echo(export_toml(actions, header=header), nl=False)
+
+
+@actions_app.command("import")
+def import_openapi(
+    spec: Annotated[Path, typer.Argument(help="An OpenAPI 3.0 or 3.1 document, YAML or JSON.")],
+    only: Annotated[
+        str | None, typer.Option(help="Only these operations (operationId), e.g. listPets,addPet.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the actions file here instead of printing it.")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite the --out file if it exists.")] = False,
+) -> None:
+    """Write actions for an OpenAPI document's operations; skipped ones listed on stderr."""
+    settings = load_settings()
+    if out is not None and out.exists() and not force:
+        raise fail(f"{out} already exists: choose another --out, or add --force to replace it.")
+    wanted = [name.strip() for name in (only or "").split(",") if name.strip()]
+    try:
+        imported = import_operations(read_spec(spec), only=wanted)
+        text = actions_file(imported)
+    except ActionBotError as exc:
+        raise fail(str(exc)) from None
+    for line in imported.report() + _blocked_hosts(imported, settings):
+        typer.echo(line, err=True)
+    if not imported.actions:
+        raise fail("Nothing to write: no operation could be made into an action.")
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        with out.open("w" if force else "x", encoding="utf-8") as file:
+            file.write(text)
+    except OSError as exc:
+        raise fail(f"Cannot write {out}: {exc.strerror}") from None
+    typer.echo(f"Wrote {out}. Check it with: actionbot actions validate {out}", err=True)
+
+
+def _blocked_hosts(imported: Imported, settings: Settings) -> list[str]:
+    """Hosts of the imported actions that the egress policy blocks, as report lines."""
+    policy = EgressPolicy(settings.egress_allow_entries)
+    hosts = sorted({urlsplit(action.url).hostname or "" for action in imported.actions})
+    return [
+        f"Blocked: {host}: {problem} (to allow it, add {host} to ACTIONBOT_EGRESS_ALLOW)"
+        for host in hosts
+        if (problem := policy.host_problem(host)) is not None
+    ]
+
+
 def _simple(verb: Verb, name: str | None = None) -> None:
     admin_command(AdminCommand(verb, name))
 
@@ -179,6 +244,18 @@ def resume(
     """Let the bot answer again in a conversation handed to a person (or every one under
     a channel, e.g. slack:C0123)."""
     _simple("resume", conversation)
+
+
+@actions_app.command()
+def delete(name: NameArg) -> None:
+    """Delete an action made in chat (actions of the file are removed in the file)."""
+    _simple("delete", name)
+
+
+@actions_app.command()
+def reload() -> None:
+    """Only the running bot reloads its actions (file watch, SIGHUP, /actions reload)."""
+    _simple("reload")
 
 
 @actions_app.command("test")
@@ -243,15 +320,21 @@ or run `actionbot chat` in a terminal to talk to the bot locally."""
 
 async def _serve(settings: Settings, model: OpenAIChatModel) -> None:
     # The composition root: platform adapters are imported only when a platform is configured.
+    from actionbot.catalogue import Catalogue
     from actionbot.platforms import serve
 
     async with open_services(settings) as services, open_engine(services, model) as engine:
+        reloader = Catalogue(
+            settings, services.actions, webhooks=services.webhooks, store=services.store
+        )
+        services.admin.editing.catalogue = reloader
         await serve(
             settings,
             engine=engine,
             admin=services.admin,
             store=services.store,
             metrics=services.metrics,
+            reloader=reloader,
         )
 
 
