@@ -24,6 +24,7 @@ from actionbot.app import (
 from actionbot.doctor import Finding, ModelReport, check_actions, check_model, check_store
 from adapters.console import ConsoleAdapter, stdin_lines
 from bot.actions.export import ExportFormat, TemplatesOnly, export_toml
+from bot.actions.models import ActionConfig
 from bot.actions.openapi import Imported, actions_file, import_operations, read_spec
 from bot.admin.operations import AdminCommand, AdminResult, Notice, TestReport, Verb, render_text
 from bot.delivery import Inbox
@@ -136,14 +137,35 @@ def export_actions(
         ExportFormat, typer.Option("--format", help="The file format.")
     ] = ExportFormat.TOML,
 ) -> None:
-    """Print every action as an actions file (headers keep their ${VAR}; no secret is read)."""
+    """Print every action, the file's and those made in chat, as one actions file (headers
+    keep their ${VAR}; no secret is read)."""
     settings = load_settings()
     try:
         actions = load_configured_actions(settings, environ=TemplatesOnly())
+        made = asyncio.run(_chat_actions(settings))
     except ActionBotError as exc:
         raise fail(str(exc)) from None
     header = [f"Actions exported from {settings.actions_path} by `actionbot actions export`."]
-    typer.echo(export_toml(actions, header=header), nl=False)
+    if made:
+        header.append(f"Made in chat: {', '.join(m.name for m in made)}.")
+    every = [*actions, *(m for m in made if m.name not in actions)]
+    typer.echo(export_toml(every, header=header), nl=False)
+
+
+async def _chat_actions(settings: Settings) -> list[ActionConfig]:
+    """The actions made in chat, as their definitions read (no secret is resolved)."""
+    store = await open_store(settings)
+    try:
+        kept = await store.chat_actions()
+    finally:
+        await store.close()
+    found: list[ActionConfig] = []
+    for made in kept:
+        try:
+            found.append(ActionConfig.model_validate(made.definition))
+        except ValidationError as exc:
+            typer.echo(f"Left out {made.name} (made in chat): {exc.errors()[0]['msg']}", err=True)
+    return found
 
 
 @actions_app.command("import")

@@ -23,6 +23,7 @@ from bot.actions.models import (
     ParameterType,
 )
 from bot.outbound.egress import EgressPolicy
+from bot.store.sqlite import SQLiteStore
 
 REPO = Path(__file__).resolve().parent.parent
 ACTIONBOT = Path(sys.executable).parent / "actionbot"
@@ -158,3 +159,39 @@ async def test_export_command_prints_a_valid_file_without_the_secrets(tmp_path: 
     again = parse_actions(out.decode(), source="exported", environ=EXAMPLE_ENV, policy=policy)
     assert list(again) == list(original)
     assert "${CRM_TOKEN}" in out.decode()
+
+
+async def test_export_includes_the_actions_made_in_chat(tmp_path: Path) -> None:
+    """Actions made in chat are exported after the file's, as they were written (their
+    header still names its ${VAR}), and the whole output loads as one actions file."""
+    db = tmp_path / "actionbot.db"
+    made = {
+        "name": "order_status",
+        "display_name": "Order Status",
+        "description": "Where an order is.",
+        "url": "https://orders.example.com/orders/{order_id}",
+        "headers": {"Authorization": "Bearer ${ORDERS_TOKEN}"},
+        "parameters": [
+            {"name": "order_id", "type": "string", "description": "The order", "required": True}
+        ],
+    }
+    async with await SQLiteStore.open(db) as store:
+        await store.save_chat_action("order_status", made, actor="slack:UADMIN")
+    env = {key: os.environ[key] for key in ("PATH", "HOME") if key in os.environ}
+    env |= {"ACTIONBOT_ACTIONS": str(REPO / "actions.example.toml"), "ACTIONBOT_DB": str(db)}
+    process = await asyncio.create_subprocess_exec(
+        str(ACTIONBOT),
+        "actions",
+        "export",
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    environ = EXAMPLE_ENV | {"ORDERS_TOKEN": "orders-secret"}
+    again = parse_actions(out.decode(), source="exported", environ=environ, policy=EgressPolicy())
+    assert again.names()[-1] == "order_status"
+    assert again.get("order_status").headers == {"Authorization": "Bearer ${ORDERS_TOKEN}"}
+    assert "# Made in chat: order_status." in out.decode()
