@@ -103,8 +103,10 @@ class Harness:
         [callback] = await self.fake.wait_for("POST", path)
         if callback.json and callback.json.get("type") == 5:  # deferred: the answer follows
             [followup] = await self.fake.wait_for("POST", "/webhooks/")
-            return followup.json or {}
-        return (callback.json or {}).get("data", {})
+            answer: dict[str, Any] = followup.json or {}
+            return answer
+        data: dict[str, Any] = (callback.json or {}).get("data", {})
+        return data
 
     def tools_offered(self, request: int) -> list[str]:
         return [t["function"]["name"] for t in self.llm.requests[request].get("tools", [])]
@@ -124,24 +126,31 @@ async def discord_harness(
     store: Store,
     webhooks: WebhookClient,
     chat_model: OpenAIChatModel,
+    guild: dict[str, Any] | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[Harness]:
-    """A connected Discord adapter against the fake Discord, over these actions."""
+    """A connected Discord adapter against the fake Discord, over these actions; `guild`
+    replaces the server with one support channel, `overrides` are further settings (with
+    `handoff_channel`, the engine offers `handoff_to_human` on Discord)."""
     engine = make_engine(actions, store=store, webhooks=webhooks, model=chat_model)
+    configured = settings(discord_guild=int(GUILD), **overrides)
+    engine.handoff_platforms = frozenset(configured.handoff_channels)
     admin = Admin(
         actions=ActionSet(actions, source="test"), store=store, webhooks=webhooks, result_chars=4000
     )
-    guild = guild_create(GUILD, channels=[text_channel(CHANNEL, "support")])
+    guild = guild or guild_create(GUILD, channels=[text_channel(CHANNEL, "support")])
     async with FakeDiscord(guilds=[guild]) as fake:
         with fake.patched():
             turns = Turns()
             adapter = DiscordAdapter(
-                settings=settings(discord_guild=int(GUILD)),
+                settings=configured,
                 engine=engine,
                 admin=admin,
                 store=store,
                 turns=turns,
                 inbox=Inbox(store, turns, metrics=engine.metrics),
                 progress_delay=0,
+                edit_interval=0,
                 guild_ready_timeout=0.05,
             )
             await adapter.start()
@@ -448,6 +457,8 @@ async def test_commands_synced_to_the_configured_server(harness: Harness) -> Non
         "disable",
         "stats",
         "test",
+        "console",
+        "resume",
     }
     assert group["default_member_permissions"] in (str(MANAGE_GUILD), MANAGE_GUILD)
 

@@ -12,9 +12,11 @@ import discord
 import pytest
 from conftest import SECRET, secret_action
 
+from adapters.discord.console import console_message
 from adapters.discord.format import admin_reply
 from adapters.discord.markdown import to_discord_markdown
 from bot.actions.models import Parameter, ParameterType
+from bot.admin.console import Console, ConsoleRow, sparkline
 from bot.admin.operations import (
     USAGE,
     ActionDetail,
@@ -26,7 +28,7 @@ from bot.admin.operations import (
     Toggled,
 )
 from bot.admin.operations import TestReport as ActionTestReport  # a Test* name would be collected
-from bot.store import ActionStats
+from bot.store import ActionStats, RecentActivity
 from bot.types import ActionResult, Outcome
 
 WHEN = datetime(2024, 6, 1, 12, 30, tzinfo=UTC)
@@ -190,7 +192,7 @@ def test_detail_shows_the_definition() -> None:
     """Title, AI description, endpoint, state with who and when, timeout, calls, parameters."""
     _, embeds, _ = rendered(detail())
     embed = embeds[0]
-    values = {f.name: f.value for f in embed.fields}
+    values = {f.name: f.value or "" for f in embed.fields}
     assert embed.title == "Check Inventory"
     assert embed.description == secret_action().description
     assert values["Name"] == "`check_inventory`"
@@ -360,3 +362,51 @@ def test_to_discord_markdown_keeps_markdown_and_escapes_mass_mentions() -> None:
     text = "**Bold**, `code` and [a link](https://example.com)\n```json\n{}\n```"
     assert to_discord_markdown(text) == text
     assert to_discord_markdown("hey @everyone and @here") == "hey @\u200beveryone and @\u200bhere"
+
+
+def console_of(count: int, *, notice: str = "") -> Console:
+    rows = [
+        ConsoleRow(f"action_{i}", f"Action {i} " + "x" * 60, i % 3 != 0, i, 0.5, 120.0)
+        for i in range(count)
+    ]
+    return Console(rows, notice)
+
+
+@pytest.mark.parametrize("count", [1, 25, 26, 300])
+def test_console_fits_discord_with_a_control_per_action(count: int) -> None:
+    """Any number of actions renders within Discord's limits: a button each up to 25, else
+    a Disable and an Enable select of at most 25 options; the last click's notice shows."""
+    console = console_of(count, notice="action_1 is now disabled.")
+    _, embeds, _ = rendered(console)  # checked against every limit
+    shown, view = console_message(console)
+
+    assert [e.to_dict() for e in shown] == [e.to_dict() for e in embeds]
+    assert embeds[0].description == "action_1 is now disabled."
+    controls = [item.to_component_dict() for item in view.children]
+    if count <= 25:
+        assert [c["custom_id"] for c in controls] == [
+            f"actionbot:console:{'disable' if i % 3 else 'enable'}:action_{i}" for i in range(count)
+        ]
+        assert all(len(c["label"]) <= 80 for c in controls)
+    else:
+        assert [c["custom_id"] for c in controls] == [
+            "actionbot:console-pick:disable",
+            "actionbot:console-pick:enable",
+        ]
+        assert all(1 <= len(c["options"]) <= 25 for c in controls)
+
+
+def test_stats_of_one_action_shows_its_last_24_hours() -> None:
+    """`/actions stats NAME` adds the sparkline of calls per hour, the peak and outcomes."""
+    hourly = [0] * 20 + [1, 0, 4, 2]
+    recent = RecentActivity(
+        action="check_inventory", hourly=hourly, outcomes={"success": 6, "timeout": 1}
+    )
+    _, embeds, _ = rendered(
+        StatsReport([stats("check_inventory")], "check_inventory", {}, 0, recent)
+    )
+
+    fields = {f.name: f.value for f in embeds[0].fields}
+    assert fields["Last 24 h, calls per hour (oldest first)"] == (
+        f"`{sparkline(hourly)}` peak 4/h\noutcomes: `success` 6 · `timeout` 1"
+    )

@@ -8,7 +8,8 @@ Every message for the bot is written to the inbox (`bot.delivery`) before anythi
 so each message id is answered once, even when the gateway replays it after a reconnect, and
 a message whose turn a crash or a restart interrupted is answered after the restart (the
 thread it opened and the note it posted are reused). The `/actions` group lives in
-`commands`, posting in `posting` and the slow-answer note in `progress`.
+`commands` (its console buttons in `console`), posting in `posting`, the status message with
+the action calls in `progress`, confirmation cards in `confirm` and handoffs in `handoff`.
 """
 
 from __future__ import annotations
@@ -20,13 +21,21 @@ import re
 import aiohttp
 import discord
 
-from adapters.discord import confirm
+from adapters.discord import confirm, console, handoff
 from adapters.discord import wording as discord_wording
-from adapters.discord.commands import ActionsCommands
+from adapters.discord.commands import ActionsCommands, sync_commands
 from adapters.discord.markdown import to_discord_markdown
-from adapters.discord.once import OnceTree, first_delivery
-from adapters.discord.posting import NO_PINGS, Sendable, channel_name, send
-from adapters.discord.progress import PROGRESS_DELAY, ProgressNote
+from adapters.discord.once import OnceTree
+from adapters.discord.posting import (
+    NO_PINGS,
+    EditFailures,
+    Sendable,
+    channel_name,
+    open_thread,
+    partial_message,
+    send,
+)
+from adapters.discord.progress import EDIT_INTERVAL, PROGRESS_DELAY, ProgressNote
 from bot import wording
 from bot.admin.operations import Admin
 from bot.chunks import split_message
@@ -43,7 +52,6 @@ logger = logging.getLogger(__name__)
 
 PLATFORM = "discord"
 MESSAGE_LIMIT = 2000
-THREAD_NAME_LIMIT = 90
 INVITE_PERMISSIONS = discord.Permissions(
     view_channel=True,
     send_messages=True,
@@ -66,6 +74,7 @@ class DiscordAdapter:
         turns: Turns,
         inbox: Inbox,
         progress_delay: float = PROGRESS_DELAY,
+        edit_interval: float = EDIT_INTERVAL,
         guild_ready_timeout: float = 2.0,
         shard: tuple[int, int] | None = None,
         register: bool = True,
@@ -87,6 +96,8 @@ class DiscordAdapter:
         self._received: dict[str, discord.Message] = {}
         """Messages received by this process and not yet answered (a replay fetches them)."""
         self.progress_delay = progress_delay
+        self.edit_interval = edit_interval
+        self.edit_failures = EditFailures()
         intents = discord.Intents.default()
         intents.message_content = True
         self.client = discord.Client(
@@ -96,12 +107,19 @@ class DiscordAdapter:
             shard_id=None if shard is None else shard[0],
             shard_count=None if shard is None else shard[1],
         )
-        self.actions = ActionsCommands(settings=settings, admin=admin, platform=PLATFORM)
+        self.actions = ActionsCommands(
+            settings=settings, admin=admin, platform=PLATFORM, leases=store
+        )
         self.tree = OnceTree(self.client, store=store)
         self.tree.add_command(self.actions.group())
         if commands:  # once per deployment: `shards.DiscordShards` lets shard 0's client do it
             self.client.setup_hook = self._sync_commands  # type: ignore[method-assign]
-        confirm.register(self.client, self._on_click)
+        self.cards = confirm.Cards(inbox=inbox, leases=store, display_name=self._display_name)
+        confirm.register(self.client, self.cards.on_click)
+        console.register(self.client, self.actions.toggle)
+        self.handoffs = handoff.HandoffPoster(
+            settings=settings, inbox=inbox, find_channel=self._channel
+        )
         self.client.event(self.on_message)
         self._connection: asyncio.Task[None] | None = None
         self.receiving = True
@@ -110,7 +128,7 @@ class DiscordAdapter:
 
     async def start(self) -> None:
         """Log in, connect to the gateway and wait for READY; `ConfigError` says what to fix."""
-        await self._login()
+        await self._login(check=True)
         self._connection = asyncio.create_task(self.client.connect(), name="discord gateway")
         ready = asyncio.create_task(self.client.wait_until_ready(), name="discord ready")
         await asyncio.wait({self._connection, ready}, return_when=asyncio.FIRST_COMPLETED)
@@ -120,19 +138,22 @@ class DiscordAdapter:
         logger.info("Discord connected as %s; invite: %s", self.client.user, self.invite_url())
 
     async def check(self) -> None:
-        """The token, checked with Discord as `start` does, without connecting."""
-        await self._login()
+        """The token and the handoff channel, checked as `start` does, without connecting."""
+        await self._login(check=True)
         await self.client.close()
 
     async def login(self) -> None:
         """Log in for the REST API only (no gateway): to answer taken-over messages."""
         await self._login()
 
-    async def _login(self) -> None:
+    async def _login(self, *, check: bool = False) -> None:
+        """Log in for the REST API; with `check`, also check the handoff channel."""
         token = self.settings.discord_token
         assert token is not None  # checked in __init__
         try:
             await self.client.login(token.get_secret_value())
+            if check:
+                await handoff.check_channel(self.client, self.settings)
         except discord.LoginFailure:
             await self.client.close()
             raise ConfigError(discord_wording.DISCORD_LOGIN_REJECTED) from None
@@ -140,6 +161,9 @@ class DiscordAdapter:
             await self.client.close()
             where = discord.http.Route.BASE
             raise ConfigError(wording.unreachable("Discord", where, exc)) from None
+        except ConfigError:
+            await self.client.close()
+            raise
 
     async def _failed_to_connect(self) -> None:
         assert self._connection is not None
@@ -156,6 +180,9 @@ class DiscordAdapter:
             app_id, permissions=INVITE_PERMISSIONS, scopes=("bot", "applications.commands")
         )
 
+    async def _sync_commands(self) -> None:
+        await sync_commands(self.tree, self.settings.discord_guild)
+
     async def stop_receiving(self) -> None:
         """Discord has no pause: readiness is off, and messages go on being written to the
         inbox (by then only written down, for the next start) until the gateway closes."""
@@ -169,22 +196,6 @@ class DiscordAdapter:
 
     async def ready(self) -> bool:
         return self.receiving and self.client.is_ready() and not self.client.is_closed()
-
-    async def _sync_commands(self) -> None:
-        guild_id = self.settings.discord_guild
-        try:
-            if guild_id:
-                guild = discord.Object(id=guild_id)
-                self.tree.copy_global_to(guild=guild)
-                await self.tree.sync(guild=guild)
-            else:
-                await self.tree.sync()
-        except discord.HTTPException as exc:
-            logger.warning(
-                "could not register /actions (%s): invite the bot with the "
-                "applications.commands scope (see the invite URL)",
-                exc,
-            )
 
     # --- messages -----------------------------------------------------------------------
 
@@ -255,7 +266,7 @@ class DiscordAdapter:
         channel = original.channel if original else await self._channel(route["channel"])
         if channel is None:
             return None
-        source = original or _partial(channel, int(route["message"]))
+        source = original or partial_message(channel, int(route["message"]))
         incoming = entry.message
         if not incoming.text:
             polite = wording.TEXT_ONLY if route.get("attachments") else wording.EMPTY_MESSAGE
@@ -304,7 +315,7 @@ class DiscordAdapter:
         if opened is not None:
             found = await self._channel(opened)
             return found if isinstance(found, discord.Thread) else None
-        thread = await self._open_thread(source, entry.message.text)
+        thread = await open_thread(source, entry.message.text)
         if thread is not None:
             await self.inbox.update_route(entry, {"thread": thread.id})
         return thread
@@ -320,14 +331,23 @@ class DiscordAdapter:
             await self.inbox.update_route(entry, {"note": posted.id})
 
         earlier = entry.route.get("note")
-        note = ProgressNote(where, delay=self.progress_delay, on_post=remember)
-        if earlier is not None and isinstance(where, discord.abc.Messageable):
-            note.message = _partial(where, int(earlier))
+        note = ProgressNote(
+            where,
+            delay=self.progress_delay,
+            interval=self.edit_interval,
+            failures=self.edit_failures,
+            on_post=remember,
+        )
+        if earlier is not None:
+            note.message = partial_message(where, int(earlier))
         reply = entry.reply or await self._run_engine(incoming, where, note, entry.progress)
-        cards: dict[str, int] = {k: int(v) for k, v in (entry.route.get("cards") or {}).items()}
         if reply.confirmations:
-            return reply if await self._show_cards(entry, reply, where, note, cards) else None
-        await self._close_cards(where, cards)
+            return reply if await self.cards.show(entry, reply, where, note) else None
+        await self.cards.close(entry, where)
+        if reply.handoff is not None:
+            link = _link(where, int(entry.route["message"]))
+            if not await self.handoffs.post_once(entry, reply.handoff, link=link):
+                return None  # the team was not told: the inbox tries again (the reply is kept)
         pieces = split_message(to_discord_markdown(reply.text), MESSAGE_LIMIT)
         pieces = pieces or [wording.EMPTY_ANSWER]
         if not await note.finish(pieces[0]):
@@ -339,63 +359,8 @@ class DiscordAdapter:
             await send(where, piece)
         return reply
 
-    async def _show_cards(
-        self,
-        entry: InboxEntry,
-        reply: Reply,
-        where: Sendable,
-        note: ProgressNote,
-        cards: dict[str, int],
-    ) -> bool:
-        """The waiting line (later edited into the answer) and a card per call waiting for
-        confirmation, unless an earlier attempt posted it."""
-        waiting = f"*{reply.text}*"
-        if not await note.finish(waiting):
-            posted = await send(where, waiting)
-            if posted is None:
-                return False
-            await self.inbox.update_route(entry, {"note": posted.id})
-        for confirmation in reply.confirmations:
-            if confirmation.token in cards:
-                continue
-            card_id = await confirm.post(where, confirmation)
-            if card_id is None:
-                return False
-            cards[confirmation.token] = card_id
-            await self.inbox.update_route(entry, {"cards": cards})
-        return True
-
-    async def _close_cards(self, where: Sendable, cards: dict[str, int]) -> None:
-        """Show each card's outcome in place of its buttons (confirmed, cancelled, expired)."""
-        for token, message_id in cards.items():
-            found = await self.inbox.store.confirmation_by_token(token)
-            card = _partial(where, message_id)
-            if found is None or card is None:
-                continue
-            outcome = wording.card_outcome(found.state, found.requester)
-            found = found.model_copy(update={"display_name": self._display_name(found.action)})
-            try:
-                await card.edit(embed=confirm.outcome_embed(found, outcome), view=None)
-            except discord.HTTPException as exc:
-                logger.warning("could not show the outcome on a confirmation card: %s", exc)
-
     def _display_name(self, action: str) -> str:
         return next((a.display_name for a in self.engine.actions if a.name == action), action)
-
-    async def _on_click(
-        self, interaction: discord.Interaction, token: str, confirmed: bool
-    ) -> None:
-        """A click on a card: only the user who asked may answer, once, before it expires;
-        anyone else is told so privately. The waiting turn then goes on."""
-        if not await first_delivery(self.store, interaction):
-            return
-        user = str(interaction.user.id)
-        outcome, found = await self.inbox.decide(token, confirmed=confirmed, user=user)
-        if outcome == "decided":
-            await interaction.response.defer()
-            return
-        text = wording.click_refusal(outcome, found.requester if found else None)
-        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
 
     async def _run_engine(
         self,
@@ -404,30 +369,24 @@ class DiscordAdapter:
         note: ProgressNote,
         resume: list[dict[str, object]] | None,
     ) -> Reply:
+        async def turn() -> Reply:
+            return await self.engine.handle(
+                incoming, progress=note.show, calls=note.call, resume=resume
+            )
+
         try:
             async with where.typing():
-                return await self.engine.handle(incoming, progress=note.show, resume=resume)
+                return await turn()
         except discord.HTTPException as exc:  # typing refused: answer anyway
             logger.warning("typing indicator failed in %s: %s", channel_name(where), exc)
-            return await self.engine.handle(incoming, progress=note.show, resume=resume)
-
-    async def _open_thread(
-        self, message: discord.Message | discord.PartialMessage, text: str
-    ) -> discord.Thread | None:
-        name = text if len(text) <= THREAD_NAME_LIMIT else text[: THREAD_NAME_LIMIT - 1] + "…"
-        try:
-            return await message.create_thread(name=name)
-        except discord.HTTPException as exc:
-            logger.warning(
-                "could not open a thread in %s (%s): grant ActionBot 'Create Public Threads' "
-                "and 'Send Messages in Threads'; answering in the channel instead",
-                channel_name(message.channel),
-                exc,
-            )
-            return None
+            return await turn()
+        finally:
+            await note.stop()  # no status edit may land after the answer
 
 
-def _partial(where: Sendable, message_id: int) -> discord.PartialMessage | None:
-    """A message of `where` by id, to edit without fetching it."""
-    get = getattr(where, "get_partial_message", None)
-    return get(message_id) if get is not None else None
+def _link(where: Sendable, message_id: int) -> str:
+    """Where a person takes over: the thread, else the customer's message."""
+    if isinstance(where, discord.Thread):
+        return where.jump_url
+    message = partial_message(where, message_id)
+    return message.jump_url if message is not None else ""

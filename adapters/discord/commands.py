@@ -2,13 +2,17 @@
 
 Discord hides the group from members without Manage Server (`default_permissions`), but a
 server's owner can change that, so every call is checked again here (`is_admin`) before it
-runs. Action names autocomplete; results are rendered by `format.admin_reply` and shown only
-to the caller.
+runs, and so is every click on a console button (`toggle`). Action names autocomplete;
+results are rendered by `format.admin_reply` (the console with its buttons by `console`) and
+shown only to the caller. `/actions console` is Discord's spelling of a bare `/actions`
+(Discord cannot invoke a command group without a subcommand); `/actions resume` runs where
+it is typed (the thread or DM), or in the conversation it names.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,9 +20,12 @@ import discord
 from discord import app_commands
 
 from adapters.discord import wording as discord_wording
+from adapters.discord.console import console_message
 from adapters.discord.format import admin_reply
+from adapters.discord.once import first_delivery
 from adapters.discord.posting import NO_PINGS
 from bot.admin.access import AdminCheck
+from bot.admin.console import Console
 from bot.admin.operations import (
     USAGE,
     Admin,
@@ -30,6 +37,7 @@ from bot.admin.operations import (
 )
 from bot.errors import AdminUsageError
 from bot.runtime.config import Settings
+from bot.store import Leases
 
 logger = logging.getLogger(__name__)
 
@@ -37,14 +45,18 @@ logger = logging.getLogger(__name__)
 class ActionsCommands:
     """The `/actions` group of one Discord bot account, running the admin operations."""
 
-    def __init__(self, *, settings: Settings, admin: Admin, platform: str) -> None:
+    def __init__(
+        self, *, settings: Settings, admin: Admin, platform: str, leases: Leases | None = None
+    ) -> None:
         self.settings = settings
         self.admin = admin
         self.platform = platform
         self.admins = AdminCheck(settings.admin_ids)
+        self.leases = leases
+        """Where console clicks are deduplicated (`once`); None: every delivery runs."""
 
     def group(self) -> app_commands.Group:
-        """`/actions list|show|enable|disable|stats|test`, for the command tree."""
+        """`/actions list|show|enable|disable|stats|test|console|resume`, for the tree."""
         group = app_commands.Group(
             name="actions",
             description="Inspect, toggle and test Custom Actions (admins only)",
@@ -89,6 +101,18 @@ class ActionsCommands:
                 return
             await self._run(interaction, AdminCommand("test", name, pairs))
 
+        @group.command(name="console", description="Every action with an Enable/Disable button")
+        async def console(interaction: discord.Interaction) -> None:
+            await self._run(interaction, AdminCommand("console"))
+
+        @group.command(name="resume", description="Answer again where a person took over")
+        @app_commands.describe(
+            conversation="A thread (link, id or mention) or dm:<id>; here if empty"
+        )
+        async def resume(interaction: discord.Interaction, conversation: str | None = None) -> None:
+            named = conversation_named(conversation) if conversation else None
+            await self._run(interaction, AdminCommand("resume", named))
+
         return group
 
     async def _run(self, interaction: discord.Interaction, command: AdminCommand | Notice) -> None:
@@ -100,11 +124,31 @@ class ActionsCommands:
             return
         result: AdminResult
         if isinstance(command, AdminCommand):
-            result = await self.admin.perform(command, actor=f"{self.platform}:{user}")
+            actor, where = f"{self.platform}:{user}", conversation_here(interaction)
+            result = await self.admin.perform(command, actor=actor, where=where)
         else:
             result = command
+        if isinstance(result, Console):
+            embeds, view = console_message(result)
+            await _respond(interaction, None, embeds, view)
+            return
         content, embeds = admin_reply(result)
         await _respond(interaction, content, embeds)
+
+    async def toggle(self, interaction: discord.Interaction, name: str, active: bool) -> None:
+        """A console button: once per click, only for an admin (the same rule as the
+        commands, judged again now); the console is then redrawn in place."""
+        if self.leases is not None and not await first_delivery(self.leases, interaction):
+            return
+        user = interaction.user.id
+        if not self.is_admin(interaction):
+            logger.info("refused a console click from non-admin %s:%s", self.platform, user)
+            await _respond(interaction, discord_wording.NOT_ADMIN_DISCORD, [])
+            return
+        actor = f"{self.platform}:{user}"
+        console = await self.admin.toggle_from_console(name, active, actor=actor)
+        embeds, view = console_message(console)
+        await interaction.response.edit_message(embeds=embeds, view=view)
 
     def is_admin(self, interaction: discord.Interaction) -> bool:
         """An id in ACTIONBOT_ADMINS, or a member with Manage Server in the operator's own
@@ -119,13 +163,66 @@ class ActionsCommands:
         return perms.manage_guild or perms.administrator
 
 
+async def sync_commands(tree: app_commands.CommandTree[Any], guild_id: int | None) -> None:
+    """Register `/actions` with Discord: in the operator's server at once, else globally."""
+    try:
+        if guild_id:
+            guild = discord.Object(id=guild_id)
+            tree.copy_global_to(guild=guild)
+            await tree.sync(guild=guild)
+        else:
+            await tree.sync()
+    except discord.HTTPException as exc:
+        logger.warning(
+            "could not register /actions (%s): invite the bot with the "
+            "applications.commands scope (see the invite URL)",
+            exc,
+        )
+
+
+def conversation_here(interaction: discord.Interaction) -> str:
+    """The conversation a command runs in: `discord:thread:<id>` in a thread,
+    `discord:dm:<id>` in a DM, "" in a channel (whose threads are conversations of their own)."""
+    if isinstance(interaction.channel, discord.Thread):
+        return f"discord:thread:{interaction.channel.id}"
+    if interaction.guild_id is None and interaction.channel_id is not None:
+        return f"discord:dm:{interaction.channel_id}"
+    return ""
+
+
+_NAMED = re.compile(r"(?:discord:)?(?P<kind>thread|dm|message):(?P<id>\d+)")
+_LINK = re.compile(
+    r"(?:<#(?P<mention>\d+)>|channels/(?P<guild>\d+|@me)/(?P<channel>\d+)|(?P<id>\d+))"
+)
+
+
+def conversation_named(text: str) -> str:
+    """`/actions resume`'s argument as a conversation key: `discord:thread:<id>` for a
+    thread's link, mention or id, `discord:dm:<id>` for `dm:<id>` or a DM's link. Anything
+    else is passed on as written (and resumes nothing, which the answer says)."""
+    text = text.strip()
+    if named := _NAMED.fullmatch(text):
+        return f"discord:{named['kind']}:{named['id']}"
+    if text.startswith("discord:") or (found := _LINK.search(text)) is None:
+        return text
+    if found["channel"]:
+        kind = "dm" if found["guild"] == "@me" else "thread"
+        return f"discord:{kind}:{found['channel']}"
+    return f"discord:thread:{found['mention'] or found['id']}"
+
+
 async def _respond(
-    interaction: discord.Interaction, content: str | None, embeds: list[discord.Embed]
+    interaction: discord.Interaction,
+    content: str | None,
+    embeds: list[discord.Embed],
+    view: discord.ui.View | None = None,
 ) -> None:
     """An ephemeral answer, whether or not the interaction was deferred."""
     kwargs: dict[str, Any] = {"embeds": embeds, "ephemeral": True, "allowed_mentions": NO_PINGS}
     if content:
         kwargs["content"] = content
+    if view is not None:
+        kwargs["view"] = view
     send: Callable[..., Awaitable[Any]]
     send = (
         interaction.followup.send

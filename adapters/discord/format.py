@@ -4,7 +4,9 @@
 Discord's 2000 characters, embeds within its embed limits (`embeds`). Long lists become a
 code-block table cut at a whole row. Text from admins and endpoints stays inert (`markdown`).
 Header values come only from `Action.masked_headers()`, never from the resolved secrets. Times
-are Discord timestamps (`<t:UNIX:f>`), shown in each reader's own time zone.
+are Discord timestamps (`<t:UNIX:f>`), shown in each reader's own time zone. The console is a
+field per action (its buttons are added by `console`); `stats NAME` adds the last 24 hours as
+a sparkline. A result without a Discord layout is shown as its plain text.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from adapters.discord.embeds import (
     MAX_DESCRIPTION,
     MAX_FIELD_VALUE,
     Card,
+    EmbedField,
     embed_field,
     line_fields,
     pack,
@@ -32,7 +35,17 @@ from adapters.discord.markdown import (
     prose,
     safe,
 )
-from bot.admin.console import table
+from bot.admin.console import (
+    Console,
+    ConsoleRow,
+    Resumed,
+    milliseconds,
+    percent,
+    render_console,
+    render_resumed,
+    sparkline,
+    table,
+)
 from bot.admin.operations import (
     USAGE,
     ActionDetail,
@@ -45,7 +58,7 @@ from bot.admin.operations import (
     Toggled,
     render_text,
 )
-from bot.store import ActionStats
+from bot.store import ActionStats, RecentActivity
 
 MAX_CONTENT = 2000
 MAX_ERROR_CHARS = 300
@@ -59,6 +72,7 @@ MAX_PARAMETER_TEXT = 2500
 the AI description within the message's 6000 characters."""
 
 LIST_TITLE = "Custom Actions"
+CONSOLE_TITLE = "Custom Actions: console"
 STATS_TITLE = "Action stats"
 ACTIVE = "🟢 active"
 INACTIVE = "⚪ inactive"
@@ -71,6 +85,10 @@ def admin_reply(result: AdminResult) -> tuple[str | None, list[discord.Embed]]:
             return _toggled(result), []
         case Notice():
             return _notice(result), []
+        case Resumed():
+            return clip(safe(render_resumed(result)), MAX_CONTENT), []
+        case Console():
+            cards = console_cards(result)
         case ActionList():
             cards = _list_cards(result)
         case ActionDetail():
@@ -79,6 +97,8 @@ def admin_reply(result: AdminResult) -> tuple[str | None, list[discord.Embed]]:
             cards = _stats_cards(result)
         case TestReport():
             cards = _test_cards(result)
+        case _:  # a result without a Discord layout (yet): its plain text
+            return clip(safe(render_text(result)), MAX_CONTENT), []
     return None, to_embeds(cards)
 
 
@@ -178,6 +198,8 @@ def _stats_cards(report: StatsReport) -> list[Card]:
     if not rows or (report.name is None and not any(r.calls for r in rows)):
         return [Card(colour, STATS_TITLE, "No calls recorded yet.")]
     fields = [embed_field(safe(s.action), _stats_value(s)) for s in rows]
+    if report.recent is not None:
+        fields.append(_recent_field(report.recent))
     packed = pack(fields, title=STATS_TITLE, colour=colour, footer=" ".join(report.notes()))
     if packed is not None:
         return packed
@@ -209,6 +231,48 @@ def _stats_value(stats: ActionStats) -> str:
         error = clip(prose(stats.last_error), MAX_ERROR_CHARS)
         lines.append(f"last error {_when(stats.last_error_at)}: {error}")
     return "\n".join(lines)
+
+
+def _recent_field(recent: RecentActivity) -> EmbedField:
+    """`/actions stats NAME`'s last hours: calls per hour as a sparkline, and the outcomes."""
+    hours = len(recent.hourly)
+    outcomes = " · ".join(f"{inline_code(k)} {v}" for k, v in recent.outcomes.items())
+    lines = [
+        f"{inline_code(sparkline(recent.hourly))} peak {max(recent.hourly, default=0)}/h",
+        f"outcomes: {outcomes or 'no calls'}",
+    ]
+    return embed_field(f"Last {hours} h, calls per hour (oldest first)", "\n".join(lines))
+
+
+def console_cards(console: Console) -> list[Card]:
+    """`/actions console`: a field per action (its last 24 hours); the buttons are added by
+    `console.console_view`. What the last button did is the description."""
+    colour = discord.Colour.blurple()
+    if not console.rows:
+        return [Card(colour, CONSOLE_TITLE, render_console(console))]
+    active = sum(r.active for r in console.rows)
+    footer = f"Last 24 hours · {_count(len(console.rows), 'action')} · {active} active"
+    fields = [_console_field(row) for row in console.rows]
+    cards = pack(fields, title=CONSOLE_TITLE, colour=colour, footer=footer)
+    if cards is None:
+        rows = [
+            [r.name, "active" if r.active else "inactive", str(r.calls), percent(r.success_rate)]
+            for r in console.rows
+        ]
+        description = _table(["NAME", "STATE", "CALLS 24H", "SUCCESS"], rows, command="list")
+        cards = [Card(colour, CONSOLE_TITLE, description, footer=footer)]
+    if console.notice:
+        cards[0].description = clip(safe(console.notice), MAX_DESCRIPTION // 4)
+    return cards
+
+
+def _console_field(row: ConsoleRow) -> EmbedField:
+    state = ACTIVE if row.active else INACTIVE
+    value = (
+        f"{inline_code(row.name)} · {state}\n{_count(row.calls, 'call')} · "
+        f"{percent(row.success_rate)} ok · p95 {milliseconds(row.p95_latency_ms)}"
+    )
+    return embed_field(safe(row.display_name), value, inline=True)
 
 
 def _test_cards(report: TestReport) -> list[Card]:

@@ -14,3 +14,39 @@ DISCORD_INTENT_MISSING = (
     "Developer Portal → your application → Bot → Privileged Gateway Intents → MESSAGE CONTENT "
     "INTENT, then start again."
 )
+HANDOFF_TITLE = "A customer asks for a person"
+HANDOFF_HEADLINE = "A customer needs a person from the team:"
+HANDOFF_IN_DM = (
+    "\n(a direct message with the bot: only the customer and the bot can read it; "
+    "reach the customer directly)"
+)
+
+
+def handoff_footer(hours: float) -> str:
+    return (
+        "The bot stays silent in that conversation until an admin runs /actions resume in "
+        f"it, or for {hours:g} hours."
+    )
+
+
+def handoff_channel_unseen(channel: str, problem: object) -> str:
+    return (
+        f"ACTIONBOT_HANDOFF_CHANNEL discord:{channel}: ActionBot cannot see that channel "
+        f"({problem}). Invite the bot to the channel's server and grant it View Channel, Send "
+        "Messages and Embed Links there, or fix the channel id."
+    )
+
+
+def handoff_channel_refused(channel: str, name: str, missing: list[str]) -> str:
+    return (
+        f"ACTIONBOT_HANDOFF_CHANNEL discord:{channel}: ActionBot cannot post handoff summaries "
+        f"in #{name}: grant it {', '.join(missing)} there (channel settings → Permissions → "
+        "ActionBot's role)."
+    )
+
+
+def handoff_channel_kind(channel: str, kind: object) -> str:
+    return (
+        f"ACTIONBOT_HANDOFF_CHANNEL discord:{channel}: that is a {kind} channel, not a text "
+        "channel of a server; give the id of a text channel."
+    )

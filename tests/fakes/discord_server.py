@@ -22,7 +22,9 @@ token and 4014 for intents in `deny_intents`, 401 for a wrong bot token on REST,
 error JSON (`{"message", "code"}`), 429 with ``retry_after`` and a ``Via`` header (without
 one discord.py assumes a Cloudflare ban and does not retry), a MESSAGE_CREATE echo of the
 bot's own channel messages, THREAD_CREATE for threads it creates, "Unknown interaction" for
-a callback to an interaction never dispatched, and "already acknowledged" on a second one.
+a callback to an interaction never dispatched, "already acknowledged" on a second one, an
+UPDATE_MESSAGE callback editing the message whose button was clicked, and a guild and its
+members (with their roles) over REST, from which a client computes its own permissions.
 It does not enforce permissions (not even a command's ``default_member_permissions``), rate
 limits you did not script, or message content rules.
 
@@ -39,7 +41,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -98,6 +100,7 @@ LOADING = 1 << 7  # message flag of a deferred ("thinking") response
 APPLICATION_COMMAND = 2
 MESSAGE_COMPONENT = 3
 DEFERRED_UPDATE_MESSAGE = 6
+UPDATE_MESSAGE = 7
 AUTOCOMPLETE = 4
 CHANNEL_MESSAGE = 4
 DEFERRED_CHANNEL_MESSAGE = 5
@@ -338,6 +341,26 @@ class FakeDiscord(LoopbackServer):
                 f"expected {count} x {method} {path} within {timeout}s; saw {seen}"
             ) from None
         return self.requests_to(method, path)[:count]
+
+    async def wait_until(
+        self,
+        predicate: Callable[[], bool],
+        what: str = "a condition",
+        timeout: float = 5.0,  # noqa: ASYNC109 - a bounded wait is the point of this test helper
+    ) -> None:
+        """Wait until `predicate()` holds; it is looked at again after every REST request
+        and gateway payload (state such as `messages` changes only then)."""
+        try:
+            async with asyncio.timeout(timeout), self._changed:
+                await self._changed.wait_for(predicate)
+        except TimeoutError:
+            seen = [f"{r.method} {r.path}" for r in self.requests]
+            raise AssertionError(f"expected {what} within {timeout}s; saw {seen}") from None
+
+    def interaction_message(self, token: str) -> dict[str, Any] | None:
+        """The message an interaction's response created (ephemeral ones too), as it is now."""
+        interaction = self._interactions.get(token)
+        return None if interaction is None else interaction.original
 
     def commands(self, guild_id: str | int | None = None) -> list[dict[str, Any]]:
         """The application commands last bulk-overwritten globally or for `guild_id`."""
@@ -640,6 +663,8 @@ class FakeDiscord(LoopbackServer):
         app.router.add_get(p + "/gateway", self._get_gateway)
         app.router.add_get(p + "/gateway/bot", self._get_gateway)
         app.router.add_post(p + "/users/@me/channels", self._create_dm)
+        app.router.add_get(p + "/guilds/{guild_id}", self._get_guild)
+        app.router.add_get(p + "/guilds/{guild_id}/members/{user_id}", self._get_member)
         app.router.add_get(channel, self._get_channel)
         app.router.add_post(channel + "/typing", _no_content)
         app.router.add_get(channel + "/messages", self._get_history)
@@ -685,6 +710,28 @@ class FakeDiscord(LoopbackServer):
     async def _get_gateway(self, request: web.Request) -> web.Response:
         limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
         return _json({"url": self.gateway_url, "shards": 1, "session_start_limit": limit})
+
+    # -- REST: guilds ---------------------------------------------------------------------
+
+    async def _get_guild(self, request: web.Request) -> web.Response:
+        """A guild as REST gives it: with its roles, without channels or members."""
+        guild = self._guild(request.match_info["guild_id"])
+        live = ("channels", "threads", "members", "presences", "voice_states")
+        return _json({k: v for k, v in guild.items() if k not in live})
+
+    async def _get_member(self, request: web.Request) -> web.Response:
+        guild = self._guild(request.match_info["guild_id"])
+        wanted = request.match_info["user_id"]
+        for found in guild.get("members", []):
+            if found["user"]["id"] == wanted:
+                return _json(found)
+        raise DiscordError(404, 10007, "Unknown Member")
+
+    def _guild(self, guild_id: str) -> dict[str, Any]:
+        for guild in self._guilds:
+            if guild["id"] == guild_id:
+                return guild
+        raise DiscordError(404, 10004, "Unknown Guild")
 
     # -- REST: channels and messages ------------------------------------------------------
 
@@ -852,6 +899,8 @@ class FakeDiscord(LoopbackServer):
         kind, data = body.get("type"), body.get("data") or {}
         if kind in (CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE):
             interaction.original = self._interaction_message(interaction, data, kind)
+        elif kind == UPDATE_MESSAGE:
+            self._update_clicked_message(interaction, data)
         if request.query.get("with_response") not in ("1", "true"):
             return web.Response(status=204)
         return _json(_callback_result(interaction, kind))
@@ -866,6 +915,17 @@ class FakeDiscord(LoopbackServer):
         if kind == DEFERRED_CHANNEL_MESSAGE:
             message["flags"] = LOADING | (data.get("flags", 0) & EPHEMERAL)
         return message
+
+    def _update_clicked_message(self, interaction: _Interaction, data: Mapping[str, Any]) -> None:
+        """UPDATE_MESSAGE: the message whose component was used is edited, wherever the
+        fake keeps it (a channel message, or another interaction's response)."""
+        clicked = str((interaction.data.get("message") or {}).get("id"))
+        changes = {**_message_fields(data), "edited_timestamp": _now()}
+        if clicked in self.messages:
+            self.messages[clicked].update(changes)
+        for other in self._interactions.values():
+            if other.original is not None and other.original["id"] == clicked:
+                other.original.update(changes)
 
     async def _create_followup(self, request: web.Request) -> web.Response:
         interaction = self._acknowledged(request)
@@ -1165,15 +1225,19 @@ def component_interaction(
     guild_id: str | int | None = None,
     invoker: Mapping[str, Any] = DEFAULT_USER,
     permissions: int = EVERYONE_PERMISSIONS,
+    values: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """An INTERACTION_CREATE for a click on a button (`custom_id`) of `message`, a message
-    the bot posted (as the fake keeps it)."""
+    the bot posted (as the fake keeps it), or with `values` a choice in a string select."""
     channel_id = str(message["channel_id"])
+    data: dict[str, Any] = {"custom_id": custom_id, "component_type": 2}
+    if values is not None:
+        data = {"custom_id": custom_id, "component_type": 3, "values": list(values)}
     payload: dict[str, Any] = {
         "id": new_snowflake(),
         "application_id": APPLICATION_ID,
         "type": MESSAGE_COMPONENT,
-        "data": {"custom_id": custom_id, "component_type": 2},
+        "data": data,
         "message": dict(message),
         "channel_id": channel_id,
         "token": f"itoken-{uuid.uuid4().hex}",
