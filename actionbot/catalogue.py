@@ -62,8 +62,9 @@ class Catalogue:
         self.environ = os.environ if environ is None else environ
         self.policy = EgressPolicy(settings.egress_allow_entries)
         self._lock = asyncio.Lock()
-        self._read = (_fingerprint(self.path), "")
-        """The file and the chat-made actions as last read: what a change is measured by."""
+        self._read: tuple[str, str | None] = (_fingerprint(self.path), None)
+        """The file and the chat-made actions as last read: what a change is measured by
+        (the chat-made ones are first measured by the watcher's first look)."""
 
     @property
     def path(self) -> Path:
@@ -154,8 +155,18 @@ class Catalogue:
         except Exception:  # the database is down: look again next time
             logger.warning("could not read the actions made in chat", exc_info=True)
             return
-        if (_fingerprint(self.path), made) != self._read:
-            await self.reload("the actions changed")
+        now = _fingerprint(self.path)
+        if self._read[1] is None:  # the first look: what the bot started with
+            self._read = (self._read[0], made)
+        if (now, made) == self._read:
+            return
+        if now != self._read[0]:
+            # A file being written (truncated, then filled) must not be read half-way: it
+            # is read once it has stayed the same for a debounce time.
+            await asyncio.sleep(DEBOUNCE_MS / 1000)
+            if _fingerprint(self.path) != now:
+                return  # still changing: the next event or look takes it
+        await self.reload("the actions changed")
 
 
 def _fingerprint(path: Path) -> str:
