@@ -58,9 +58,9 @@ def app(web_client: AsyncWebClient) -> AsyncApp:
 async def socket_mode(app: AsyncApp, slack: FakeSlack) -> AsyncIterator[AsyncSocketModeHandler]:
     """The app connected to the fake over Socket Mode, closed before the fake stops."""
     handler = AsyncSocketModeHandler(app, APP_TOKEN)
-    await handler.connect_async()
+    await handler.connect_async()  # type: ignore[no-untyped-call]  # bolt leaves it unannotated
     yield handler
-    await handler.close_async()
+    await handler.close_async()  # type: ignore[no-untyped-call]  # bolt leaves it unannotated
 
 
 async def test_post_message_is_recorded(slack: FakeSlack, web_client: AsyncWebClient) -> None:
@@ -288,3 +288,58 @@ async def test_signed_requests_pass_bolt_verification(slack: FakeSlack, app: Asy
                 assert r.status == 401
     finally:
         await runner.cleanup()
+
+
+async def test_streams_keep_their_text_and_task_cards(
+    slack: FakeSlack, web_client: AsyncWebClient
+) -> None:
+    """startStream, appendStream and stopStream build one thread reply: the text grows, each
+    task card keeps its latest state, and a stopped stream refuses more text."""
+    card = {"type": "task_update", "id": "t1", "title": "Check Inventory"}
+    started = await web_client.chat_startStream(
+        channel="D1", thread_ts="1.0", chunks=[{**card, "status": "in_progress"}]
+    )
+    await web_client.chat_appendStream(
+        channel="D1", ts=started["ts"], chunks=[{**card, "status": "complete", "output": "12 ms"}]
+    )
+    await web_client.chat_appendStream(channel="D1", ts=started["ts"], markdown_text="**4** ")
+    await web_client.chat_stopStream(channel="D1", ts=started["ts"], markdown_text="in stock")
+
+    stream = slack.stream("D1", started["ts"])
+    assert (stream["text"], stream["thread_ts"], stream["streaming"]) == (
+        "**4** in stock",
+        "1.0",
+        False,
+    )
+    assert stream["tasks"] == {"t1": {**card, "status": "complete", "output": "12 ms"}}
+    assert slack.streams("D1") == [stream]
+    with pytest.raises(SlackApiError) as raised:
+        await web_client.chat_appendStream(channel="D1", ts=started["ts"], markdown_text="late")
+    assert raised.value.response["error"] == "message_not_in_streaming_state"
+
+
+async def test_assistant_methods_permalink_and_scripted_failures(
+    slack: FakeSlack, web_client: AsyncWebClient
+) -> None:
+    """Prompts (one to four), titles and permalinks answer like Slack; a failure scripted
+    for matching calls only lets the others through; a channel can lack the bot."""
+    prompts = [{"title": "Stock?", "message": "Do you have screens?"}]
+    await web_client.assistant_threads_setSuggestedPrompts(
+        channel_id="D1", thread_ts="1.0", prompts=prompts
+    )
+    await web_client.assistant_threads_setTitle(channel_id="D1", thread_ts="1.0", title="Stock")
+    link = await web_client.chat_getPermalink(channel="C1", message_ts="1700000000.000100")
+    slack.fail_next("chat.startStream", "unknown_method", when=lambda p: p["channel"] == "D2")
+    await web_client.chat_startStream(channel="D1", thread_ts="1.0")
+    with pytest.raises(SlackApiError) as raised:
+        await web_client.chat_startStream(channel="D2", thread_ts="1.0")
+    slack.add_channel("CHAND", is_member=False)
+    info = await web_client.conversations_info(channel="CHAND")
+
+    assert slack.calls("assistant.threads.setSuggestedPrompts")[0]["prompts"] == prompts
+    assert slack.calls("assistant.threads.setTitle")[0]["title"] == "Stock"
+    assert link["permalink"] == "https://fake-team.slack.com/archives/C1/p1700000000000100"
+    assert raised.value.response["error"] == "unknown_method"
+    assert info["channel"]["is_member"] is False
+    with pytest.raises(SlackApiError):
+        await web_client.assistant_threads_setSuggestedPrompts(channel_id="D1", prompts=prompts * 5)

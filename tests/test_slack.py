@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,7 +72,7 @@ class Harness:
         await self.slack.wait_for_ack(await self.slack.push(envelope))
         await self.turns.drain()
         [response] = self.slack.responses(text)
-        return response
+        return dict(response)
 
     def tools_offered(self, request: int) -> list[str]:
         return [t["function"]["name"] for t in self.llm.requests[request].get("tools", [])]
@@ -98,21 +98,29 @@ async def slack_harness(
     webhooks: WebhookClient,
     chat_model: OpenAIChatModel,
     limits: EngineLimits = LIMITS,
+    settings: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[Harness]:
-    """A Slack adapter in Socket Mode against the fake Slack, over these actions."""
+    """A Slack adapter in Socket Mode against the fake Slack, over these actions; `settings`
+    by field name on top of `settings_for` (the engine offers the handoff tool where
+    `handoff_channel` names a channel, as the assembly wires it)."""
     engine = make_engine(actions, store=store, webhooks=webhooks, model=chat_model, limits=limits)
     admin = Admin(
         actions=ActionSet(actions, source="test"), store=store, webhooks=webhooks, result_chars=4000
     )
     async with FakeSlack() as slack:
         turns = Turns()
+        configured = settings_for(slack, **(settings or {}))
+        engine.handoff_platforms = frozenset(configured.handoff_channels)
+        inbox = Inbox(
+            store, turns, metrics=engine.metrics, handoff_seconds=configured.handoff_hours * 3600
+        )
         adapter = SlackAdapter(
-            settings=settings_for(slack),
+            settings=configured,
             engine=engine,
             admin=admin,
             store=store,
             turns=turns,
-            inbox=Inbox(store, turns, metrics=engine.metrics),
+            inbox=inbox,
         )
         await adapter.start()
         try:

@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 from conftest import secret_action
 
-from adapters.slack.format import admin_blocks, escape, fallback_text, to_mrkdwn
+from adapters.slack.format import escape, stream_markdown, to_mrkdwn
+from adapters.slack.results import admin_blocks, fallback_text
 from bot.actions.models import Parameter, ParameterType
+from bot.admin.console import Console, ConsoleRow, Resumed
 from bot.admin.operations import (
     USAGE,
     ActionDetail,
@@ -24,7 +26,7 @@ from bot.admin.operations import (
     Toggled,
 )
 from bot.admin.operations import TestReport as ActionTestReport  # a Test* name would be collected
-from bot.store import ActionStats
+from bot.store import ActionStats, RecentActivity
 from bot.types import ActionResult, Outcome
 
 WHEN = datetime(2024, 6, 1, 12, 30, tzinfo=UTC)
@@ -83,8 +85,11 @@ def assert_valid_blocks(blocks: list[dict[str, Any]]) -> None:
             assert block["text"]["type"] == "plain_text"
             assert 0 < len(block["text"]["text"]) <= 150
         elif kind == "section":
-            assert set(block) <= {"type", "text", "fields"}
+            assert set(block) <= {"type", "text", "fields", "accessory", "block_id"}
             assert "text" in block or "fields" in block
+            assert len(block.get("block_id", "")) <= 255
+            if "accessory" in block:
+                assert_button(block["accessory"])
             if "text" in block:
                 assert_text_object(block["text"], 3000)
             assert len(block.get("fields", [])) <= 10
@@ -94,6 +99,17 @@ def assert_valid_blocks(blocks: list[dict[str, Any]]) -> None:
             assert 0 < len(block["elements"]) <= 10
             for element in block["elements"]:
                 assert_text_object(element, 3000)
+
+
+def assert_button(button: dict[str, Any]) -> None:
+    """A button as Block Kit expects: plain-text label of at most 75 characters, an action
+    id and a value within their limits, a style Slack knows."""
+    assert button["type"] == "button"
+    assert button["text"]["type"] == "plain_text"
+    assert 0 < len(button["text"]["text"]) <= 75
+    assert 0 < len(button["action_id"]) <= 255
+    assert 0 < len(button["value"]) <= 2000
+    assert button.get("style", "primary") in {"primary", "danger"}
 
 
 def assert_text_object(obj: dict[str, Any], limit: int) -> None:
@@ -399,3 +415,60 @@ def test_fallback_text_is_escaped_and_bounded(result: AdminResult) -> None:
     assert 0 < len(text) <= 3000
     assert "<" not in text
     assert_valid_blocks(admin_blocks(result))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["<!here> <!channel>", "hi <@U123>", "see <#C1>", "<https://evil.example|your bank>"],
+)
+def test_streamed_markdown_never_pings_or_disguises_links(text: str) -> None:
+    """Streamed answers are Markdown, not mrkdwn, but a `<` that could open a Slack control
+    sequence is broken all the same; plain autolinks and Markdown links stay."""
+    safe = stream_markdown(text)
+    assert re.search(r"<[!@#]", safe) is None
+    assert "<https://evil.example|" not in safe
+    assert safe.replace("\u200b", "") == text
+    assert stream_markdown(
+        "**4** left, see <https://shop.example/x> or [the shop](https://s.x)"
+    ) == ("**4** left, see <https://shop.example/x> or [the shop](https://s.x)")
+
+
+def test_console_rows_have_a_button_each_and_escape_names() -> None:
+    """The console's rows show the 24-hour numbers and a button whose value names the
+    action; display names from the actions file are escaped."""
+    console = Console(
+        [
+            ConsoleRow("check_inventory", "Stock <!here>", True, 12, 11 / 12, 410.0),
+            ConsoleRow("loyalty", "Loyalty", False, 0, None, None),
+        ],
+        notice="loyalty is now disabled.",
+    )
+
+    blocks = admin_blocks(console)
+
+    assert_valid_blocks(blocks)
+    rows = [b for b in blocks if "accessory" in b]
+    assert [b["accessory"]["value"] for b in rows] == ["disable:check_inventory", "enable:loyalty"]
+    assert "Stock &lt;!here&gt;" in rows[0]["text"]["text"]
+    assert "12 calls · success 92% · p95 410 ms" in rows[0]["text"]["text"]
+    assert "0 calls · success - · p95 -" in rows[1]["text"]["text"]
+    assert "loyalty is now disabled." in json.dumps(blocks)
+    assert "<" not in fallback_text(console)
+
+
+def test_stats_of_one_action_add_the_sparkline_and_outcomes() -> None:
+    """`/actions stats NAME` shows the 24 hours as a sparkline in a code span and the
+    outcome breakdown; `resume` says where the bot answers again."""
+    recent = RecentActivity(
+        action="a", hourly=[0] * 22 + [1, 4], outcomes={"success": 4, "timeout": 1}
+    )
+    stats = ActionStats(action="a", calls=5, successes=4, failures={"timeout": 1})
+
+    blocks = admin_blocks(StatsReport([stats], "a", recent=recent))
+    resumed = admin_blocks(Resumed("slack:C1", ["slack:C1:1.0"]))
+
+    assert_valid_blocks(blocks)
+    text = json.dumps(blocks, ensure_ascii=False)
+    assert f"`{'▁' * 22}▂▇`" in text
+    assert "success 4, timeout 1" in text
+    assert "slack:C1:1.0" in texts(resumed)[0]

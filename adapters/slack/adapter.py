@@ -9,7 +9,11 @@ is answered once, also across a crash (a replay edits the placeholder it had pos
 
 Conversations as Slack users expect: a mention in a channel is answered in a thread, and the
 thread is the conversation; later messages in that thread continue it without a mention;
-a direct message channel is one conversation.
+a top-level direct message belongs to the DM's one conversation, and each thread of the DM
+(an AI-app assistant thread) is its own. Answers in assistant threads are streamed
+(`assistant`); everywhere else, and where the workspace lacks the feature, a placeholder is
+edited into the answer (`placeholder`). Handoffs to a person go to `handoff`, the `/actions`
+console's buttons to `console`, confirmation cards to `cards`.
 """
 
 from __future__ import annotations
@@ -30,13 +34,16 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import wording as slack_wording
+from adapters.slack.api import Api
+from adapters.slack.assistant import AssistantThreads, StreamTurn
 from adapters.slack.cards import CANCEL_ACTION, CONFIRM_ACTION, Cards
-from adapters.slack.format import admin_blocks, fallback_text, to_mrkdwn
+from adapters.slack.console import TOGGLE_ACTION, ConsoleButtons
+from adapters.slack.handoff import HandoffChannel
+from adapters.slack.people import People
+from adapters.slack.placeholder import MESSAGE_LIMIT, Placeholder
+from adapters.slack.results import admin_blocks, fallback_text
 from bot import wording
-from bot.actions.models import Audience, ContextSource
-from bot.admin.access import AdminCheck
 from bot.admin.operations import Admin
-from bot.chunks import split_message
 from bot.delivery import Inbox
 from bot.engine import Engine
 from bot.errors import ConfigError
@@ -48,19 +55,11 @@ from bot.types import IncomingMessage, Reply
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["MESSAGE_LIMIT", "SlackAdapter"]
+
 PLATFORM = "slack"
-MESSAGE_LIMIT = 3900
-"""Characters per posted message: Slack truncates `text` beyond 4000."""
 HANDLED_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
 CONVERSATION_CHANNELS = frozenset({"channel", "group", "mpim"})
-EMAIL_TTL_SECONDS = 3600.0
-"""How long a user's Slack profile is reused for `from = "user.email"` / `"user.name"`."""
-_HINTS = {
-    "not_in_channel": "invite the bot to the channel (/invite @ActionBot)",
-    "channel_not_found": "invite the bot to the channel, or check it still exists",
-    "missing_scope": "add the missing scope in the app settings and reinstall the app",
-    "invalid_auth": "check SLACK_BOT_TOKEN",
-}
 
 
 class SlackAdapter:
@@ -102,28 +101,26 @@ class SlackAdapter:
         self.client = self.app.client
         self.client.base_url = self.api_url
         self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
-        self.app.event("app_mention")(self._on_mention)
-        self.app.event("message")(self._on_message)
-        self.app.command("/actions")(self._on_actions)
+        self.api = Api(self.client)
+        self.people = People(
+            api=self.api, admin_ids=settings.admin_ids, actions=engine.actions, clock=clock
+        )
+        self.assistant = AssistantThreads(
+            api=self.api, settings=settings, admin=admin, store=store, inbox=inbox, turns=turns
+        )
+        self.handoff = HandoffChannel.configured(settings, api=self.api, inbox=inbox)
         self.cards = Cards(
-            call=self._call,
+            call=self.api.call,
             client=self.client,
             inbox=inbox,
             display_names={a.name: a.display_name for a in engine.actions},
             team=lambda: self.team_id,
         )
-        self.app.action(CONFIRM_ACTION)(self.cards.on_confirm)
-        self.app.action(CANCEL_ACTION)(self.cards.on_cancel)
+        self.console = ConsoleButtons(
+            admin=admin, is_admin=self.is_admin, team=lambda: self.team_id, turns=turns
+        )
+        self._listen()
         self._socket: AsyncSocketModeHandler | None = None
-        self.admins = AdminCheck(settings.admin_ids, clock=clock)
-        self._needs_email = any(
-            p.source is ContextSource.USER_EMAIL for a in engine.actions for p in a.parameters
-        )
-        self._needs_name = any(
-            p.source is ContextSource.USER_NAME for a in engine.actions for p in a.parameters
-        )
-        self._needs_admin = any(a.audience is Audience.ADMINS for a in engine.actions)
-        self._profiles: dict[str, tuple[str, str, float]] = {}
 
     @property
     def socket_mode(self) -> bool:
@@ -133,11 +130,24 @@ class SlackAdapter:
     def api_url(self) -> str:
         return self.settings.slack_api_url or AsyncWebClient.BASE_URL
 
+    def _listen(self) -> None:
+        self.app.event("app_mention")(self._on_mention)
+        self.app.event("message")(self._on_message)
+        self.app.event("assistant_thread_started")(self.assistant.on_thread_started)
+        self.app.event("assistant_thread_context_changed")(self.assistant.on_context_changed)
+        self.app.command("/actions")(self._on_actions)
+        self.app.action(CONFIRM_ACTION)(self.cards.on_confirm)
+        self.app.action(CANCEL_ACTION)(self.cards.on_cancel)
+        self.app.action(TOGGLE_ACTION)(self.console.on_toggle)
+
     # --- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Check the tokens with Slack, then connect (Socket Mode) or wait for HTTP events."""
+        """Check the tokens (and the handoff channel) with Slack, then connect (Socket Mode)
+        or wait for HTTP events."""
         await self._check_bot_token()
+        if self.handoff is not None:
+            await self.handoff.check()
         if self.socket_mode:
             await self._connect_socket()
         self.connected = True
@@ -167,8 +177,11 @@ class SlackAdapter:
         self.team_id = str(identity.get("team_id", ""))
 
     async def check(self) -> None:
-        """The tokens, checked with Slack as `start` does, without connecting."""
+        """The tokens and the handoff channel, checked with Slack as `start` does, without
+        connecting."""
         await self._check_bot_token()
+        if self.handoff is not None:
+            await self.handoff.check()
         if self.socket_mode:
             await self._check_app_token()
 
@@ -231,8 +244,8 @@ class SlackAdapter:
         text = event.get("text") or ""
         channel, kind = event.get("channel", ""), event.get("channel_type")
         thread_ts = event.get("thread_ts")
-        if kind == "im":
-            conversation = channel
+        if kind == "im":  # a DM thread (an assistant thread) is a conversation of its own
+            conversation = f"{channel}:{thread_ts}" if thread_ts else channel
         elif kind in CONVERSATION_CHANNELS and thread_ts and not self._mentions_me(text):
             conversation = f"{channel}:{thread_ts}"
             if not await self.store.has_conversation(f"{PLATFORM}:{conversation}"):
@@ -271,6 +284,8 @@ class SlackAdapter:
             channel_id=str(event["channel"]),
         )
         route = {"channel": event["channel"], "thread_ts": thread_ts, "ts": event.get("ts")}
+        if event.get("channel_type") == "im" and thread_ts:
+            route["assistant"] = True
         await self.inbox.receive(message, route)
 
     async def _answer(self, entry: InboxEntry) -> Reply | None:
@@ -278,116 +293,46 @@ class SlackAdapter:
             return await self._reply(entry)
 
     async def _reply(self, entry: InboxEntry) -> Reply | None:
-        """Post the placeholder (unless an earlier attempt did), run the turn (unless it
-        already has its reply) and edit the placeholder into the answer."""
-        message, route = entry.message, entry.route
-        channel, thread_ts = str(route["channel"]), route.get("thread_ts")
+        """Show that the bot is working (unless an earlier attempt did), run the turn
+        (unless it already has its reply), hand over to a person if the model asked, and
+        deliver the answer; None when it could not be delivered (the inbox tries again)."""
+        message = entry.message
         if not message.text:
             reply = Reply(text=wording.EMPTY_MESSAGE)
-            return reply if await self._post(channel, thread_ts, reply.text) else None
-        placeholder = route.get("placeholder")
-        if placeholder is None and route.get("posting"):
-            placeholder = await self._find_placeholder(channel, thread_ts, route.get("ts"))
-        if placeholder is None:
-            # Marked first: if the process dies before the placeholder's ts is recorded,
-            # the next attempt looks for it instead of posting a second one.
-            await self.inbox.update_route(entry, {"posting": True})
-            placeholder = await self._post(channel, thread_ts, f"_{wording.WORKING}_")
-            if placeholder is None:
-                return None  # could not post here at all: running the engine would help nobody
-            await self.inbox.update_route(entry, {"placeholder": placeholder})
-
-        async def progress(status: str) -> None:
-            await self._update(channel, placeholder, f"_{status}_")  # a missed status is fine
-
+            placeholder = self._placeholder(entry)
+            return reply if await placeholder.post(reply.text) else None
+        surface = self._surface(entry)
+        if not await surface.open():
+            return None  # could not post here at all: running the engine would help nobody
         if entry.reply is None:
-            message = await self._with_user_facts(message)
+            message = await self.people.with_facts(message)
         reply = entry.reply or await self.engine.handle(
-            message, progress=progress, resume=entry.progress
+            message, progress=surface.progress, resume=entry.progress, calls=surface.call
         )
-        cards: dict[str, str] = dict(route.get("cards") or {})
+        handoff, desk = reply.handoff, self.handoff
+        if handoff is not None and desk is not None and not await desk.post(entry, handoff):
+            return None  # the team was not told: tried again (the reply is kept)
+        cards: dict[str, str] = dict(entry.route.get("cards") or {})
         if reply.confirmations:
-            await self._update(channel, placeholder, f"_{reply.text}_")
+            await surface.waiting(reply.text)
             return reply if await self.cards.show(entry, reply, cards) else None
-        await self.cards.close(channel, cards)
-        pieces = split_message(to_mrkdwn(reply.text), MESSAGE_LIMIT) or [wording.EMPTY_ANSWER]
-        if not await self._update(channel, placeholder, pieces[0]):
-            return None  # not delivered: the inbox tries again (the reply is kept)
-        for piece in pieces[1:]:
-            await self._post(channel, thread_ts, piece)
-        return reply
+        await self.cards.close(str(entry.route["channel"]), cards)
+        return reply if await surface.deliver(reply.text) else None
 
-    async def _with_user_facts(self, message: IncomingMessage) -> IncomingMessage:
-        """The message with what some actions need to know about its user and Slack must
-        be asked for: the email (`from = "user.email"`), admin or not (`audience`)."""
-        facts: dict[str, object] = {}
-        if self._needs_email or self._needs_name:
-            email, name = await self._profile(message.user_id)
-            facts.update(user_email=email, user_name=message.user_name or name)
-        if self._needs_admin:
-            facts["is_admin"] = await self.is_admin(message.user_id)
-        return message.model_copy(update=facts) if facts else message
-
-    async def _profile(self, user: str) -> tuple[str, str]:
-        """The user's email (`users:read.email`) and display name from their Slack profile,
-        cached for an hour; "" for what Slack does not say (an action needing it then gets
-        a tool error, not a guess)."""
-        known = self._profiles.get(user)
-        if known is not None and known[2] > self.clock():
-            return known[0], known[1]
-        info = await self._call(self.client.users_info, user=user)
-        profile = (info or {}).get("user", {}).get("profile", {})
-        email = str(profile.get("email") or "")
-        name = str(profile.get("display_name") or profile.get("real_name") or "")
-        if info is not None:
-            self._profiles[user] = (email, name, self.clock() + EMAIL_TTL_SECONDS)
-        return email, name
-
-    async def _find_placeholder(
-        self, channel: str, thread_ts: str | None, after: str | None
-    ) -> str | None:
-        """The placeholder an earlier attempt posted without recording it: the bot's first
-        "Working on it…" after the customer's message in this conversation (later turns of
-        the conversation wait for this one, so it can only be this turn's)."""
-        if thread_ts:
-            found = await self._call(
-                self.client.conversations_replies, channel=channel, ts=thread_ts, oldest=after
-            )
-        else:
-            found = await self._call(
-                self.client.conversations_history, channel=channel, oldest=after
-            )
-        mine = [
-            m
-            for m in (found or {}).get("messages", [])
-            if m.get("user") == self.bot_user_id and m.get("text") == f"_{wording.WORKING}_"
-        ]
-        return min((str(m["ts"]) for m in mine), key=float, default=None)
-
-    async def _post(self, channel: str, thread_ts: str | None, text: str) -> str | None:
-        response = await self._call(
-            self.client.chat_postMessage, channel=channel, thread_ts=thread_ts, text=text
+    def _placeholder(self, entry: InboxEntry) -> Placeholder:
+        return Placeholder(
+            api=self.api, inbox=self.inbox, entry=entry, bot_user_id=self.bot_user_id
         )
-        return None if response is None else str(response.get("ts"))
 
-    async def _update(self, channel: str, ts: str, text: str) -> bool:
-        response = await self._call(self.client.chat_update, channel=channel, ts=ts, text=text)
-        return response is not None
-
-    async def _call(
-        self, method: Callable[..., Awaitable[Any]], **kwargs: Any
-    ) -> dict[str, Any] | None:
-        """A Web API call whose failure is logged with what to do, not raised."""
-        try:
-            response = await method(**{k: v for k, v in kwargs.items() if v is not None})
-        except SlackApiError as exc:
-            error = str(exc.response.get("error", "unknown_error"))
-            hint = _HINTS.get(error, "see Slack's documentation for this error")
-            logger.warning(
-                "Slack %s failed in %s: %s; %s", method.__name__, kwargs.get("channel"), error, hint
+    def _surface(self, entry: InboxEntry) -> Placeholder | StreamTurn:
+        """How this turn answers: streamed in an assistant thread (also when an earlier
+        attempt started a stream), else with a placeholder edited into the answer."""
+        route = entry.route
+        if route.get("assistant") and (self.assistant.available or route.get("stream")):
+            return self.assistant.turn(
+                entry, self._placeholder(entry), bot_user_id=self.bot_user_id
             )
-            return None
-        return dict(response.data) if isinstance(response.data, dict) else {}
+        return self._placeholder(entry)
 
     # --- /actions -----------------------------------------------------------------------
 
@@ -401,12 +346,20 @@ class SlackAdapter:
         user = str(command.get("user_id", ""))
         text = str(command.get("text", ""))
         team = str(command.get("team_id", ""))
-        work = self._run_admin(user, text, respond, team=team)
+        where = f"{PLATFORM}:{command.get('channel_id', '')}"
+        work = self._run_admin(user, text, respond, team=team, where=where)
         self.turns.spawn(work, name=f"slack /actions by {user}", queued=False)
 
     async def _run_admin(
-        self, user: str, text: str, respond: Callable[..., Awaitable[Any]], *, team: str
+        self,
+        user: str,
+        text: str,
+        respond: Callable[..., Awaitable[Any]],
+        *,
+        team: str,
+        where: str,
     ) -> None:
+        """`/actions TEXT` run in `where` (`slack:<channel>`: what `resume` resumes)."""
         if team != self.team_id:
             logger.warning("refused /actions %r from slack:%s of another team %s", text, user, team)
             await respond(text=wording.NOT_ADMIN, response_type="ephemeral")
@@ -415,21 +368,11 @@ class SlackAdapter:
             logger.info("refused /actions %r from non-admin slack:%s", text, user)
             await respond(text=wording.NOT_ADMIN, response_type="ephemeral")
             return
-        result = await self.admin.execute(text, actor=f"{PLATFORM}:{user}")
+        result = await self.admin.execute(text, actor=f"{PLATFORM}:{user}", where=where)
         await respond(
             text=fallback_text(result), blocks=admin_blocks(result), response_type="ephemeral"
         )
 
     async def is_admin(self, user: str) -> bool:
-        """An id in ACTIONBOT_ADMINS, or a workspace admin or owner (cached for 5 minutes).
-        The caller has checked that the command comes from the bot's own workspace."""
-        return await self.admins.allowed(PLATFORM, user, lambda: self._workspace_admin(user))
-
-    async def _workspace_admin(self, user: str) -> bool | None:
-        info = await self._call(self.client.users_info, user=user)
-        if info is None:
-            return None  # Slack could not say: no, and asked again next time
-        profile = info.get("user", {})
-        return bool(
-            profile.get("is_admin") or profile.get("is_owner") or profile.get("is_primary_owner")
-        )
+        """An id in ACTIONBOT_ADMINS, or a workspace admin or owner (cached for 5 minutes)."""
+        return await self.people.is_admin(user)

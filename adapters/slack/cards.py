@@ -10,20 +10,17 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.format import (
-    CANCEL_ACTION,
-    CONFIRM_ACTION,
-    confirmation_blocks,
-    confirmation_outcome_blocks,
-)
+from adapters.slack.blocks import MAX_FIELD_TEXT, Block, button, clip, context, fields, section
+from adapters.slack.format import escape
 from bot import wording
 from bot.delivery import Inbox
 from bot.store import InboxEntry
-from bot.types import Reply
-
-__all__ = ["CANCEL_ACTION", "CONFIRM_ACTION", "Cards"]
+from bot.types import Confirmation, Reply
 
 logger = logging.getLogger(__name__)
+
+CONFIRM_ACTION = "actionbot_confirm"
+CANCEL_ACTION = "actionbot_cancel"
 
 ApiCall = Callable[..., Awaitable[dict[str, Any] | None]]
 """The adapter's Web API call: a failure is logged with what to do, and None."""
@@ -116,3 +113,32 @@ class Cards:
             return
         text = wording.click_refusal(outcome, found.requester if found else None)
         await respond(text=text, response_type="ephemeral", replace_original=False)
+
+
+def confirmation_blocks(confirmation: Confirmation) -> list[Block]:
+    """The card: the action, every value the AI chose, Confirm and Cancel (the token in
+    both buttons)."""
+    values = [
+        f"*{escape(str(k))}*\n{escape(clip(str(v), MAX_FIELD_TEXT - 40))}"
+        for k, v in confirmation.arguments.items()
+    ]
+    title = f"*Confirm {escape(confirmation.display_name or confirmation.action)}?*"
+    blocks: list[Block] = [section(title)]
+    if values:
+        blocks.append(fields(values))
+    blocks.append(
+        {
+            "type": "actions",
+            "block_id": "actionbot_confirmation",
+            "elements": [
+                button("Confirm", CONFIRM_ACTION, confirmation.token, "primary"),
+                button("Cancel", CANCEL_ACTION, confirmation.token, "danger"),
+            ],
+        }
+    )
+    return blocks
+
+
+def confirmation_outcome_blocks(confirmation: Confirmation, outcome: str) -> list[Block]:
+    """The card once answered (or expired): the same details, the outcome, no buttons."""
+    return [*confirmation_blocks(confirmation)[:-1], context(escape(outcome))]

@@ -50,7 +50,9 @@ BOT_ID = "BBOT"
 TEAM_ID = "T1"
 APP_ID = "A1"
 FIRST_TS_SECONDS = 1_700_000_000
-SCOPES = "app_mentions:read,chat:write,commands,im:history,users:read,channels:read"
+SCOPES = "app_mentions:read,chat:write,commands,im:history,users:read,channels:read,assistant:write"
+STREAM_TEXT_LIMIT = 12_000
+"""Characters of `markdown_text` Slack takes in one stream call."""
 
 Params: TypeAlias = dict[str, Any]
 Handler: TypeAlias = Callable[["ApiCall"], Params]
@@ -89,6 +91,8 @@ class SlackChannel:
     is_im: bool = False
     is_private: bool = False
     user: str | None = None
+    is_member: bool = True
+    is_archived: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,8 @@ class _Failure:
     status: int = 200
     headers: Mapping[str, str] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    when: Callable[[Params], bool] | None = None
+    """Only calls whose params match fail; others pass it by (it stays queued)."""
 
 
 class SlackApiFailure(Exception):
@@ -151,6 +157,12 @@ class FakeSlack(LoopbackServer):
             "conversations.replies": self._conversations_replies,
             "apps.connections.open": self._apps_connections_open,
             "assistant.threads.setStatus": self._assistant_threads_set_status,
+            "assistant.threads.setSuggestedPrompts": self._assistant_threads_set_prompts,
+            "assistant.threads.setTitle": self._assistant_threads_set_title,
+            "chat.startStream": self._chat_start_stream,
+            "chat.appendStream": self._chat_append_stream,
+            "chat.stopStream": self._chat_stop_stream,
+            "chat.getPermalink": self._chat_get_permalink,
         }
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -187,14 +199,24 @@ class FakeSlack(LoopbackServer):
         *,
         times: int = 1,
         extra: Mapping[str, Any] | None = None,
+        when: Callable[[Params], bool] | None = None,
     ) -> None:
-        """Answer the next `times` calls to `method` with `{"ok": false, "error": error}`."""
-        failure = _Failure(error, extra=dict(extra or {}))
+        """Answer the next `times` calls to `method` (those whose params satisfy `when`, if
+        given) with `{"ok": false, "error": error}`."""
+        failure = _Failure(error, extra=dict(extra or {}), when=when)
         self._failures[method].extend([failure] * times)
 
-    def rate_limit_next(self, method: str, retry_after: int = 1, *, times: int = 1) -> None:
-        """Answer the next `times` calls to `method` with HTTP 429 and `Retry-After`."""
-        failure = _Failure("ratelimited", 429, {"Retry-After": str(retry_after)})
+    def rate_limit_next(
+        self,
+        method: str,
+        retry_after: int = 1,
+        *,
+        times: int = 1,
+        when: Callable[[Params], bool] | None = None,
+    ) -> None:
+        """Answer the next `times` calls to `method` (those whose params satisfy `when`, if
+        given) with HTTP 429 and `Retry-After`."""
+        failure = _Failure("ratelimited", 429, {"Retry-After": str(retry_after)}, when=when)
         self._failures[method].extend([failure] * times)
 
     def add_user(
@@ -223,9 +245,20 @@ class FakeSlack(LoopbackServer):
         is_im: bool = False,
         is_private: bool = False,
         user: str | None = None,
+        is_member: bool = True,
+        is_archived: bool = False,
     ) -> SlackChannel:
-        """Register a conversation; unregistered ids are typed by prefix (D: DM, G: private)."""
-        channel = SlackChannel(channel_id, name or channel_id.lower(), is_im, is_private, user)
+        """Register a conversation; unregistered ids are typed by prefix (D: DM, G: private)
+        and have the bot as a member."""
+        channel = SlackChannel(
+            channel_id,
+            name or channel_id.lower(),
+            is_im,
+            is_private,
+            user,
+            is_member,
+            is_archived,
+        )
         self._channels[channel_id] = channel
         return channel
 
@@ -241,6 +274,19 @@ class FakeSlack(LoopbackServer):
     def messages(self, channel: str) -> list[dict[str, Any]]:
         """Messages the bot posted in `channel` and has not deleted, with updates applied."""
         return list(self._messages[channel].values())
+
+    def stream(self, channel: str, ts: str) -> dict[str, Any]:
+        """A streamed message as it stands: `text` (the Markdown so far), `tasks` (each task
+        card's latest state by id, in the order they first appeared), `streaming` (False
+        once stopped) and every `chunks` entry received."""
+        message = self._messages[channel].get(ts)
+        if message is None or "streaming" not in message:
+            raise AssertionError(f"FakeSlack: no streamed message {ts} in {channel}")
+        return message
+
+    def streams(self, channel: str) -> list[dict[str, Any]]:
+        """Every streamed message of `channel`, oldest first."""
+        return [m for m in self._messages[channel].values() if "streaming" in m]
 
     def response_url(self, key: str | None = None) -> str:
         """A response URL on the fake; what is posted to it is kept under `key`."""
@@ -326,7 +372,7 @@ class FakeSlack(LoopbackServer):
         method = request.match_info["method"]
         call = await _parse_call(method, request)
         await self._notify(lambda: self.api_calls.append(call))
-        if self._failures[method]:
+        if self._failures[method] and self._fails(self._failures[method][0], call):
             return _failure_response(self._failures[method].popleft())
         try:
             self._check_token(call)
@@ -341,6 +387,10 @@ class FakeSlack(LoopbackServer):
         await self._notify(lambda: None)  # the call's effect (e.g. a posted message) is visible
         headers = {"x-oauth-scopes": SCOPES} if method == "auth.test" else {}
         return web.json_response(body, headers=headers)
+
+    @staticmethod
+    def _fails(failure: _Failure, call: ApiCall) -> bool:
+        return failure.when is None or failure.when(call.params)
 
     async def _handle_response_url(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -501,6 +551,71 @@ class FakeSlack(LoopbackServer):
             raise SlackApiFailure("invalid_arguments")
         return {}
 
+    def _assistant_threads_set_prompts(self, call: ApiCall) -> Params:
+        _required(call, "channel_id", "channel_not_found")
+        prompts = call.params.get("prompts")
+        if isinstance(prompts, str):
+            prompts = json.loads(prompts)
+        if not isinstance(prompts, list) or not 1 <= len(prompts) <= 4:
+            raise SlackApiFailure("invalid_arguments")
+        if not all(p.get("title") and p.get("message") for p in prompts):
+            raise SlackApiFailure("invalid_arguments")
+        return {}
+
+    def _assistant_threads_set_title(self, call: ApiCall) -> Params:
+        _required(call, "channel_id", "channel_not_found")
+        _required(call, "thread_ts", "invalid_arguments")
+        _required(call, "title", "invalid_arguments")
+        return {}
+
+    def _chat_start_stream(self, call: ApiCall) -> Params:
+        """A new streamed message, a reply in `thread_ts`; its text and task cards grow
+        with `appendStream` until `stopStream`."""
+        channel = _required(call, "channel", "channel_not_found")
+        thread_ts = _required(call, "thread_ts", "invalid_arguments")
+        ts = self.next_ts()
+        message: dict[str, Any] = {
+            "type": "message",
+            "user": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "app_id": self.app_id,
+            "team": self.team_id,
+            "text": "",
+            "ts": ts,
+            "thread_ts": thread_ts,
+            "streaming": True,
+            "tasks": {},
+            "chunks": [],
+            "task_display_mode": call.params.get("task_display_mode", "timeline"),
+        }
+        _grow(message, call.params)
+        self._messages[channel][ts] = message
+        return {"channel": channel, "ts": ts}
+
+    def _chat_append_stream(self, call: ApiCall) -> Params:
+        message = self._streaming_message(call)
+        _grow(message, call.params)
+        return {"channel": call.params["channel"], "ts": message["ts"]}
+
+    def _chat_stop_stream(self, call: ApiCall) -> Params:
+        message = self._streaming_message(call)
+        _grow(message, call.params)
+        message.update(_message_fields(call.params))
+        message["streaming"] = False
+        return {"channel": call.params["channel"], "ts": message["ts"], "message": message}
+
+    def _streaming_message(self, call: ApiCall) -> dict[str, Any]:
+        message = self._existing_message(call)
+        if not message.get("streaming"):
+            raise SlackApiFailure("message_not_in_streaming_state")
+        return message
+
+    def _chat_get_permalink(self, call: ApiCall) -> Params:
+        channel = _required(call, "channel", "channel_not_found")
+        ts = _required(call, "message_ts", "message_not_found")
+        link = f"https://fake-team.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+        return {"channel": channel, "permalink": link}
+
     # -- waiting -----------------------------------------------------------------------
 
     async def _notify(self, change: Callable[[], object]) -> None:
@@ -559,6 +674,28 @@ def _message_fields(params: Params) -> dict[str, Any]:
     return fields
 
 
+def _grow(message: dict[str, Any], params: Params) -> None:
+    """Apply a stream call's `markdown_text` and `chunks` to the streamed message: text is
+    appended, a `task_update` replaces its card's fields by id."""
+    chunks = params.get("chunks") or []
+    if isinstance(chunks, str):
+        chunks = json.loads(chunks)
+    text = params.get("markdown_text") or ""
+    if len(text) > STREAM_TEXT_LIMIT:
+        raise SlackApiFailure("msg_too_long")
+    message["text"] += text
+    for chunk in chunks:
+        message["chunks"].append(chunk)
+        if chunk.get("type") == "markdown_text":
+            message["text"] += chunk.get("text", "")
+        elif chunk.get("type") == "task_update":
+            if not chunk.get("id") or not chunk.get("title") or not chunk.get("status"):
+                raise SlackApiFailure("invalid_chunks")
+            message["tasks"].setdefault(chunk["id"], {}).update(chunk)
+        else:
+            raise SlackApiFailure("invalid_chunks")
+
+
 def _failure_response(failure: _Failure) -> web.Response:
     body = {"ok": False, "error": failure.error, **failure.extra}
     return web.json_response(body, status=failure.status, headers=dict(failure.headers))
@@ -595,8 +732,8 @@ def _channel_json(channel: SlackChannel, team_id: str) -> dict[str, Any]:
         "is_im": False,
         "is_mpim": False,
         "is_private": channel.is_private,
-        "is_archived": False,
-        "is_member": True,
+        "is_archived": channel.is_archived,
+        "is_member": channel.is_member,
         "context_team_id": team_id,
         "created": 1_700_000_000,
     }
@@ -647,6 +784,32 @@ def message(
     optional = {"user": user, "thread_ts": thread_ts, "subtype": subtype, "bot_id": bot_id}
     event.update({key: value for key, value in optional.items() if value is not None})
     return event
+
+
+def assistant_thread_started(
+    user: str, channel: str, thread_ts: str, *, context_channel: str | None = None
+) -> dict[str, Any]:
+    """`assistant_thread_started`: `user` opened a new thread in the app's assistant
+    container (`channel` is their DM with the app)."""
+    context = {"channel_id": context_channel, "team_id": TEAM_ID} if context_channel else {}
+    return {
+        "type": "assistant_thread_started",
+        "assistant_thread": {
+            "user_id": user,
+            "context": context,
+            "channel_id": channel,
+            "thread_ts": thread_ts,
+        },
+        "event_ts": thread_ts,
+    }
+
+
+def assistant_thread_context_changed(
+    user: str, channel: str, thread_ts: str, *, context_channel: str
+) -> dict[str, Any]:
+    """`assistant_thread_context_changed`: the user looks at another channel."""
+    event = assistant_thread_started(user, channel, thread_ts, context_channel=context_channel)
+    return {**event, "type": "assistant_thread_context_changed"}
 
 
 def event_callback(
@@ -763,8 +926,11 @@ def block_actions(
     message_ts: str = "",
     response_url: str | None = None,
     team_id: str = TEAM_ID,
+    block_id: str = "actionbot_confirmation",
+    ephemeral: bool = False,
 ) -> dict[str, Any]:
-    """A `block_actions` payload: a click on a button of a message the bot posted."""
+    """A `block_actions` payload: a click on a button of a message the bot posted (an
+    `ephemeral` one has no `message`: the app can change it only by its response URL)."""
     payload: dict[str, Any] = {
         "type": "block_actions",
         "team": {"id": team_id, "domain": "fake-team"},
@@ -778,13 +944,16 @@ def block_actions(
         "actions": [
             {
                 "action_id": action_id,
-                "block_id": "actionbot_confirmation",
+                "block_id": block_id,
                 "value": value,
                 "type": "button",
                 "action_ts": str(time.time()),
             }
         ],
     }
+    if ephemeral:
+        payload["container"]["is_ephemeral"] = True
+        del payload["message"]
     if response_url is not None:
         payload["response_url"] = response_url
     return payload
