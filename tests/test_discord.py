@@ -32,6 +32,7 @@ from bot.runtime.tasks import Turns
 from bot.store import Store
 from bot.types import IncomingMessage
 from fakes.discord_server import (
+    APPLICATION_ID,
     BOT_USER_ID,
     INTENT_MESSAGE_CONTENT,
     MANAGE_GUILD,
@@ -102,7 +103,9 @@ class Harness:
         path = f"/interactions/{payload['id']}/{payload['token']}/callback"
         [callback] = await self.fake.wait_for("POST", path)
         if callback.json and callback.json.get("type") == 5:  # deferred: the answer follows
-            [followup] = await self.fake.wait_for("POST", "/webhooks/")
+            [followup] = await self.fake.wait_for(
+                "POST", f"/webhooks/{APPLICATION_ID}/{payload['token']}"
+            )
             answer: dict[str, Any] = followup.json or {}
             return answer
         data: dict[str, Any] = (callback.json or {}).get("data", {})
@@ -135,9 +138,8 @@ async def discord_harness(
     engine = make_engine(actions, store=store, webhooks=webhooks, model=chat_model)
     configured = settings(discord_guild=int(GUILD), **overrides)
     engine.handoff_platforms = frozenset(configured.handoff_channels)
-    admin = Admin(
-        actions=ActionSet(actions, source="test"), store=store, webhooks=webhooks, result_chars=4000
-    )
+    # One set, as `actionbot run` wires it: what admins change is what the engine offers.
+    admin = Admin(actions=engine.actions, store=store, webhooks=webhooks, result_chars=4000)
     guild = guild or guild_create(GUILD, channels=[text_channel(CHANNEL, "support")])
     async with FakeDiscord(guilds=[guild]) as fake:
         with fake.patched():
@@ -459,6 +461,10 @@ async def test_commands_synced_to_the_configured_server(harness: Harness) -> Non
         "test",
         "console",
         "resume",
+        "reload",
+        "new",
+        "edit",
+        "delete",
     }
     assert group["default_member_permissions"] in (str(MANAGE_GUILD), MANAGE_GUILD)
 

@@ -132,9 +132,11 @@ def rendered(result: AdminResult) -> tuple[str | None, list[discord.Embed], str]
     return content, embeds, dump
 
 
-def test_list_has_one_field_per_action_with_state_and_calls() -> None:
-    """A short list is one "Custom Actions" embed with a field per action."""
-    content, embeds, _ = rendered(listing(3))
+def test_list_has_one_field_per_action_with_state_calls_and_origin() -> None:
+    """A short list is one "Custom Actions" embed with a field per action, saying whether
+    it comes from the actions file or was made in chat."""
+    made = ActionRow("action_2", "Action 2", "GET", "api.example.com", True, 2, origin="chat")
+    content, embeds, _ = rendered(ActionList([*listing(2).rows, made]))
     assert content is None
     assert [e.title for e in embeds] == ["Custom Actions"]
     fields = embeds[0].fields
@@ -143,8 +145,9 @@ def test_list_has_one_field_per_action_with_state_and_calls() -> None:
         "Action 1 (action_1)",
         "Action 2 (action_2)",
     ]
-    assert fields[0].value == "GET api.example.com · 🟢 active · 0 calls"
-    assert fields[1].value == "GET api.example.com · ⚪ inactive · 1 call"
+    assert fields[0].value == "GET api.example.com · 🟢 active · 0 calls · actions file"
+    assert fields[1].value == "GET api.example.com · ⚪ inactive · 1 call · actions file"
+    assert fields[2].value == "GET api.example.com · 🟢 active · 2 calls · made in chat"
 
 
 def test_list_of_60_actions_splits_across_embeds() -> None:

@@ -8,8 +8,9 @@ Every message for the bot is written to the inbox (`bot.delivery`) before anythi
 so each message id is answered once, even when the gateway replays it after a reconnect, and
 a message whose turn a crash or a restart interrupted is answered after the restart (the
 thread it opened and the note it posted are reused). The `/actions` group lives in
-`commands` (its console buttons in `console`), posting in `posting`, the status message with
-the action calls in `progress`, confirmation cards in `confirm` and handoffs in `handoff`.
+`commands` (its console buttons in `console`, the forms of `new` and `edit` in `editor`),
+posting in `posting`, the status message with the action calls in `progress`, confirmation
+cards in `confirm` and handoffs in `handoff`.
 """
 
 from __future__ import annotations
@@ -117,6 +118,7 @@ class DiscordAdapter:
         self.cards = confirm.Cards(inbox=inbox, leases=store, display_name=self._display_name)
         confirm.register(self.client, self.cards.on_click)
         console.register(self.client, self.actions.toggle)
+        self.actions.editor.register(self.client)
         self.handoffs = handoff.HandoffPoster(
             settings=settings, inbox=inbox, find_channel=self._channel
         )

@@ -2,11 +2,13 @@
 
 Discord hides the group from members without Manage Server (`default_permissions`), but a
 server's owner can change that, so every call is checked again here (`is_admin`) before it
-runs, and so is every click on a console button (`toggle`). Action names autocomplete;
-results are rendered by `format.admin_reply` (the console with its buttons by `console`) and
-shown only to the caller. `/actions console` is Discord's spelling of a bare `/actions`
-(Discord cannot invoke a command group without a subcommand); `/actions resume` runs where
-it is typed (the thread or DM), or in the conversation it names.
+runs, and so is every click on a console button (`toggle`) and every step of a form
+(`editor`). Action names autocomplete (`edit` and `delete` offer only the actions made in
+chat); results are rendered by `format.admin_reply` (the console with its buttons by
+`console`) and shown only to the caller; `new` and `edit` answer with a form (`editor`).
+`/actions console` is Discord's spelling of a bare `/actions` (Discord cannot invoke a
+command group without a subcommand); `/actions resume` runs where it is typed (the thread
+or DM), or in the conversation it names.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from discord import app_commands
 
 from adapters.discord import wording as discord_wording
 from adapters.discord.console import console_message
+from adapters.discord.editor import ActionEditor
 from adapters.discord.format import admin_reply
 from adapters.discord.once import first_delivery
 from adapters.discord.posting import NO_PINGS
@@ -28,6 +31,7 @@ from bot.admin.access import AdminCheck
 from bot.admin.console import Console
 from bot.admin.operations import (
     USAGE,
+    ActionForm,
     Admin,
     AdminCommand,
     AdminResult,
@@ -54,9 +58,13 @@ class ActionsCommands:
         self.admins = AdminCheck(settings.admin_ids)
         self.leases = leases
         """Where console clicks are deduplicated (`once`); None: every delivery runs."""
+        self.editor = ActionEditor(
+            admin=admin, platform=platform, is_admin=self.is_admin, leases=leases
+        )
 
     def group(self) -> app_commands.Group:
-        """`/actions list|show|enable|disable|stats|test|console|resume`, for the tree."""
+        """`/actions list|show|enable|disable|stats|test|console|resume|reload|new|edit|delete`,
+        for the tree."""
         group = app_commands.Group(
             name="actions",
             description="Inspect, toggle and test Custom Actions (admins only)",
@@ -67,14 +75,21 @@ class ActionsCommands:
             matches = [n for n in self.admin.actions.names() if current.lower() in n.lower()]
             return [app_commands.Choice(name=n, value=n) for n in matches[:25]]
 
-        def simple(verb: Verb, description: str) -> None:
+        async def chat_names(
+            _: discord.Interaction, current: str
+        ) -> list[app_commands.Choice[str]]:
+            made = [a.name for a in self.admin.actions if a.origin == "chat"]
+            matches = [n for n in made if current.lower() in n.lower()]
+            return [app_commands.Choice(name=n, value=n) for n in matches[:25]]
+
+        def simple(verb: Verb, description: str, *, chat_only: bool = False) -> None:
             async def callback(interaction: discord.Interaction, name: str) -> None:
                 await self._run(interaction, AdminCommand(verb, name))
 
             command: app_commands.Command[Any, ..., None] = app_commands.Command(
                 name=verb, description=description, callback=callback
             )
-            command.autocomplete("name")(names)
+            command.autocomplete("name")(chat_names if chat_only else names)
             group.add_command(command)
 
         @group.command(name="list", description="Every action with its state and call count")
@@ -84,6 +99,19 @@ class ActionsCommands:
         simple("show", "One action's definition (secrets masked)")
         simple("enable", "Offer the action to the AI again")
         simple("disable", "Stop offering the action to the AI (nothing is deleted)")
+        simple("edit", "Change an action made in chat, in a form", chat_only=True)
+        simple(
+            "delete", "Delete an action made in chat (its calls stay in the stats)", chat_only=True
+        )
+
+        @group.command(name="new", description="Make an action in a form")
+        async def new(interaction: discord.Interaction) -> None:
+            await self._run(interaction, AdminCommand("new"))
+
+        @group.command(name="reload", description="Read the actions file again now")
+        async def reload(interaction: discord.Interaction) -> None:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            await self._run(interaction, AdminCommand("reload"))
 
         @group.command(name="stats", description="Calls, failures, latency and last error")
         @app_commands.autocomplete(name=names)
@@ -128,8 +156,11 @@ class ActionsCommands:
             result = await self.admin.perform(command, actor=actor, where=where)
         else:
             result = command
+        if isinstance(result, ActionForm):
+            await self.editor.open(interaction, result)
+            return
         if isinstance(result, Console):
-            embeds, view = console_message(result)
+            embeds, view = console_message(result, chat=self._made_in_chat())
             await _respond(interaction, None, embeds, view)
             return
         content, embeds = admin_reply(result)
@@ -147,8 +178,11 @@ class ActionsCommands:
             return
         actor = f"{self.platform}:{user}"
         console = await self.admin.toggle_from_console(name, active, actor=actor)
-        embeds, view = console_message(console)
+        embeds, view = console_message(console, chat=self._made_in_chat())
         await interaction.response.edit_message(embeds=embeds, view=view)
+
+    def _made_in_chat(self) -> frozenset[str]:
+        return frozenset(a.name for a in self.admin.actions if a.origin == "chat")
 
     def is_admin(self, interaction: discord.Interaction) -> bool:
         """An id in ACTIONBOT_ADMINS, or a member with Manage Server in the operator's own

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import discord
@@ -121,9 +121,12 @@ def register(client: discord.Client, on_toggle: OnToggle) -> None:
     client.add_dynamic_items(ToggleButton, TogglePick)
 
 
-def console_message(console: Console) -> tuple[list[discord.Embed], discord.ui.View]:
-    """The console's embeds and its buttons (or selects)."""
-    return to_embeds(console_cards(console)), console_view(console)
+def console_message(
+    console: Console, *, chat: Collection[str] = ()
+) -> tuple[list[discord.Embed], discord.ui.View]:
+    """The console's embeds and its buttons (or selects); `chat` names the actions made in
+    chat (the others come from the actions file)."""
+    return to_embeds(console_cards(console, chat=chat)), console_view(console)
 
 
 def console_view(console: Console) -> discord.ui.View:

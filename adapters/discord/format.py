@@ -4,13 +4,15 @@
 Discord's 2000 characters, embeds within its embed limits (`embeds`). Long lists become a
 code-block table cut at a whole row. Text from admins and endpoints stays inert (`markdown`).
 Header values come only from `Action.masked_headers()`, never from the resolved secrets. Times
-are Discord timestamps (`<t:UNIX:f>`), shown in each reader's own time zone. The console is a
-field per action (its buttons are added by `console`); `stats NAME` adds the last 24 hours as
-a sparkline. A result without a Discord layout is shown as its plain text.
+are Discord timestamps (`<t:UNIX:f>`), shown in each reader's own time zone. The list and the
+console say where each action comes from (the actions file, or made in chat). The console is
+a field per action (its buttons are added by `console`); `stats NAME` adds the last 24 hours
+as a sparkline. A result without a Discord layout is shown as its plain text.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 import discord
@@ -48,16 +50,21 @@ from bot.admin.console import (
 )
 from bot.admin.operations import (
     USAGE,
+    ActionDeleted,
     ActionDetail,
     ActionList,
+    ActionProblems,
     ActionRow,
+    ActionSaved,
     AdminResult,
     Notice,
+    Reloaded,
     StatsReport,
     TestReport,
     Toggled,
     render_text,
 )
+from bot.admin.render import render_saved
 from bot.store import ActionStats, RecentActivity
 
 MAX_CONTENT = 2000
@@ -74,6 +81,10 @@ the AI description within the message's 6000 characters."""
 LIST_TITLE = "Custom Actions"
 CONSOLE_TITLE = "Custom Actions: console"
 STATS_TITLE = "Action stats"
+RELOADED_TITLE = "Actions reloaded"
+NOT_RELOADED_TITLE = "Actions file not reloaded"
+NOT_SAVED_TITLE = "Not saved"
+ORIGINS = {"file": "actions file", "chat": "made in chat"}
 ACTIVE = "🟢 active"
 INACTIVE = "⚪ inactive"
 
@@ -87,6 +98,15 @@ def admin_reply(result: AdminResult) -> tuple[str | None, list[discord.Embed]]:
             return _notice(result), []
         case Resumed():
             return clip(safe(render_resumed(result)), MAX_CONTENT), []
+        case ActionSaved():
+            return clip(f"✅ {safe(render_saved(result))}", MAX_CONTENT), []
+        case ActionDeleted():
+            deleted = f"🗑️ {inline_code(result.name)} is deleted; its calls stay in the stats."
+            return clip(deleted, MAX_CONTENT), []
+        case Reloaded():
+            cards = _reloaded_cards(result)
+        case ActionProblems():
+            cards = _problems_cards(result)
         case Console():
             cards = console_cards(result)
         case ActionList():
@@ -137,16 +157,17 @@ def _list_cards(result: ActionList) -> list[Card]:
     if packed is not None:
         return packed
     rows = [
-        [r.name, "active" if r.active else "inactive", str(r.calls), _endpoint(r)]
+        [r.name, "active" if r.active else "inactive", str(r.calls), r.origin, _endpoint(r)]
         for r in result.rows
     ]
-    description = _table(["NAME", "STATE", "CALLS", "ENDPOINT"], rows, command="list")
+    description = _table(["NAME", "STATE", "CALLS", "FROM", "ENDPOINT"], rows, command="list")
     return [Card(colour, LIST_TITLE, description, footer=footer)]
 
 
 def _row_value(row: ActionRow) -> str:
     state = ACTIVE if row.active else INACTIVE
-    return safe(f"{_endpoint(row)} · {state} · {_count(row.calls, 'call')}")
+    origin = ORIGINS.get(row.origin, row.origin)
+    return safe(f"{_endpoint(row)} · {state} · {_count(row.calls, 'call')} · {origin}")
 
 
 def _endpoint(row: ActionRow) -> str:
@@ -244,15 +265,16 @@ def _recent_field(recent: RecentActivity) -> EmbedField:
     return embed_field(f"Last {hours} h, calls per hour (oldest first)", "\n".join(lines))
 
 
-def console_cards(console: Console) -> list[Card]:
-    """`/actions console`: a field per action (its last 24 hours); the buttons are added by
-    `console.console_view`. What the last button did is the description."""
+def console_cards(console: Console, *, chat: Collection[str] = ()) -> list[Card]:
+    """`/actions console`: a field per action (its last 24 hours, and "made in chat" for the
+    actions named in `chat`); the buttons are added by `console.console_view`. What the last
+    button did is the description."""
     colour = discord.Colour.blurple()
     if not console.rows:
         return [Card(colour, CONSOLE_TITLE, render_console(console))]
     active = sum(r.active for r in console.rows)
     footer = f"Last 24 hours · {_count(len(console.rows), 'action')} · {active} active"
-    fields = [_console_field(row) for row in console.rows]
+    fields = [_console_field(row, made_in_chat=row.name in chat) for row in console.rows]
     cards = pack(fields, title=CONSOLE_TITLE, colour=colour, footer=footer)
     if cards is None:
         rows = [
@@ -266,13 +288,49 @@ def console_cards(console: Console) -> list[Card]:
     return cards
 
 
-def _console_field(row: ConsoleRow) -> EmbedField:
+def _console_field(row: ConsoleRow, *, made_in_chat: bool) -> EmbedField:
     state = ACTIVE if row.active else INACTIVE
+    origin = ORIGINS["chat" if made_in_chat else "file"]
     value = (
-        f"{inline_code(row.name)} · {state}\n{_count(row.calls, 'call')} · "
+        f"{inline_code(row.name)} · {state} · {origin}\n{_count(row.calls, 'call')} · "
         f"{percent(row.success_rate)} ok · p95 {milliseconds(row.p95_latency_ms)}"
     )
     return embed_field(safe(row.display_name), value, inline=True)
+
+
+def _reloaded_cards(result: Reloaded) -> list[Card]:
+    """`/actions reload`: what changed, or every problem that kept the actions in use."""
+    if not result.ok:
+        lines = [f"• {prose(problem)}" for problem in result.problems]
+        intro = "The actions in use stay as they were. Fix these, save, and the bot reloads:"
+        return [
+            Card(
+                discord.Colour.orange(),
+                NOT_RELOADED_TITLE,
+                safe(f"{result.source}: {intro}"),
+                line_fields("Problems", lines),
+            )
+        ]
+    changes = [
+        embed_field(what, ", ".join(inline_code(n) for n in names))
+        for what, names in (
+            ("Added", result.added),
+            ("Removed", result.removed),
+            ("Changed", result.changed),
+        )
+        if names
+    ]
+    said = f"From {safe(result.source)}." + ("" if changes else " No change.")
+    return [Card(discord.Colour.green(), RELOADED_TITLE, said, changes)]
+
+
+def _problems_cards(result: ActionProblems) -> list[Card]:
+    """A form that was not saved: each problem with its field."""
+    lines = [
+        f"**{safe(problem.field or 'action')}**: {safe(problem.message)}"
+        for problem in result.problems
+    ]
+    return [Card(discord.Colour.orange(), NOT_SAVED_TITLE, None, line_fields("Fix these", lines))]
 
 
 def _test_cards(report: TestReport) -> list[Card]:

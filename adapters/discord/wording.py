@@ -5,6 +5,7 @@ NOT_ADMIN_DISCORD = (
     "Sorry, only admins can use /actions: members with Manage Server, or the ids in "
     "ACTIONBOT_ADMINS."
 )
+DRAFT_CANCELLED = "Cancelled: nothing was saved."
 DISCORD_LOGIN_REJECTED = (
     "Discord rejected DISCORD_TOKEN. Copy the bot token from the Developer Portal → your "
     "application → Bot → Reset Token, and put it in DISCORD_TOKEN."
@@ -49,4 +50,19 @@ def handoff_channel_kind(channel: str, kind: object) -> str:
     return (
         f"ACTIONBOT_HANDOFF_CHANNEL discord:{channel}: that is a {kind} channel, not a text "
         "channel of a server; give the id of a text channel."
+    )
+
+
+def draft_gone(minutes: int) -> str:
+    return (
+        "This form is no longer open: it was saved or cancelled, or its draft expired (a draft "
+        f"is kept for {minutes} minutes after the last step, in the bot's memory, so a restart "
+        "discards it). Run /actions new (or /actions edit NAME) again."
+    )
+
+
+def draft_footer(minutes: int) -> str:
+    return (
+        f"Only you see this draft. It is kept for {minutes} minutes after your last step, in "
+        "the bot's memory (a restart discards it); nothing is saved until you press Save."
     )

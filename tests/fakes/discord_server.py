@@ -23,8 +23,12 @@ error JSON (`{"message", "code"}`), 429 with ``retry_after`` and a ``Via`` heade
 one discord.py assumes a Cloudflare ban and does not retry), a MESSAGE_CREATE echo of the
 bot's own channel messages, THREAD_CREATE for threads it creates, "Unknown interaction" for
 a callback to an interaction never dispatched, "already acknowledged" on a second one, an
-UPDATE_MESSAGE callback editing the message whose button was clicked, and a guild and its
+UPDATE_MESSAGE callback editing the message whose button (or whose button's modal) was used,
+a MODAL callback kept as the modal the user sees (`interaction_modal`), and refused, as
+Discord refuses it, when it breaks a modal rule (title and label lengths, at most five
+top-level components, a pre-filled value longer than its input allows…), and a guild and its
 members (with their roles) over REST, from which a client computes its own permissions.
+`modal_submit` builds the MODAL_SUBMIT a user's client sends for a modal the bot showed.
 It does not enforce permissions (not even a command's ``default_member_permissions``), rate
 limits you did not script, or message content rules.
 
@@ -99,6 +103,8 @@ LOADING = 1 << 7  # message flag of a deferred ("thinking") response
 # Interaction types and callback types.
 APPLICATION_COMMAND = 2
 MESSAGE_COMPONENT = 3
+MODAL_SUBMIT = 5
+MODAL = 9
 DEFERRED_UPDATE_MESSAGE = 6
 UPDATE_MESSAGE = 7
 AUTOCOMPLETE = 4
@@ -175,6 +181,7 @@ class _Interaction:
     data: dict[str, Any]
     acknowledged: bool = False
     original: dict[str, Any] | None = None
+    modal: dict[str, Any] | None = None
 
 
 class DiscordError(Exception):
@@ -361,6 +368,12 @@ class FakeDiscord(LoopbackServer):
         """The message an interaction's response created (ephemeral ones too), as it is now."""
         interaction = self._interactions.get(token)
         return None if interaction is None else interaction.original
+
+    def interaction_modal(self, token: str) -> dict[str, Any] | None:
+        """The modal an interaction was answered with (``custom_id``, ``title``,
+        ``components``), as the user sees it."""
+        interaction = self._interactions.get(token)
+        return None if interaction is None else interaction.modal
 
     def commands(self, guild_id: str | int | None = None) -> list[dict[str, Any]]:
         """The application commands last bulk-overwritten globally or for `guild_id`."""
@@ -894,10 +907,16 @@ class FakeDiscord(LoopbackServer):
             raise DiscordError(404, 10062, "Unknown interaction")
         if interaction.acknowledged:
             raise DiscordError(400, 40060, "Interaction has already been acknowledged.")
-        interaction.acknowledged = True
         body = await _body(request) or {}
         kind, data = body.get("type"), body.get("data") or {}
-        if kind in (CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE):
+        if kind == MODAL:
+            _check_modal(data, opened_by=interaction.data["type"])
+        if kind in (CHANNEL_MESSAGE, UPDATE_MESSAGE):
+            _check_components(data.get("components") or [])
+        interaction.acknowledged = True
+        if kind == MODAL:
+            interaction.modal = data
+        elif kind in (CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE):
             interaction.original = self._interaction_message(interaction, data, kind)
         elif kind == UPDATE_MESSAGE:
             self._update_clicked_message(interaction, data)
@@ -1250,6 +1269,58 @@ def component_interaction(
     return payload | _interaction_context(channel_id, guild_id, invoker, permissions)
 
 
+def modal_submit(
+    modal: Mapping[str, Any],
+    values: Mapping[str, str],
+    *,
+    channel_id: str | int,
+    guild_id: str | int | None = None,
+    invoker: Mapping[str, Any] = DEFAULT_USER,
+    permissions: int = EVERYONE_PERMISSIONS,
+    message: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The INTERACTION_CREATE a client sends when the user submits `modal` (as the bot sent
+    it): each input as Discord reports it, inside its label, with the pre-filled value or
+    the default options unless `values` (by input ``custom_id``) says what the user typed or
+    chose. `message` is the message whose component opened the modal, if one did."""
+    ids = itertools.count(1)
+
+    def answered(component: Mapping[str, Any]) -> dict[str, Any]:
+        custom_id = component["custom_id"]
+        item: dict[str, Any] = {"type": component["type"], "id": next(ids)}
+        item["custom_id"] = custom_id
+        if component["type"] == 4:
+            item["value"] = values.get(custom_id, component.get("value") or "")
+        else:
+            chosen = [o["value"] for o in component.get("options", []) if o.get("default")]
+            item["values"] = [values[custom_id]] if custom_id in values else chosen
+        return item
+
+    components = []
+    for top in modal["components"]:
+        if top["type"] == 18:
+            label_id = next(ids)
+            components.append({"type": 18, "id": label_id, "component": answered(top["component"])})
+        elif top["type"] == 1:
+            components.append({"type": 1, "components": [answered(c) for c in top["components"]]})
+    payload: dict[str, Any] = {
+        "id": new_snowflake(),
+        "application_id": APPLICATION_ID,
+        "type": MODAL_SUBMIT,
+        "data": {"custom_id": modal["custom_id"], "components": components},
+        "channel_id": str(channel_id),
+        "token": f"itoken-{uuid.uuid4().hex}",
+        "version": 1,
+        "locale": "en-US",
+        "app_permissions": str(EVERYONE_PERMISSIONS),
+        "attachment_size_limit": 10 * 1024 * 1024,
+        "entitlements": [],
+    }
+    if message is not None:
+        payload["message"] = dict(message)
+    return payload | _interaction_context(channel_id, guild_id, invoker, permissions)
+
+
 def _interaction_context(
     channel_id: str | int,
     guild_id: str | int | None,
@@ -1300,6 +1371,91 @@ def _option_type(value: str | int | float | bool) -> int:
     if isinstance(value, float):
         return 10
     return 3
+
+
+# -- Discord's rules for what the bot sends -----------------------------------------------
+
+
+def _check_modal(data: Mapping[str, Any], *, opened_by: int) -> None:
+    """Refuse a modal as Discord does (400, Invalid Form Body) when it breaks a rule."""
+    problems = []
+    if opened_by == MODAL_SUBMIT:
+        problems.append("a modal submit cannot be answered with a modal")
+    if not 1 <= len(data.get("title") or "") <= 45:
+        problems.append("title: 1 to 45 characters")
+    if not 1 <= len(data.get("custom_id") or "") <= 100:
+        problems.append("custom_id: 1 to 100 characters")
+    components = data.get("components") or []
+    if not 1 <= len(components) <= 5:
+        problems.append(f"components: 1 to 5 (got {len(components)})")
+    inputs: list[str] = []
+    for top in components:
+        if top.get("type") != 18:
+            problems.append(f"a top-level component of type {top.get('type')} (use labels)")
+            continue
+        if not 1 <= len(top.get("label") or "") <= 45:
+            problems.append(f"label {top.get('label')!r}: 1 to 45 characters")
+        if len(top.get("description") or "") > 100:
+            problems.append(f"label {top.get('label')!r}: description over 100 characters")
+        inner = top.get("component") or {}
+        inputs.append(str(inner.get("custom_id")))
+        problems += _input_problems(inner)
+    if len(set(inputs)) != len(inputs):
+        problems.append("custom_id: each input needs its own")
+    if problems:
+        raise DiscordError(400, 50035, "Invalid Form Body: " + "; ".join(problems))
+
+
+def _input_problems(component: Mapping[str, Any]) -> list[str]:
+    name = component.get("custom_id")
+    if not 1 <= len(name or "") <= 100:
+        return [f"input custom_id {name!r}: 1 to 100 characters"]
+    if component.get("type") == 4:
+        value, most = component.get("value") or "", component.get("max_length") or 4000
+        problems = [] if most <= 4000 else [f"{name}: max_length over 4000"]
+        if len(value) > most:
+            problems.append(f"{name}: value longer than max_length")
+        if len(component.get("placeholder") or "") > 100:
+            problems.append(f"{name}: placeholder over 100 characters")
+        return problems
+    if component.get("type") == 3:
+        return _select_problems(component)
+    return [f"{name}: type {component.get('type')} is not an input"]
+
+
+def _select_problems(component: Mapping[str, Any]) -> list[str]:
+    name, options = component.get("custom_id"), component.get("options") or []
+    problems = [] if 1 <= len(options) <= 25 else [f"{name}: 1 to 25 options"]
+    for option in options:
+        if not 1 <= len(option.get("label") or "") <= 100:
+            problems.append(f"{name}: option label 1 to 100 characters")
+        if len(option.get("description") or "") > 100:
+            problems.append(f"{name}: option description over 100 characters")
+    if len({o.get("value") for o in options}) != len(options):
+        problems.append(f"{name}: option values must differ")
+    return problems
+
+
+def _check_components(rows: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse a message's components as Discord does: at most 5 rows, each of at most 5
+    buttons or one select, custom_ids unique and at most 100 characters."""
+    problems = [] if len(rows) <= 5 else [f"components: at most 5 rows (got {len(rows)})"]
+    custom_ids: list[str] = []
+    for row in rows:
+        items = row.get("components") or []
+        selects = [c for c in items if c.get("type") != 2]
+        if len(items) > 5 or (selects and len(items) != 1):
+            problems.append("a row holds up to 5 buttons or one select")
+        for item in items:
+            custom_ids.append(str(item.get("custom_id")))
+            if len(item.get("custom_id") or "") > 100 or len(item.get("label") or "") > 80:
+                problems.append(f"{item.get('custom_id')!r}: custom_id ≤ 100, label ≤ 80")
+            if item.get("type") == 3:
+                problems += _select_problems(item)
+    if len(set(custom_ids)) != len(custom_ids):
+        problems.append("custom_id: each component needs its own")
+    if problems:
+        raise DiscordError(400, 50035, "Invalid Form Body: " + "; ".join(problems))
 
 
 # -- small helpers --------------------------------------------------------------------------
