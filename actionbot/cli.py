@@ -484,6 +484,35 @@ def doctor() -> None:
 
 
 @app.command()
+def mcp(
+    http: Annotated[
+        bool,
+        typer.Option(
+            "--http",
+            help="Serve over streamable HTTP on ACTIONBOT_MCP_PORT (needs ACTIONBOT_MCP_TOKEN) "
+            "instead of stdin/stdout.",
+        ),
+    ] = False,
+) -> None:
+    """Serve the active actions as MCP tools to other agents (Claude Desktop, IDEs, …)."""
+    # The MCP SDK (and its web server) is imported only for this command.
+    from actionbot.mcp import HTTP_NEEDS_BEARER, serve_mcp
+
+    settings = load_settings("INFO")
+    if http and settings.mcp_token is None:
+        raise fail(HTTP_NEEDS_BEARER, 2)
+    problems = configuration_problems(settings, need_llm=False)
+    if problems:
+        raise fail(str(StartupError(problems)), 2)
+    try:
+        asyncio.run(serve_mcp(settings, http=http))
+    except DatabaseError as exc:
+        raise fail(str(exc), 1) from None
+    except ActionBotError as exc:
+        raise fail(str(exc), 2) from None
+
+
+@app.command()
 def healthcheck() -> None:
     """Exit 0 if the running bot's /healthz answers on ACTIONBOT_HTTP_HOST:ACTIONBOT_HTTP_PORT
     (Docker uses it)."""

@@ -25,6 +25,8 @@ DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_HTTP_PORT = 8080
 DEFAULT_HTTP_HOST = "127.0.0.1"
 """A bare `actionbot run` listens on loopback only; the Docker image sets 0.0.0.0."""
+DEFAULT_MCP_PORT = 8090
+"""Port of `actionbot mcp --http` (on `ACTIONBOT_HTTP_HOST`)."""
 
 DEFAULT_ACTION_TIMEOUT = 10.0
 """Seconds for one webhook call: connect, send and the whole body, as one deadline."""
@@ -128,6 +130,12 @@ class Settings(BaseSettings):
     """Address the HTTP server binds: loopback unless the operator (or the image) opens it."""
     metrics_token: SecretStr | None = Field(None, validation_alias=_env("ACTIONBOT_METRICS_TOKEN"))
     """When set, `/metrics` wants `Authorization: Bearer <token>`."""
+    mcp_port: int = Field(
+        DEFAULT_MCP_PORT, ge=0, le=65535, validation_alias=_env("ACTIONBOT_MCP_PORT")
+    )
+    """Port of `actionbot mcp --http` (0: any free port, logged at start)."""
+    mcp_token: SecretStr | None = Field(None, validation_alias=_env("ACTIONBOT_MCP_TOKEN"))
+    """The bearer token every `actionbot mcp --http` request must carry (required there)."""
 
     max_timeout: float = Field(
         DEFAULT_MAX_TIMEOUT, gt=0, validation_alias=_env("ACTIONBOT_MAX_TIMEOUT")
@@ -248,6 +256,7 @@ class Settings(BaseSettings):
             self.slack_signing_secret,
             self.discord_token,
             self.metrics_token,
+            self.mcp_token,
         )
         values = [s.get_secret_value() for s in secrets if s is not None]
         if self.database_url is not None:  # the password of the database URL, both forms
