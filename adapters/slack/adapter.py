@@ -38,12 +38,15 @@ from adapters.slack.api import Api
 from adapters.slack.assistant import AssistantThreads, StreamTurn
 from adapters.slack.cards import CANCEL_ACTION, CONFIRM_ACTION, Cards
 from adapters.slack.console import TOGGLE_ACTION, ConsoleButtons
+from adapters.slack.form_view import CALLBACK_ID
+from adapters.slack.forms import ActionForms
 from adapters.slack.handoff import HandoffChannel
 from adapters.slack.people import People
 from adapters.slack.placeholder import MESSAGE_LIMIT, Placeholder
 from adapters.slack.results import admin_blocks, fallback_text
 from bot import wording
 from bot.admin.operations import Admin
+from bot.admin.results import ActionForm
 from bot.delivery import Inbox
 from bot.engine import Engine
 from bot.errors import ConfigError
@@ -113,11 +116,18 @@ class SlackAdapter:
             call=self.api.call,
             client=self.client,
             inbox=inbox,
-            display_names={a.name: a.display_name for a in engine.actions},
+            actions=engine.actions,
             team=lambda: self.team_id,
         )
         self.console = ConsoleButtons(
             admin=admin, is_admin=self.is_admin, team=lambda: self.team_id, turns=turns
+        )
+        self.forms = ActionForms(
+            admin=admin,
+            api=self.api,
+            is_admin=self.is_admin,
+            team=lambda: self.team_id,
+            turns=turns,
         )
         self._listen()
         self._socket: AsyncSocketModeHandler | None = None
@@ -139,6 +149,7 @@ class SlackAdapter:
         self.app.action(CONFIRM_ACTION)(self.cards.on_confirm)
         self.app.action(CANCEL_ACTION)(self.cards.on_cancel)
         self.app.action(TOGGLE_ACTION)(self.console.on_toggle)
+        self.app.view(CALLBACK_ID)(self.forms.on_submit)
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -347,7 +358,8 @@ class SlackAdapter:
         text = str(command.get("text", ""))
         team = str(command.get("team_id", ""))
         where = f"{PLATFORM}:{command.get('channel_id', '')}"
-        work = self._run_admin(user, text, respond, team=team, where=where)
+        trigger = str(command.get("trigger_id", ""))
+        work = self._run_admin(user, text, respond, team=team, where=where, trigger_id=trigger)
         self.turns.spawn(work, name=f"slack /actions by {user}", queued=False)
 
     async def _run_admin(
@@ -358,8 +370,10 @@ class SlackAdapter:
         *,
         team: str,
         where: str,
+        trigger_id: str = "",
     ) -> None:
-        """`/actions TEXT` run in `where` (`slack:<channel>`: what `resume` resumes)."""
+        """`/actions TEXT` run in `where` (`slack:<channel>`: what `resume` resumes);
+        `new` and `edit NAME` open the form with the command's `trigger_id`."""
         if team != self.team_id:
             logger.warning("refused /actions %r from slack:%s of another team %s", text, user, team)
             await respond(text=wording.NOT_ADMIN, response_type="ephemeral")
@@ -369,6 +383,12 @@ class SlackAdapter:
             await respond(text=wording.NOT_ADMIN, response_type="ephemeral")
             return
         result = await self.admin.execute(text, actor=f"{PLATFORM}:{user}", where=where)
+        if isinstance(result, ActionForm) and trigger_id:
+            channel = where.partition(":")[2]
+            if await self.forms.open(trigger_id, result, channel=channel):
+                return
+            await respond(text=slack_wording.FORM_NOT_OPENED, response_type="ephemeral")
+            return
         await respond(
             text=fallback_text(result), blocks=admin_blocks(result), response_type="ephemeral"
         )

@@ -5,7 +5,7 @@ clicks (only the requester, once, before expiry: `Inbox.decide`)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.blocks import MAX_FIELD_TEXT, Block, button, clip, context, fields, section
 from adapters.slack.format import escape
 from bot import wording
+from bot.actions.models import ActionSet
 from bot.delivery import Inbox
 from bot.store import InboxEntry
 from bot.types import Confirmation, Reply
@@ -35,13 +36,14 @@ class Cards:
         call: ApiCall,
         client: AsyncWebClient,
         inbox: Inbox,
-        display_names: Mapping[str, str],
+        actions: ActionSet,
         team: Callable[[], str],
     ) -> None:
         self._call = call
         self._client = client
         self._inbox = inbox
-        self._display_names = display_names
+        self._actions = actions
+        """The live set: an action added by a reload has its display name on its cards."""
         self._team = team
 
     async def show(self, entry: InboxEntry, reply: Reply, cards: dict[str, str]) -> bool:
@@ -71,7 +73,11 @@ class Cards:
             if found is None:
                 continue
             outcome = wording.card_outcome(found.state, found.requester)
-            name = self._display_names.get(found.action, "")
+            name = (
+                self._actions.get(found.action).display_name
+                if found.action in self._actions
+                else ""
+            )
             found = found.model_copy(update={"display_name": name})
             await self._call(
                 self._client.chat_update,

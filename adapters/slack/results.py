@@ -26,12 +26,17 @@ from adapters.slack.console import console_blocks
 from adapters.slack.format import escape
 from bot.admin.console import Console, Resumed, sparkline
 from bot.admin.operations import USAGE
-from bot.admin.render import render_text
+from bot.admin.render import render_reloaded, render_saved, render_text
 from bot.admin.results import (
+    ActionDeleted,
     ActionDetail,
+    ActionForm,
     ActionList,
+    ActionProblems,
+    ActionSaved,
     AdminResult,
     Notice,
+    Reloaded,
     StatsReport,
     TestReport,
     Toggled,
@@ -74,6 +79,17 @@ def admin_blocks(result: AdminResult) -> list[Block]:
         case Resumed():
             emoji = ":arrow_forward: " if result.conversations else ""
             blocks = [section(emoji + escape(render_text(result)))]
+        case Reloaded():
+            blocks = _reloaded_blocks(result)
+        case ActionForm():  # the adapter opens the modal; this is the text-only fallback
+            blocks = [section(f":memo: {escape(render_text(result))}")]
+        case ActionSaved():
+            blocks = [section(f":white_check_mark: {escape(render_saved(result))}")]
+        case ActionProblems():
+            problems = [f"• {_problem(p.field, p.message)}" for p in result.problems]
+            blocks = line_sections(":warning: *Not saved:*", problems or ["• (no details)"])
+        case ActionDeleted():
+            blocks = [section(f":wastebasket: {escape(render_text(result))}")]
         case _:  # a result type without its own layout yet: its plain text, preformatted
             blocks = code_sections(render_text(result))
     return cap(blocks)
@@ -88,13 +104,32 @@ def _list_blocks(result: ActionList) -> list[Block]:
     for row in result.rows:
         state = ":large_green_circle: active" if row.active else ":white_circle: inactive"
         calls = f"{row.calls} call" + ("" if row.calls == 1 else "s")
+        # The file is where actions come from unless said otherwise.
+        origin = "" if row.origin == "file" else f" · from {escape(row.origin)}"
         blocks.append(
             section(
                 f"*{escape(row.display_name)}*  `{escape(row.name)}`\n"
-                f"{escape(row.method)} {escape(row.host)} · {state} · {calls}"
+                f"{escape(row.method)} {escape(row.host)} · {state} · {calls}{origin}"
             )
         )
     return blocks
+
+
+def _reloaded_blocks(result: Reloaded) -> list[Block]:
+    """What a reload changed, or every problem that kept the actions in use."""
+    if result.ok:
+        return [section(f":arrows_counterclockwise: {escape(render_reloaded(result))}")]
+    problems = [f"• {escape(problem)}" for problem in result.problems]
+    title = (
+        f":warning: *{escape(result.source)} was not reloaded*; the actions in use stay as "
+        "they were:"
+    )
+    return line_sections(title, problems)
+
+
+def _problem(field: str | None, message: str) -> str:
+    where = f"`{escape(field)}`: " if field else ""
+    return where + escape(message)
 
 
 def _detail_blocks(detail: ActionDetail) -> list[Block]:

@@ -17,3 +17,9 @@ def slack_token_rejected(variable: str, error: str) -> str:
         ),
     }[variable]
     return f"Slack rejected {variable} ({error}). {advice}"
+
+
+FORM_NOT_OPENED = (
+    "Slack did not open the form (a slash command's form must open within 3 seconds). "
+    "Run the command again."
+)

@@ -163,7 +163,11 @@ class FakeSlack(LoopbackServer):
             "chat.appendStream": self._chat_append_stream,
             "chat.stopStream": self._chat_stop_stream,
             "chat.getPermalink": self._chat_get_permalink,
+            "views.open": self._views_open,
+            "views.update": self._views_update,
         }
+        self.views: dict[str, dict[str, Any]] = {}
+        """Modals opened (`views.open`) by view id, as last updated."""
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -610,6 +614,25 @@ class FakeSlack(LoopbackServer):
             raise SlackApiFailure("message_not_in_streaming_state")
         return message
 
+    def _views_open(self, call: ApiCall) -> Params:
+        _required(call, "trigger_id", "invalid_trigger_id")
+        view = call.params.get("view")
+        view = json.loads(view) if isinstance(view, str) else view
+        if not isinstance(view, dict) or view.get("type") != "modal":
+            raise SlackApiFailure("invalid_arguments")
+        view_id = f"V{next(self._ids)}"
+        self.views[view_id] = {**view, "id": view_id, "team_id": self.team_id}
+        return {"view": self.views[view_id]}
+
+    def _views_update(self, call: ApiCall) -> Params:
+        view_id = _required(call, "view_id", "not_found")
+        if view_id not in self.views:
+            raise SlackApiFailure("not_found")
+        view = call.params.get("view")
+        view = json.loads(view) if isinstance(view, str) else view
+        self.views[view_id] = {**view, "id": view_id, "team_id": self.team_id}
+        return {"view": self.views[view_id]}
+
     def _chat_get_permalink(self, call: ApiCall) -> Params:
         channel = _required(call, "channel", "channel_not_found")
         ts = _required(call, "message_ts", "message_not_found")
@@ -967,6 +990,58 @@ def interactive_envelope(payload: dict[str, Any], envelope_id: str | None = None
         "type": "interactive",
         "accepts_response_payload": False,
     }
+
+
+def view_submission(
+    view: dict[str, Any],
+    values: dict[str, dict[str, Any]],
+    *,
+    user_id: str = "U1",
+    team_id: str = TEAM_ID,
+) -> dict[str, Any]:
+    """A `view_submission` payload: `view` (as the app opened it) submitted with `values`
+    (block id → the element's state, e.g. `{"value": "text"}` or
+    `{"selected_option": {"value": "GET"}}`); every input block the view has is in the
+    state, as Slack sends it (an untouched one with its initial value, or empty)."""
+    state: dict[str, dict[str, Any]] = {}
+    for block in view.get("blocks", []):
+        if block.get("type") != "input":
+            continue
+        element = block["element"]
+        given = values.get(block["block_id"])
+        if given is None:
+            given = _initial_state(element)
+        state[block["block_id"]] = {element["action_id"]: {"type": element["type"], **given}}
+    return {
+        "type": "view_submission",
+        "team": {"id": team_id, "domain": "fake-team"},
+        "user": {"id": user_id, "username": user_id.lower(), "team_id": team_id},
+        "api_app_id": APP_ID,
+        "token": "legacy-verification-token",
+        "trigger_id": f"{uuid.uuid4().int % 10**12}.{TEAM_ID}.fake",
+        "view": {**view, "state": {"values": state}},
+        "response_urls": [],
+        "is_enterprise_install": False,
+    }
+
+
+def _initial_state(element: dict[str, Any]) -> dict[str, Any]:
+    kind = element.get("type")
+    if kind == "plain_text_input":
+        return {"value": element.get("initial_value")}
+    if kind == "static_select":
+        return {"selected_option": element.get("initial_option")}
+    if kind == "checkboxes":
+        return {"selected_options": list(element.get("initial_options", []))}
+    return {}
+
+
+def view_submission_envelope(
+    payload: dict[str, Any], envelope_id: str | None = None
+) -> dict[str, Any]:
+    """A Socket Mode `interactive` envelope for a view submission: its ack may carry the
+    response (`response_action`), as for a Request URL's HTTP response."""
+    return {**interactive_envelope(payload, envelope_id), "accepts_response_payload": True}
 
 
 def sign(signing_secret: str, timestamp: str, body: str | bytes) -> str:
