@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr, ValidationError
 
+from bot.actions.locate import Locator
 from bot.actions.models import (
     ENV_NAME,
     ENV_REFERENCE,
@@ -98,7 +99,7 @@ def parse_actions(
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ActionsFileError([_syntax_problem(exc, source)]) from None
-    locator = _Locator(text)
+    locator = Locator(text)
     problems = [
         Problem(f"unknown top-level key {key!r} (expected only [[actions]] tables)", source)
         for key in document
@@ -137,7 +138,7 @@ def check_chat_action(
     """One action made in chat, checked exactly as a `[[actions]]` table of the file is
     (plus: header values only reference `${VAR}`s, and the name is not one of `taken`);
     `ActionsFileError` lists every problem, each with its field."""
-    checker = _Checker(source=CHAT_SOURCE, environ=environ, policy=policy, locator=_Locator(""))
+    checker = _Checker(source=CHAT_SOURCE, environ=environ, policy=policy, locator=Locator(""))
     action = checker.check(0, raw)
     name = action.name if action is not None else str(raw.get("name") or "")
     if name in taken:
@@ -185,59 +186,6 @@ def _syntax_problem(exc: tomllib.TOMLDecodeError, source: str) -> Problem:
     return Problem(f"TOML syntax error: {message}", source, line=line)
 
 
-class _Locator:
-    """Finds the line of an action, a parameter or a key, for error messages."""
-
-    _ACTION = re.compile(r"^\s*\[\[\s*actions\s*\]\]")
-    _PARAMETER = re.compile(r"^\s*\[\[\s*actions\s*\.\s*parameters\s*\]\]")
-
-    def __init__(self, text: str) -> None:
-        self.lines = text.splitlines()
-        self.actions: list[tuple[int, list[int]]] = []
-        for number, line in enumerate(self.lines, start=1):
-            if self._ACTION.match(line):
-                self.actions.append((number, []))
-            elif self._PARAMETER.match(line) and self.actions:
-                self.actions[-1][1].append(number)
-
-    def line(
-        self, action: int, parameter: int | None = None, keys: tuple[str, ...] = ()
-    ) -> int | None:
-        if action >= len(self.actions):
-            return None
-        start, params = self.actions[action]
-        if parameter is not None and parameter < len(params):
-            start = params[parameter]
-        return self._key_line(start, keys) if keys else start
-
-    def _key_line(self, start: int, keys: tuple[str, ...]) -> int:
-        """The line of `keys[0] = …` in the table at `start` or, for a key written as a
-        sub-table (`[actions.headers]`), the line of `keys[1] = …` in it."""
-        found = self._find_key(start, keys[0])
-        if found is not None:
-            return found
-        table = re.compile(rf"^\s*\[\s*actions\s*\.\s*{re.escape(keys[0])}\s*\]")
-        for number in range(start + 1, len(self.lines) + 1):
-            text = self.lines[number - 1]
-            if table.match(text):
-                inner = self._find_key(number, keys[1]) if len(keys) > 1 else None
-                return inner or number
-            if self._ACTION.match(text):
-                break
-        return start
-
-    def _find_key(self, start: int, key: str) -> int | None:
-        """The line of `key = …` among the plain keys right after the table header `start`."""
-        pattern = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
-        for number in range(start + 1, len(self.lines) + 1):
-            text = self.lines[number - 1]
-            if text.lstrip().startswith("["):
-                break
-            if pattern.match(text):
-                return number
-        return None
-
-
 class _Checker:
     """Checks `[[actions]]` entries one by one, collecting every problem."""
 
@@ -247,7 +195,7 @@ class _Checker:
         source: str,
         environ: Mapping[str, str],
         policy: HostPolicy,
-        locator: _Locator,
+        locator: Locator,
     ) -> None:
         self.source = source
         self.environ = environ
