@@ -37,13 +37,17 @@ def bearer_matches(headers: Headers, token: str) -> bool:
 
 
 class BearerGuard:
-    """ASGI middleware: HTTP requests without the token get 401 (lifespan passes)."""
+    """ASGI middleware: HTTP requests without the token get 401, websockets are closed
+    (lifespan passes)."""
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
         self.token = token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and not bearer_matches(Headers(scope=scope), self.token):
+            await send({"type": "websocket.close", "code": 1008})  # no websocket is served
+            return
         if scope["type"] == "http" and not bearer_matches(Headers(scope=scope), self.token):
             refused = PlainTextResponse(
                 "unauthorized", status_code=401, headers={"WWW-Authenticate": CHALLENGE}
