@@ -25,6 +25,12 @@ class Outcome(StrEnum):
     ERROR = "error"
     BUSY = "busy"
     """Never sent: the action's (or the pool's) slots stayed full for the queue timeout."""
+    DRY_RUN = "dry_run"
+    """Never sent: the action is in dry-run mode; the model saw what would have been sent."""
+    SHORT_CIRCUITED = "short_circuited"
+    """Never sent: the action's circuit breaker is open after consecutive failures."""
+    RATE_LIMITED = "rate_limited"
+    """Never sent: the action's own `rate` was used up."""
 
 
 TRUNCATION_MARKER = "…[truncated {omitted} characters]"
@@ -62,7 +68,10 @@ class ActionResult(BaseModel):
     def for_model(self, budget: int, shown: Callable[[JSONValue], JSONValue] | None = None) -> str:
         """What the LLM sees: outcome, status, error, and the endpoint's JSON as `data` when
         it fits `budget` characters, else the body text cut to the budget with a marker.
-        `shown` narrows the JSON first (the action's `response_fields`)."""
+        `shown` narrows the JSON first (the action's `response_fields`). A dry run shows
+        what would have been sent, as it is."""
+        if self.outcome is Outcome.DRY_RUN:
+            return json.dumps(self.data, ensure_ascii=False)
         result = self
         if shown is not None:  # only named JSON fields: a text body shows nothing
             update = {"data": shown(self.data)} if self.data is not None else {"text": None}
@@ -123,6 +132,17 @@ def caller_header(platform: str, team: str, user: str, channel: str) -> str:
     """`platform=…; team=…; user=…; channel=…`, each value limited to id characters."""
     values = {"platform": platform, "team": team, "user": user, "channel": channel}
     return "; ".join(f"{k}={_UNSAFE.sub('', v)[:128]}" for k, v in values.items())
+
+
+def parse_caller(header: str) -> dict[str, str]:
+    """`caller_header`'s fields back (platform, team, user, channel; "" when absent): the
+    verified asker the audit trail records with each call."""
+    fields = dict.fromkeys(("platform", "team", "user", "channel"), "")
+    for part in header.split(";"):
+        key, sep, value = part.strip().partition("=")
+        if sep and key in fields:
+            fields[key] = value
+    return fields
 
 
 class ToolCall(BaseModel):

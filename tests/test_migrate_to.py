@@ -24,7 +24,7 @@ from bot.store.postgres import PostgresStore
 from bot.store.postgres_connect import describe
 from bot.store.sqlite import SQLiteStore
 from bot.store.transfer import TABLES, Table
-from bot.types import ActionResult, IncomingMessage, Outcome
+from bot.types import ActionResult, IncomingMessage, Outcome, caller_header
 
 DAY = 86400.0
 LEASE = 60.0
@@ -74,19 +74,25 @@ async def what_it_says(store: SQLiteStore | PostgresStore, token: str) -> dict[s
         "native_tools": await store.native_tools("http://llm:8000/v1", "llama"),
         "confirmation": await store.confirmation_by_token(token),
         "entries": [await store.entry(f"slack:E{n}") for n in range(1, 5)],
+        "action_modes": await store.action_modes(),
+        "breakers": await store.breakers(),
+        "audit": await store.audit_page(),
     }
 
 
 @pytest.fixture
 async def source(tmp_path: Path) -> Source:
-    """Ten days of a bot's life: toggles, calls (the first day's pruned), two conversations,
-    a journaled call, messages answered, failed, pending (leased by the old process) and
+    """Ten days of a bot's life: toggles, a dry-run override, an open breaker, calls (the
+    first day's pruned; one with its asker and arguments), two conversations, a journaled
+    call, messages answered, failed, pending (leased by the old process) and
     parked for a confirmation, a model check and the instance key."""
     clock = Clock()
     path = tmp_path / "actionbot.db"
     async with await SQLiteStore.open(path, clock=clock) as store:
         await store.set_active("check_inventory", False, actor="slack:U1")
         await store.set_active("refund", True, actor="cli:root")
+        await store.set_dry_run("refund", True, actor="slack:U1")
+        await store.save_breaker("refund", "open", failures=5, open_until=clock.now + 30)
         await store.record_call(call("check_inventory", "k1", Outcome.SUCCESS, 100.0))
         await store.record_call(call("check_inventory", "k2", Outcome.SUCCESS, 200.0))
         await store.record_call(
@@ -100,7 +106,13 @@ async def source(tmp_path: Path) -> Source:
             "slack:E1", "k4", ordinal=0, action="check_inventory", arguments="{}"
         )
         journaled = call("check_inventory", "k4", Outcome.SUCCESS, 120.0, attempts=2, data={"n": 4})
-        await store.record_call(journaled, conversation="C1:1.0", event_key="slack:E1")
+        await store.record_call(
+            journaled,
+            conversation="C1:1.0",
+            event_key="slack:E1",
+            caller=caller_header("slack", "T1", "U1", "C1"),
+            arguments='{"part_name":"screen","token":"***"}',
+        )
         await store.record_call(call("check_inventory", "k5", Outcome.SUCCESS, 80.0))
         await store.record_call(
             call("refund", "k6", Outcome.HTTP_ERROR, 300.0, status=500, error="HTTP 500")
@@ -133,6 +145,11 @@ async def source(tmp_path: Path) -> Source:
         facts = await what_it_says(store, asked.token)
     assert facts["call_counts"] == {"check_inventory": 5, "refund": 1}
     assert facts["inbox_counts"] == {"pending": 2, "done": 1, "failed": 1}
+    assert [(row.idempotency_key, row.user_id) for row in facts["audit"]] == [
+        ("k4", "U1"),
+        ("k5", None),
+        ("k6", None),
+    ]
     return Source(path, clock, facts, asked.token)
 
 
@@ -184,6 +201,8 @@ async def test_a_replica_on_the_copy_carries_on_where_sqlite_stopped(
     assert first.code == 0, first.stderr
     assert counts(first.stdout) == {
         "action_state": (2, 0),
+        "action_modes": (1, 0),
+        "action_breakers": (1, 0),
         "calls": (3, 0),
         "call_totals": (3, 0),
         "action_activity": (2, 0),

@@ -151,6 +151,45 @@ async def test_upgrade_keeps_seen_event_ids_as_answered_messages(
         assert await store.inbox_counts() == {"pending": 0, "done": 1, "failed": 0}
 
 
+async def test_upgrade_keeps_old_calls_in_the_audit_trail_without_an_asker(
+    db_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Calls recorded before the audit columns existed stay, with no asker and no arguments;
+    calls recorded after the upgrade have them."""
+    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:9])
+    async with await SQLiteStore.open(db_path, clock=clock):
+        pass
+    with contextlib.closing(sqlite3.connect(db_path)) as db, db:
+        db.execute(
+            "INSERT INTO calls (action, call_id, started_at, recorded_at, latency_ms, outcome) "
+            "VALUES ('refund', 'old-1', ?, ?, 5.0, 'success')",
+            (T0, T0),
+        )
+    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS)
+    async with await SQLiteStore.open(db_path, clock=clock) as store:
+        await store.record_call(
+            result("refund", call_id="new-1"),
+            caller="platform=slack; team=T1; user=U1; channel=C1",
+            arguments='{"order":"A1"}',
+        )
+        old, new = await store.audit_page()
+        [(count,)] = store._read("SELECT calls FROM call_totals WHERE action = 'refund'")
+    assert (old.idempotency_key, old.platform, old.user_id, old.arguments) == (
+        "old-1",
+        None,
+        None,
+        None,
+    )
+    assert (new.platform, new.team, new.user_id, new.channel, new.arguments) == (
+        "slack",
+        "T1",
+        "U1",
+        "C1",
+        '{"order":"A1"}',
+    )
+    assert count == 2  # the trigger counted both
+
+
 async def test_failed_migration_is_rolled_back(
     db_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

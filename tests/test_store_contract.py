@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from bot.store import Store
+from bot.store import AuditRow, BreakerRecord, Store
 from bot.store.postgres import PostgresStore
 from bot.store.sqlite import SQLiteStore
-from bot.types import ActionResult, IncomingMessage, Outcome, Reply
+from bot.types import ActionResult, IncomingMessage, Outcome, Reply, caller_header
 
 T0 = 1_700_000_000.0
 
@@ -408,8 +409,11 @@ async def test_a_lease_has_one_holder_until_it_expires_or_is_dropped(
     assert await role_store.lease_holder("discord-shard-0") is None
 
 
-async def test_turn_inputs_are_the_history_and_the_toggles(role_store: Store, clock: Clock) -> None:
-    """`turn_inputs` reads what `load_messages` and `action_states` read, in one go."""
+async def test_turn_inputs_are_the_history_the_toggles_and_the_modes(
+    role_store: Store, clock: Clock
+) -> None:
+    """`turn_inputs` reads what `load_messages`, `action_states` and `action_modes` read, in
+    one go."""
     for n in range(5):
         await role_store.append_messages(
             "slack:C1", platform="slack", messages=[{"role": "user", "content": f"m{n}"}]
@@ -419,7 +423,9 @@ async def test_turn_inputs_are_the_history_and_the_toggles(role_store: Store, cl
     )
     await role_store.set_active("refund", False, actor="slack:U1")
     await role_store.set_active("check_inventory", True, actor="cli:ops")
-    history, states = await role_store.turn_inputs("slack:C1", limit=3)
+    await role_store.set_dry_run("refund", True, actor="slack:U1")
+    await role_store.set_dry_run("order_status", False, actor="slack:U1")
+    history, states, modes = await role_store.turn_inputs("slack:C1", limit=3)
     assert history == await role_store.load_messages("slack:C1", limit=3)
     assert [m["content"] for m in history] == ["m2", "m3", "m4"]
     assert states == await role_store.action_states()
@@ -427,7 +433,8 @@ async def test_turn_inputs_are_the_history_and_the_toggles(role_store: Store, cl
         "refund": False,
         "check_inventory": True,
     }
-    assert await role_store.turn_inputs("slack:none", limit=3) == ([], states)
+    assert modes == {"refund": True, "order_status": False}
+    assert await role_store.turn_inputs("slack:none", limit=3) == ([], states, modes)
 
 
 async def test_p95_is_taken_over_the_call_rows_kept(role_store: Store, clock: Clock) -> None:
@@ -521,3 +528,153 @@ async def test_chat_actions_are_kept_renamed_and_deleted(role_store: Store, cloc
     assert await role_store.delete_chat_action("b") is True
     assert await role_store.delete_chat_action("b") is False
     assert [c.name for c in await role_store.chat_actions()] == ["a2"]
+
+
+def audited(action: str, n: int, outcome: Outcome = Outcome.SUCCESS) -> ActionResult:
+    return ActionResult(
+        action=action,
+        call_id=f"{action}-{n}",
+        outcome=outcome,
+        latency_ms=float(n),
+        status=200 if outcome is Outcome.SUCCESS else None,
+        attempts=1 + n % 2,
+        error=None if outcome is Outcome.SUCCESS else "HTTP 503",
+    )
+
+
+async def test_an_audit_row_says_who_asked_with_what_and_how_it_went(
+    role_store: Store, clock: Clock
+) -> None:
+    """The caller header is kept split into its fields, the arguments as the JSON text sent,
+    the call id as the idempotency key; a call recorded without them has None there."""
+    caller = caller_header("slack", "T1", "U42", "C7")
+    arguments = '{"card":"***","part_name":"screen"}'
+    await role_store.record_call(
+        audited("refund", 3), conversation="slack:C7:1.0", caller=caller, arguments=arguments
+    )
+    clock.now += 5
+    await role_store.record_call(audited("refund", 4, Outcome.HTTP_ERROR))
+    first, second = await role_store.audit_page()
+    assert first == AuditRow(
+        id=first.id,
+        recorded_at=datetime.fromtimestamp(T0, tz=UTC),
+        action="refund",
+        platform="slack",
+        team="T1",
+        user_id="U42",
+        channel="C7",
+        conversation="slack:C7:1.0",
+        arguments=arguments,
+        idempotency_key="refund-3",
+        outcome="success",
+        status=200,
+        latency_ms=3.0,
+        attempts=2,
+        error=None,
+    )
+    assert (second.platform, second.user_id, second.arguments, second.conversation) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    assert (second.outcome, second.status, second.error, second.attempts) == (
+        "http_error",
+        None,
+        "HTTP 503",
+        1,
+    )
+    assert second.id > first.id
+    assert second.recorded_at.timestamp() == T0 + 5
+
+
+async def test_audit_pages_follow_the_id_with_since_and_action_filters(
+    role_store: Store, clock: Clock
+) -> None:
+    """Pages continue after the last id, by id; `since` leaves out older rows, `action` other
+    actions' rows, and both together narrow to both."""
+    for n in range(10):
+        await role_store.record_call(audited("a" if n % 2 else "b", n))
+        clock.now += 60
+    every = await role_store.audit_page(limit=100)
+    assert [row.idempotency_key for row in every] == [
+        f"{'a' if n % 2 else 'b'}-{n}" for n in range(10)
+    ]
+    ids = [row.id for row in every]
+    assert ids == sorted(ids)
+    first = await role_store.audit_page(limit=4)
+    rest = await role_store.audit_page(after_id=first[-1].id, limit=4)
+    last = await role_store.audit_page(after_id=rest[-1].id, limit=4)
+    assert [row.id for row in first + rest + last] == ids
+    assert await role_store.audit_page(after_id=ids[-1]) == []
+    since = T0 + 6 * 60  # rows 6 to 9
+    assert [r.idempotency_key for r in await role_store.audit_page(since=since)] == [
+        "b-6",
+        "a-7",
+        "b-8",
+        "a-9",
+    ]
+    only_a = await role_store.audit_page(action="a", limit=3)
+    assert [r.idempotency_key for r in only_a] == ["a-1", "a-3", "a-5"]
+    next_a = await role_store.audit_page(action="a", after_id=only_a[-1].id, since=since)
+    assert [r.idempotency_key for r in next_a] == ["a-7", "a-9"]
+    assert await role_store.audit_page(action="never_called") == []
+
+
+async def test_recent_calls_are_an_actions_newest_first(role_store: Store, clock: Clock) -> None:
+    """`recent_calls` gives one action's newest rows first, at most `limit` of them."""
+    for n in range(15):
+        await role_store.record_call(audited("a", n))
+        await role_store.record_call(audited("b", n))
+        clock.now += 1
+    recent = await role_store.recent_calls("a")
+    assert [row.idempotency_key for row in recent] == [f"a-{n}" for n in range(14, 4, -1)]
+    assert [r.idempotency_key for r in await role_store.recent_calls("b", limit=2)] == [
+        "b-14",
+        "b-13",
+    ]
+    assert await role_store.recent_calls("never_called") == []
+
+
+async def test_audit_rows_go_with_the_call_log_retention(role_store: Store, clock: Clock) -> None:
+    """Pruning the call log removes the old rows from the audit trail too."""
+    await role_store.record_call(audited("a", 1), caller=caller_header("slack", "T", "U", "C"))
+    clock.now += 10 * 86400
+    await role_store.record_call(audited("a", 2), arguments="{}")
+    assert await role_store.prune_calls(86400) == 1
+    assert [row.idempotency_key for row in await role_store.audit_page()] == ["a-2"]
+    assert [row.idempotency_key for row in await role_store.recent_calls("a")] == ["a-2"]
+
+
+async def test_dry_run_overrides_are_kept_and_the_latest_wins(
+    role_store: Store, clock: Clock
+) -> None:
+    """A dry-run override is read back by name; setting it again replaces it, off included."""
+    assert await role_store.action_modes() == {}
+    await role_store.set_dry_run("refund", True, actor="slack:U1")
+    await role_store.set_dry_run("check_inventory", True, actor="cli:ops")
+    clock.now += 60
+    await role_store.set_dry_run("check_inventory", False, actor="cli:ops")
+    assert await role_store.action_modes() == {"refund": True, "check_inventory": False}
+
+
+async def test_breaker_states_are_kept_with_their_time(role_store: Store, clock: Clock) -> None:
+    """The last saved state of each breaker is read back with failures, until when it is
+    open, and when it changed."""
+    assert await role_store.breakers() == {}
+    await role_store.save_breaker("refund", "open", failures=5, open_until=T0 + 30)
+    await role_store.save_breaker("order_status", "half_open", failures=5, open_until=None)
+    clock.now += 40
+    await role_store.save_breaker("refund", "closed", failures=0, open_until=None)
+    at = datetime.fromtimestamp
+    assert await role_store.breakers() == {
+        "refund": BreakerRecord(
+            state="closed", failures=0, open_until=None, changed_at=at(T0 + 40, UTC)
+        ),
+        "order_status": BreakerRecord(
+            state="half_open", failures=5, open_until=None, changed_at=at(T0, UTC)
+        ),
+    }
+    await role_store.save_breaker("refund", "open", failures=6, open_until=T0 + 100)
+    refund = (await role_store.breakers())["refund"]
+    assert (refund.state, refund.failures, refund.open_until) == ("open", 6, at(T0 + 100, UTC))

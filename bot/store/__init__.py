@@ -2,7 +2,9 @@
 values they return. `sqlite.py` implements every role in one SQLite file (`queries.py`
 holds its SQL and migrations); a second backend implements the same Protocols and passes
 the same contract tests (`tests/test_store_contract.py`). Callers depend on the role they
-use. May import `bot.types` and `bot.errors` only.
+use. May import `bot.types` and `bot.errors` only. The guardrails' roles and values
+(`AuditLog`, `ActionModes`, `AuditRow`, `BreakerRecord`) are in `audit_roles.py`, re-exported
+here; both backends implement them in `guardrails.py`.
 
     ActionStateStore   admin toggles of actions          (engine, admin)
     CallLog            recorded webhook calls and stats   (webhook client, admin, metrics)
@@ -14,6 +16,8 @@ use. May import `bot.types` and `bot.errors` only.
     Handoffs           conversations handed to a person   (bot.delivery, admin)
     RecentCalls        the last hours of calls, per hour  (admin console, stats)
     ChatActions        actions made with `/actions new`   (the catalogue, admin)
+    AuditLog           who triggered which call, with what   (`actions audit`, admin)
+    ActionModes        dry-run overrides, breaker states  (engine, admin)
 
 `sqlite.py` is the embedded default; `postgres.py` (asyncpg) serves several replicas.
 """
@@ -25,6 +29,11 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bot.store.audit_roles import ActionModes as ActionModes
+from bot.store.audit_roles import AuditLog as AuditLog
+from bot.store.audit_roles import AuditRow as AuditRow
+from bot.store.audit_roles import BreakerRecord as BreakerRecord
+from bot.store.audit_roles import BreakerState as BreakerState
 from bot.types import ActionResult, Confirmation, IncomingMessage, Reply
 
 
@@ -97,10 +106,14 @@ class CallLog(Protocol):
         *,
         conversation: str | None = None,
         event_key: str | None = None,
+        caller: str = "",
+        arguments: str | None = None,
     ) -> None:
         """Store one webhook call; counts stay exact under concurrency. With `event_key`,
         the turn journal's row of the call (`result.call_id` is its idempotency key) gets
-        the result in the same transaction."""
+        the result in the same transaction. For the audit trail: `caller` is the call's
+        `X-ActionBot-Caller` header (`platform=…; team=…; user=…; channel=…`), kept split
+        into its fields, and `arguments` the JSON text sent, secrets already masked."""
 
     async def prune_calls(self, older_than_seconds: float) -> int:
         """Delete call rows recorded longer ago (the totals keep counting them)."""
@@ -406,10 +419,11 @@ class TurnStore(ActionStateStore, ConversationStore, TurnJournal, Confirmations,
 
     async def turn_inputs(
         self, conversation: str, *, limit: int
-    ) -> tuple[list[dict[str, Any]], dict[str, ActionState]]:
+    ) -> tuple[list[dict[str, Any]], dict[str, ActionState], dict[str, bool]]:
         """What a turn starts from, read together (one round trip where the database is
         across a network): the newest `limit` messages of the conversation, oldest first,
-        and every admin toggle (read on every turn, so a toggle holds from the next one)."""
+        every admin toggle and every dry-run override (`ActionModes.action_modes`), read on
+        every turn so a change holds from the next one."""
         ...
 
 
@@ -417,8 +431,18 @@ class DeliveryStore(EventInbox, Confirmations, Handoffs, Protocol):
     """What the inbox at work (`bot.delivery`) reads and writes."""
 
 
-class AdminStore(ActionStateStore, CallLog, Handoffs, RecentCalls, ChatActions, Protocol):
-    """What `/actions` reads and writes: toggles, the call log, how messages fared."""
+class AdminStore(
+    ActionStateStore,
+    CallLog,
+    Handoffs,
+    RecentCalls,
+    ChatActions,
+    AuditLog,
+    ActionModes,
+    Protocol,
+):
+    """What `/actions` reads and writes: toggles and modes, the call log and its audit
+    trail, breaker states, how messages fared."""
 
     async def inbox_counts(self) -> dict[str, int]:
         """Messages per state (pending, done, failed)."""
@@ -439,6 +463,8 @@ class Store(
     Handoffs,
     RecentCalls,
     ChatActions,
+    AuditLog,
+    ActionModes,
     Protocol,
 ):
     """Every role, plus opening and closing: what the assembly wires together."""

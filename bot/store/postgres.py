@@ -31,11 +31,12 @@ import asyncpg
 
 from bot.store import ActionState, ActionStats
 from bot.store.chat_actions import PostgresChatActions
+from bot.store.guardrails import PostgresGuardrails
 from bot.store.handoffs import PostgresHandoffs
 from bot.store.postgres_connect import connect, describe, migrate
 from bot.store.postgres_turns import PostgresTurnRows, numbered, row_count
 from bot.store.queries import DEFER, EARLIER_PENDING, HOLD_LEASE
-from bot.store.rows import P95_WINDOW, build_stats, short_error, to_json, utc
+from bot.store.rows import P95_WINDOW, build_stats, caller_fields, short_error, to_json, utc
 from bot.types import ActionResult
 
 logger = logging.getLogger(__name__)
@@ -49,8 +50,9 @@ WITH journaled AS (
     WHERE event_key = $12 AND idempotency_key = $2 AND result IS NULL
 )
 INSERT INTO calls (action, call_id, conversation, started_at, recorded_at, latency_ms,
-                   outcome, status, error, attempts)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                   outcome, status, error, attempts, platform, team, user_id, channel,
+                   arguments)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $13, $14, $15, $16, $17)
 """
 
 APPEND = """
@@ -64,14 +66,17 @@ SELECT conversation.key, $3, payload
 FROM conversation, unnest($4::text[]) WITH ORDINALITY AS m(payload, n) ORDER BY n
 """
 
-# A turn's inputs in one round trip: message rows carry their id (to sort by), toggle rows
-# a NULL id.
+# A turn's inputs in one round trip: message rows carry their id (to sort by); toggle rows
+# a NULL id, dry-run overrides a NULL id and their `dry_run` (never NULL) last.
 TURN_INPUTS = """
-SELECT id, payload, NULL::boolean, NULL::text, NULL::float8 FROM (
+SELECT id, payload, NULL::boolean, NULL::text, NULL::float8, NULL::boolean FROM (
     SELECT id, payload FROM messages WHERE conversation = $1 ORDER BY id DESC LIMIT $2
 ) AS recent
 UNION ALL
-SELECT NULL::bigint, action, active, changed_by, changed_at FROM action_state
+SELECT NULL::bigint, action, active, changed_by, changed_at, NULL::boolean FROM action_state
+UNION ALL
+SELECT NULL::bigint, action, NULL::boolean, NULL::text, NULL::float8, dry_run
+FROM action_modes
 """
 
 TOTALS = """
@@ -93,7 +98,7 @@ FROM unnest($1::text[]) AS wanted(action)
 """
 
 
-class PostgresStore(PostgresTurnRows, PostgresHandoffs, PostgresChatActions):
+class PostgresStore(PostgresTurnRows, PostgresHandoffs, PostgresChatActions, PostgresGuardrails):
     """The bot's database on a PostgreSQL server. Create with
     `await PostgresStore.open(url, min_size=…, max_size=…)`; close with `close()`."""
 
@@ -172,15 +177,19 @@ class PostgresStore(PostgresTurnRows, PostgresHandoffs, PostgresChatActions):
 
     async def turn_inputs(
         self, conversation: str, *, limit: int
-    ) -> tuple[list[dict[str, Any]], dict[str, ActionState]]:
-        """The conversation's newest messages and every toggle: one query."""
+    ) -> tuple[list[dict[str, Any]], dict[str, ActionState], dict[str, bool]]:
+        """The conversation's newest messages, every toggle and every dry-run override:
+        one query."""
         rows = await self._pool.fetch(TURN_INPUTS, conversation, limit)
         recent = sorted((row[0], row[1]) for row in rows if row[0] is not None)
+        settings = [row[1:] for row in rows if row[0] is None]
         states = {
             action: ActionState(active=active, changed_by=actor, changed_at=utc(at))
-            for _, action, active, actor, at in (row for row in rows if row[0] is None)
+            for action, active, actor, at, dry_run in settings
+            if dry_run is None
         }
-        return [_loads(payload) for _, payload in recent], states
+        modes = {action: bool(dry_run) for action, *_, dry_run in settings if dry_run is not None}
+        return [_loads(payload) for _, payload in recent], states, modes
 
     # -- call log and stats --------------------------------------------------------------
 
@@ -190,9 +199,11 @@ class PostgresStore(PostgresTurnRows, PostgresHandoffs, PostgresChatActions):
         *,
         conversation: str | None = None,
         event_key: str | None = None,
+        caller: str = "",
+        arguments: str | None = None,
     ) -> None:
-        """Store one webhook call (the trigger adds it to the aggregates) and, with
-        `event_key`, its journal row's result: one statement."""
+        """Store one webhook call with who asked and its arguments (the trigger adds it
+        to the aggregates) and, with `event_key`, its journal row's result: one statement."""
         now = self._clock()
         await self._pool.execute(
             RECORD_CALL,
@@ -208,6 +219,8 @@ class PostgresStore(PostgresTurnRows, PostgresHandoffs, PostgresChatActions):
             result.attempts,
             result.model_dump_json(),
             event_key,
+            *caller_fields(caller),
+            arguments,
         )
 
     async def prune_calls(self, older_than_seconds: float) -> int:

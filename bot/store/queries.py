@@ -46,9 +46,11 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 
 INSERT_CALL = """
 INSERT INTO calls (action, call_id, conversation, started_at, recorded_at, latency_ms,
-                   outcome, status, error, attempts)
+                   outcome, status, error, attempts, platform, team, user_id, channel,
+                   arguments)
 VALUES (:action, :call_id, :conversation, :started_at, :now, :latency_ms,
-        :outcome, :status, :error, :attempts)
+        :outcome, :status, :error, :attempts, :platform, :team, :user_id, :channel,
+        :arguments)
 """
 
 JOURNAL_RESULT = """

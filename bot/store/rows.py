@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.store import ActionStats, InboxEntry
-from bot.types import Confirmation, IncomingMessage, Outcome, Reply
+from bot.store import ActionStats, AuditRow, InboxEntry
+from bot.types import Confirmation, IncomingMessage, Outcome, Reply, parse_caller
 
 P95_WINDOW = 1000
 """p95 latency is computed over this many most recent calls of an action."""
@@ -32,6 +32,46 @@ SELECT_CONFIRMATION = (
     "FROM confirmations"
 )
 """The confirmation columns `confirmation` reads, in its order."""
+
+
+AUDIT_COLUMNS = (
+    "id, recorded_at, action, platform, team, user_id, channel, conversation, arguments, "
+    "call_id, outcome, status, latency_ms, attempts, error"
+)
+"""The call columns `audit_row` reads, in its order."""
+
+
+def caller_fields(caller: str) -> tuple[str | None, str | None, str | None, str | None]:
+    """(platform, team, user, channel) of an `X-ActionBot-Caller` header, as the call row
+    keeps them: None for a field the header does not give."""
+    fields = parse_caller(caller)
+    platform, team, user, channel = (
+        fields[name] or None for name in ("platform", "team", "user", "channel")
+    )
+    return platform, team, user, channel
+
+
+def audit_row(row: Sequence[Any]) -> AuditRow:
+    """A call row (`AUDIT_COLUMNS`) as the audit trail shows it."""
+    call, at, action, platform, team, user_id, channel, conversation, arguments = row[:9]
+    key, outcome, status, latency_ms, attempts, error = row[9:15]
+    return AuditRow(
+        id=int(call),
+        recorded_at=utc(at),
+        action=action,
+        platform=platform,
+        team=team,
+        user_id=user_id,
+        channel=channel,
+        conversation=conversation,
+        arguments=arguments,
+        idempotency_key=key,
+        outcome=outcome,
+        status=None if status is None else int(status),
+        latency_ms=float(latency_ms),
+        attempts=int(attempts),
+        error=error,
+    )
 
 
 def event_key(message: IncomingMessage) -> str:

@@ -40,6 +40,7 @@ from typing import Any, Self
 from bot.errors import ConfigError, DatabaseError
 from bot.store import ActionState, ActionStats
 from bot.store.chat_actions import SQLiteChatActions
+from bot.store.guardrails import SQLiteGuardrails
 from bot.store.handoffs import SQLiteHandoffs
 from bot.store.queries import (
     ACTIVITY_BY_ACTION,
@@ -54,14 +55,14 @@ from bot.store.queries import (
     SET_ACTIVE,
     TOTALS_BY_ACTION,
 )
-from bot.store.rows import P95_WINDOW, build_stats, short_error, utc
+from bot.store.rows import P95_WINDOW, build_stats, caller_fields, short_error, utc
 from bot.store.sqlite_turns import TurnRows
 from bot.types import ActionResult
 
 logger = logging.getLogger(__name__)
 
 
-class SQLiteStore(TurnRows, SQLiteHandoffs, SQLiteChatActions):
+class SQLiteStore(TurnRows, SQLiteHandoffs, SQLiteChatActions, SQLiteGuardrails):
     """The bot's database in one SQLite file: every role of `bot.store`. Create with
     `await SQLiteStore.open(path)`; close with `close()` or use it as
     `async with await SQLiteStore.open(path) as store`."""
@@ -130,11 +131,15 @@ class SQLiteStore(TurnRows, SQLiteHandoffs, SQLiteChatActions):
         *,
         conversation: str | None = None,
         event_key: str | None = None,
+        caller: str = "",
+        arguments: str | None = None,
     ) -> None:
-        """Store one webhook call; a trigger adds it to its action's aggregates in the same
-        statement. With `event_key`, the journal row of the call gets the result in the
-        same transaction, so a replay never sees a call counted but not journaled."""
+        """Store one webhook call with who asked and its arguments; a trigger adds it to
+        its action's aggregates in the same statement. With `event_key`, the journal row of
+        the call gets the result in the same transaction, so a replay never sees a call
+        counted but not journaled."""
         now = self._clock()
+        platform, team, user_id, channel = caller_fields(caller)
         params: dict[str, Any] = {
             "action": result.action,
             "call_id": result.call_id,
@@ -146,6 +151,11 @@ class SQLiteStore(TurnRows, SQLiteHandoffs, SQLiteChatActions):
             "status": result.status,
             "error": short_error(result.error),
             "attempts": result.attempts,
+            "platform": platform,
+            "team": team,
+            "user_id": user_id,
+            "channel": channel,
+            "arguments": arguments,
         }
         if event_key is None:
             self._db.execute(INSERT_CALL, params)
@@ -190,9 +200,11 @@ class SQLiteStore(TurnRows, SQLiteHandoffs, SQLiteChatActions):
 
     async def turn_inputs(
         self, conversation: str, *, limit: int
-    ) -> tuple[list[dict[str, Any]], dict[str, ActionState]]:
-        """The conversation's newest messages and every toggle (two reads in-process)."""
-        return await self.load_messages(conversation, limit=limit), await self.action_states()
+    ) -> tuple[list[dict[str, Any]], dict[str, ActionState], dict[str, bool]]:
+        """The conversation's newest messages, every toggle and every dry-run override
+        (three reads in-process)."""
+        history = await self.load_messages(conversation, limit=limit)
+        return history, await self.action_states(), await self.action_modes()
 
     # -- conversations -------------------------------------------------------------------
 

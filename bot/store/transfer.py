@@ -1,7 +1,8 @@
 """Copying the SQLite store into a PostgreSQL one (`actionbot db migrate-to`).
 
 Everything a replica needs to carry on where the SQLite bot stopped is copied: admin
-toggles, the call log with its aggregates (so totals that counted pruned call rows survive),
+toggles and dry-run overrides, the last breaker states, the call log (with its audit
+columns) and its aggregates (so totals that counted pruned call rows survive),
 conversations and their messages, model checks, the instance key (so `Idempotency-Key`s stay
 the same), the turn journal, confirmations, and the inbox in every state (answered messages
 too, so a platform's redelivery of one is still dropped). Leases are not copied: they belong
@@ -56,7 +57,8 @@ LEASE_CLEARED = f"state = 'pending' AND lease_owner IS NOT '{PARKED}'"
 HAS_BOT_DATA = (  # what a bot that ran on a database left in it
     "SELECT EXISTS (SELECT 1 FROM calls) OR EXISTS (SELECT 1 FROM inbox) OR EXISTS (SELECT 1 "
     "FROM conversations) OR EXISTS (SELECT 1 FROM action_state) OR EXISTS (SELECT 1 FROM "
-    "call_totals) OR EXISTS (SELECT 1 FROM journal) OR EXISTS (SELECT 1 FROM confirmations)"
+    "call_totals) OR EXISTS (SELECT 1 FROM journal) OR EXISTS (SELECT 1 FROM confirmations) "
+    "OR EXISTS (SELECT 1 FROM action_modes)"
 )
 GIVE_ID = "INSERT INTO instance (name, value) VALUES ('migration_id', ?) ON CONFLICT DO NOTHING"
 MARKS = "('migration_id', 'copied_from', 'copy_done')"  # the copy's own rows: never copied
@@ -141,8 +143,17 @@ TABLES = (
         "calls",
         "id",
         "id int8, action text, call_id text, conversation text, started_at float8, recorded_at "
-        "float8, latency_ms float8, outcome text, status int4, error text, attempts int4",
+        "float8, latency_ms float8, outcome text, status int4, error text, attempts int4, "
+        "platform text, team text, user_id text, channel text, arguments text",
         quiet_trigger="calls_aggregate",
+    ),
+    Table(
+        "action_modes", "action", "action text, dry_run boolean, changed_by text, changed_at float8"
+    ),
+    Table(
+        "action_breakers",
+        "action",
+        "action text, state text, failures int4, open_until float8, changed_at float8",
     ),
     Table(
         "call_totals",
