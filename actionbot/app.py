@@ -12,13 +12,17 @@ from dataclasses import dataclass
 
 from bot.actions.loader import load_actions, with_chat_actions
 from bot.actions.models import ENV_REFERENCE, ActionSet, ContextSource
+from bot.admin.breakers import BreakerReport
 from bot.admin.operations import Admin
 from bot.delivery import host_owner, owner_gone
 from bot.engine import Engine, EngineLimits
 from bot.errors import ActionsFileError, ConfigError
 from bot.llm.client import NO_LLM_CONFIGURED, OpenAIChatModel
+from bot.outbound.breaker import Breakers
 from bot.outbound.egress import EgressPolicy
+from bot.outbound.guard import Guard
 from bot.outbound.webhooks import WebhookClient, configured_keys
+from bot.runtime.alerts import Alerts
 from bot.runtime.config import Settings
 from bot.runtime.logs import protect_secrets
 from bot.runtime.metrics import MeteredRecorder, Metrics
@@ -48,6 +52,8 @@ class Services:
     webhooks: WebhookClient
     admin: Admin
     metrics: Metrics
+    alerts: Alerts
+    """Where admin alerts go; each platform adapter registers how it posts."""
 
 
 def load_configured_actions(
@@ -138,6 +144,12 @@ def _platform_problems(settings: Settings) -> list[str]:
         for platform in settings.handoff_channels
         if tokens.get(platform) is None
     ]
+    problems += [
+        f"ACTIONBOT_ALERT_CHANNEL names a {platform} channel, but {platform} is not "
+        "configured: set its token, or remove the entry."
+        for platform in settings.alert_channels
+        if tokens.get(platform) is None
+    ]
     return problems
 
 
@@ -168,8 +180,11 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         actions = catalogue_actions(settings, actions, await store.chat_actions())
         secrets = secret_values(settings, actions)
         protect_secrets(secrets)
+        alerts = Alerts(settings.alert_channels)
+        report = BreakerReport(actions=actions, store=store, metrics=metrics, alerts=alerts)
+        breakers = Breakers(failures=settings.breaker_failures, listener=report)
         webhooks = WebhookClient.from_settings(
-            settings, recorder=recorder, observer=metrics, secrets=secrets
+            settings, recorder=recorder, observer=metrics, secrets=secrets, guard=Guard(breakers)
         )
         async with webhooks:
             admin = Admin(
@@ -179,7 +194,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 result_chars=settings.result_chars,
                 call_log_days=settings.call_log_days,
             )
-            yield Services(settings, actions, store, webhooks, admin, metrics)
+            yield Services(settings, actions, store, webhooks, admin, metrics, alerts)
+            await alerts.drain()
     finally:
         await store.close()
 

@@ -62,6 +62,7 @@ async def serve_mcp(settings: Settings, *, http: bool) -> None:
             webhooks=services.webhooks,
             instance_key=key,
             result_chars=settings.result_chars,
+            dry_run=services.admin.dry_run_flags,
         )
         server = ActionServer(
             calls=calls,

@@ -42,6 +42,7 @@ from typing import Literal
 from bot import wording
 from bot.handoff import hand_over, with_a_person
 from bot.runtime.metrics import Metrics
+from bot.runtime.rates import CustomerLimits
 from bot.runtime.tasks import Turns
 from bot.store import DeliveryStore, InboxEntry
 from bot.types import Confirmation, IncomingMessage, Reply
@@ -140,6 +141,7 @@ class Inbox:
         lease_seconds: float = LEASE_SECONDS,
         started: bool = True,
         handoff_seconds: float = HANDOFF_SECONDS,
+        customers: CustomerLimits | None = None,
     ) -> None:
         self.store = store
         self.turns = turns
@@ -148,6 +150,8 @@ class Inbox:
         self.owner = owner or host_owner()
         self.lease_seconds = lease_seconds
         self.handoff_seconds = handoff_seconds
+        self.customers = customers or CustomerLimits(None)
+        """`ACTIONBOT_USER_RATE`: turns per customer per platform, in this process."""
         self._answers: dict[str, Answer] = {}
         self._held: set[str] = set()
         """Keys of the messages this process is answering: the leases it renews."""
@@ -257,6 +261,14 @@ class Inbox:
             if entry.reply is None and await with_a_person(self.store, entry):
                 await self._settle(entry.key, failed=False, outcome="silent")
                 return
+            if entry.reply is None and entry.attempts <= 1:
+                verdict = await self._customer_rate(entry)
+                if verdict == "quiet":
+                    await self._settle(entry.key, failed=False, outcome="rate_limited")
+                    return
+                if verdict == "tell":
+                    slow_down = Reply(text=wording.SLOW_DOWN)
+                    entry = entry.model_copy(update={"reply": slow_down})
             reply = await answer(entry)
         except asyncio.CancelledError:
             await self._release(entry.key)  # the next start answers it
@@ -278,6 +290,23 @@ class Inbox:
             await hand_over(self.store, entry, reply.handoff, self.handoff_seconds, self.metrics)
         failed = reply is None or reply.failed
         await self._settle(entry.key, failed=failed)
+
+    async def _customer_rate(self, entry: InboxEntry) -> str:
+        """`ok`, or (over `ACTIONBOT_USER_RATE`) `tell` the customer once, then `quiet`:
+        the model is not asked either way. Admins are not limited."""
+        message = entry.message
+        if message.is_admin:
+            return "ok"
+        verdict = await self.customers.check(message.platform, message.user_id)
+        if verdict != "ok":
+            self.metrics.rate_limited.labels(message.platform).inc()
+            logger.info(
+                "%s is over ACTIONBOT_USER_RATE (%s): %s not answered by the model",
+                f"{message.platform}:{message.user_id}",
+                self.customers.rate,
+                entry.key,
+            )
+        return verdict
 
     async def _in_order(self, entry: InboxEntry) -> bool:
         """Whether the turn may run now, in its conversation's arrival order. Within this

@@ -94,6 +94,8 @@ class _Turn:
     handoff: Handoff | None = None
     """Set when the model handed the conversation to a person this round."""
     handoff_offered: bool = False
+    dry_run: Mapping[str, bool] = field(default_factory=dict)
+    """Admins' dry-run overrides by action (`/actions dryrun`), as the turn began."""
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,9 @@ class Engine:
         resume: list[Message] | None,
     ) -> Reply:
         try:
-            history, states = await self.store.turn_inputs(key, limit=self.limits.history_messages)
+            history, states, modes = await self.store.turn_inputs(
+                key, limit=self.limits.history_messages
+            )
             offered = self._active(message, states)
         except Exception:
             logger.exception("could not load conversation %s", key)
@@ -178,6 +182,7 @@ class Engine:
         turn.caller, turn.context = message.caller, verified_context(message)
         turn.user, turn.question = message.user_id, message.text
         turn.handoff_offered = message.platform in self.handoff_platforms
+        turn.dry_run = modes
         if resume and resume[0].get("content") == message.text:
             turn.new = list(resume)
             self._count_resumed(turn)
@@ -388,7 +393,8 @@ class Engine:
                 turn.actions_called.append(action.name)
                 await progress.call(planned.call, action, recorded)
                 return recorded.for_model(self.limits.result_chars, _shown(action))
-        if action.confirm:
+        dry_run = turn.dry_run.get(action.name, action.mode == "dry_run")
+        if action.confirm and not dry_run:  # a dry run sends nothing: nothing to confirm
             if turn.event_key is None:  # no inbox entry to wait in: never without a card
                 return tool_error(action.name, wording.DECLINED)
             answer = await self._confirmed(planned, turn, turn.event_key)
@@ -404,6 +410,7 @@ class Engine:
             call_id=planned.key,
             event_key=turn.event_key,
             caller=turn.caller,
+            dry_run=dry_run,
         )
         await progress.call(planned.call, action, result)
         return result.for_model(self.limits.result_chars, _shown(action))

@@ -40,6 +40,10 @@ HANDED_OFF = (
     "I've asked a person from the team to take over; they will reply here. "
     "I'll stay quiet in this conversation until then."
 )
+SLOW_DOWN = (
+    "You're sending messages faster than I can answer them. Please wait a minute, then "
+    "ask again; I'll answer messages sent after that."
+)
 HANDOFF_NO_REASON = "The customer asked for a person."
 HANDOFF_TOOL_DESCRIPTION = (
     "Hand the conversation to a person on the support team. Use it when the customer asks "

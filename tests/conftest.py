@@ -91,11 +91,13 @@ def build_action(
     header_values: Mapping[str, str] | None = None,
     timeout: float | None = None,
     max_concurrency: int = 10,
+    **fields: Any,
 ) -> Action:
     """An `Action` for `url`, built directly rather than from an actions file.
 
     A parameter given by name is a required string. `headers` are the file's templates;
-    `header_values` the resolved secrets (the templates themselves when not given).
+    `header_values` the resolved secrets (the templates themselves when not given); any
+    other field (`mode`, `rate`, `confirm`, …) as the file would give it.
     """
     templates = dict(headers or {})
     values = templates if header_values is None else dict(header_values)
@@ -110,6 +112,7 @@ def build_action(
         headers=templates,
         parameters=[_parameter(p) for p in parameters],
         header_values={key: SecretStr(value) for key, value in values.items()},
+        **fields,
     )
 
 

@@ -189,6 +189,8 @@ async def test_list_shows_state_and_call_counts(admin: Admin) -> None:
         "METHOD",
         "HOST",
         "FROM",
+        "MODE",
+        "BREAKER",
         "STATE",
         "CALLS",
     ]

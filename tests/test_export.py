@@ -47,6 +47,8 @@ def every_field() -> Action:
         audience=Audience.ADMINS,
         response_fields=["status", "items[].name"],
         retries=4,
+        mode="dry_run",
+        rate="30/minute",
         headers={
             "Authorization": "Bearer ${SHOP_TOKEN}",
             "X.Shop-Id": "static ${SHOP_ID}",

@@ -62,6 +62,8 @@ class ListRecorder:
         *,
         conversation: str | None = None,
         event_key: str | None = None,
+        caller: str = "",
+        arguments: str | None = None,
     ) -> None:
         self.calls.append((result, conversation))
 
@@ -69,7 +71,7 @@ class ListRecorder:
 class BrokenRecorder:
     """A `CallRecorder` whose storage is down."""
 
-    async def record_call(self, result: ActionResult, *, conversation: str | None = None) -> None:
+    async def record_call(self, result: ActionResult, **where: object) -> None:
         raise RuntimeError("database is locked")
 
 

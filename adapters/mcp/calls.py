@@ -17,11 +17,11 @@ from typing import Any
 import mcp_types as types
 
 from adapters.mcp import wording
-from adapters.mcp.tools import Offered
+from adapters.mcp.tools import Flags, Offered
 from bot.actions.models import Action, Arguments, ContextSource, parse_arguments, project
 from bot.errors import ArgumentError
 from bot.outbound.webhooks import WebhookClient, canonical_json, idempotency_key
-from bot.types import ActionResult, caller_header
+from bot.types import ActionResult, Outcome, caller_header
 
 PLATFORM = "mcp"
 
@@ -75,9 +75,17 @@ class ToolCalls:
     """Plans and sends the calls of MCP clients."""
 
     def __init__(
-        self, *, offered: Offered, webhooks: WebhookClient, instance_key: bytes, result_chars: int
+        self,
+        *,
+        offered: Offered,
+        webhooks: WebhookClient,
+        instance_key: bytes,
+        result_chars: int,
+        dry_run: Flags | None = None,
     ) -> None:
         self.offered = offered
+        self.dry_run = dry_run
+        """Every action's dry-run mode (`Admin.dry_run_flags`), read on each call."""
         self.webhooks = webhooks
         self.instance_key = instance_key
         self.result_chars = result_chars
@@ -100,12 +108,14 @@ class ToolCalls:
     async def send(self, planned: PlannedCall, caller: Caller) -> types.CallToolResult:
         """Call the endpoint; the agent gets what the chat's AI would: outcome, status and
         the JSON (`response_fields` only, cut to `ACTIONBOT_RESULT_CHARS`)."""
+        modes = await self.dry_run() if self.dry_run is not None else {}
         result = await self.webhooks.call(
             planned.action,
             planned.arguments,
             conversation=caller.conversation,
             call_id=planned.key,
             caller=caller.header,
+            dry_run=modes.get(planned.action.name),
         )
         return tool_result(result, planned.action, self.result_chars)
 
@@ -116,5 +126,5 @@ def tool_result(result: ActionResult, action: Action, budget: int) -> types.Call
     return types.CallToolResult(
         content=[types.TextContent(type="text", text=text)],
         structured_content=json.loads(text),
-        is_error=not result.ok,
+        is_error=not result.ok and result.outcome is not Outcome.DRY_RUN,
     )

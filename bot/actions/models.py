@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from bot.errors import ActionNotFoundError, ArgumentError
 from bot.runtime.config import DEFAULT_MAX_CONCURRENCY
+from bot.runtime.rates import parse_rate
 
 ACTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 PARAMETER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -155,8 +156,22 @@ class ActionConfig(BaseModel):
     """Only these fields of the endpoint's JSON reach the model (`a.b`, `items[].name`)."""
     retries: int = Field(0, ge=0, le=MAX_RETRIES)
     """Extra tries after a connect error, 429, 502, 503 or 504, within the one timeout."""
+    mode: Literal["live", "dry_run"] = "live"
+    """`dry_run`: no request is sent; the model sees what would have been (guard.py)."""
+    rate: str | None = None
+    """Calls allowed per process, `60/minute` (per second, minute, hour or day)."""
     headers: dict[str, str] = Field(default_factory=dict, repr=False)
     parameters: list[Parameter] = Field(default_factory=list)
+
+    @field_validator("rate")
+    @classmethod
+    def _check_rate(cls, value: str | None) -> str | None:
+        return None if value is None else parse_rate(value).text
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _lower_mode(cls, value: object) -> object:
+        return value.strip().lower().replace("-", "_") if isinstance(value, str) else value
 
     @field_validator("name")
     @classmethod

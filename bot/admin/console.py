@@ -6,7 +6,7 @@ sparkline of `/actions stats NAME`, and what `/actions resume` did. Platform-neu
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.store import RecentActivity
 
@@ -47,6 +47,8 @@ class Console:
     rows: list[ConsoleRow]
     notice: str = ""
     """What the last button press did ("check_inventory is now disabled."), if any."""
+    guards: list[str] = field(default_factory=list)
+    """Guardrails in effect, one line each: an open breaker, a dry run (`guard_lines`)."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,26 @@ def render_console(console: Console) -> str:
     lines = [table(header, rows)]
     if console.notice:
         lines.insert(0, console.notice)
-    return "\n".join(lines)
+    return "\n".join(lines + console.guards)
+
+
+BREAKER_WORDS = {
+    "open": "breaker open: its endpoint kept failing, calls are paused",
+    "half_open": "breaker half-open: one call is trying the endpoint again",
+}
+
+
+def guard_lines(
+    actions: Sequence[tuple[str, str]], dry_run: dict[str, bool], breakers: dict[str, str]
+) -> list[str]:
+    """One line per action with a guardrail in effect, in the actions' order."""
+    lines = []
+    for name, _ in actions:
+        if name in breakers and breakers[name] in BREAKER_WORDS:
+            lines.append(f"{name}: {BREAKER_WORDS[breakers[name]]}")
+        if dry_run.get(name):
+            lines.append(f"{name}: dry run, nothing is sent (/actions dryrun {name} off)")
+    return lines
 
 
 def render_resumed(resumed: Resumed) -> str:

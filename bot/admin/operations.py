@@ -12,11 +12,20 @@ from __future__ import annotations
 
 import logging
 import shlex
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 
 from bot.actions.models import ActionSet, parse_arguments
-from bot.admin.console import WINDOW_HOURS, Console, ConsoleRow, Resumed, console_rows, table
+from bot.admin.console import (
+    WINDOW_HOURS,
+    Console,
+    ConsoleRow,
+    Resumed,
+    console_rows,
+    guard_lines,
+    table,
+)
 from bot.admin.editing import Editing
 from bot.admin.render import render_text
 from bot.admin.results import (
@@ -28,6 +37,8 @@ from bot.admin.results import (
     ActionRow,
     ActionSaved,
     AdminResult,
+    AuditReport,
+    DryRunSet,
     Notice,
     Reloaded,
     StatsReport,
@@ -52,8 +63,10 @@ __all__ = [
     "Admin",
     "AdminCommand",
     "AdminResult",
+    "AuditReport",
     "Console",
     "ConsoleRow",
+    "DryRunSet",
     "Notice",
     "Reloaded",
     "Resumed",
@@ -68,6 +81,12 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+AUDIT_ROWS = 10
+"""Calls `/actions audit NAME` shows; `actionbot actions audit` exports them all."""
+STALE_BREAKER = 3600.0
+"""A stored open breaker older than this past its cool-down is not shown: the process that
+opened it has not said since (it stopped, or no call came to probe)."""
 
 NO_RELOAD = (
     "Only the running bot reloads its actions: it does so by itself when the actions file "
@@ -87,6 +106,8 @@ Verb = Literal[
     "new",
     "edit",
     "delete",
+    "dryrun",
+    "audit",
     "console",
     "help",
 ]
@@ -102,11 +123,14 @@ VERBS: tuple[Verb, ...] = (
     "new",
     "edit",
     "delete",
+    "dryrun",
+    "audit",
     "console",
     "help",
 )
 NO_WORDS = frozenset({"list", "help", "console", "reload", "new"})
-NEEDS_NAME = frozenset({"show", "enable", "disable", "test", "edit", "delete"})
+NEEDS_NAME = frozenset({"show", "enable", "disable", "test", "edit", "delete", "dryrun", "audit"})
+ON_OFF = {"on": True, "off": False}
 
 USAGE = """\
 /actions list                        every action with its state and call count
@@ -119,6 +143,8 @@ USAGE = """\
 /actions reload                      read the actions file again now
 /actions new | edit NAME             make or change an action in a form (Slack, Discord)
 /actions delete NAME                 delete an action made in chat
+/actions dryrun NAME on|off          nothing is sent; the AI is shown what would have been
+/actions audit NAME                  its last 10 calls: who asked, arguments, outcome
 /actions                             the console: every action with an on/off button
 /actions help                        this text"""
 
@@ -146,6 +172,10 @@ def parse_command(text: str) -> AdminCommand:
     name = rest[0] if rest else None
     if verb in NEEDS_NAME and name is None:
         raise AdminUsageError(f"`{verb}` needs an action name.")
+    if verb == "dryrun":
+        if len(rest) != 2 or rest[1].lower() not in ON_OFF:
+            raise AdminUsageError("`dryrun` needs an action name and `on` or `off`.")
+        return AdminCommand(verb, name, {"mode": rest[1].lower()})
     if verb != "test" and len(rest) > (0 if verb in NO_WORDS else 1):
         raise AdminUsageError(f"Too many words for `{verb}`.")
     return AdminCommand(verb, name, _key_values(rest[1:]) if verb == "test" else {})
@@ -244,6 +274,12 @@ class Admin:
                 return await self.stats(command.name)
             case "test":
                 return await self.test(name, command.arguments, actor=actor)
+            case "dryrun":
+                on = ON_OFF[command.arguments.get("mode", "")]
+                return await self.set_dry_run(name, on, actor=actor)
+            case "audit":
+                self.actions.get(name)
+                return AuditReport(name, await self.store.recent_calls(name, limit=AUDIT_ROWS))
             case _:
                 return Notice(USAGE)
 
@@ -254,9 +290,28 @@ class Admin:
             a.name: states[a.name].active if a.name in states else a.active for a in self.actions
         }
 
+    async def dry_run_flags(self) -> dict[str, bool]:
+        """Every action's dry-run mode: the admin's override if any, else the file's `mode`."""
+        modes = await self.store.action_modes()
+        return {a.name: modes.get(a.name, a.mode == "dry_run") for a in self.actions}
+
+    async def breaker_states(self) -> dict[str, str]:
+        """Breakers not closed: this process's own, else what the store last heard (another
+        process, or replica, opened it)."""
+        now = time.time()
+        found: dict[str, str] = {
+            name: record.state
+            for name, record in (await self.store.breakers()).items()
+            if record.state != "closed"
+            and (record.open_until is None or record.open_until.timestamp() > now - STALE_BREAKER)
+        }
+        return found | dict(self.webhooks.guard.breakers.open_actions())
+
     async def list_actions(self) -> ActionList:
         flags = await self.active_flags()
         counts = await self.store.call_counts()
+        dry_run = await self.dry_run_flags()
+        breakers = await self.breaker_states()
         rows = [
             ActionRow(
                 a.name,
@@ -266,10 +321,19 @@ class Admin:
                 flags[a.name],
                 counts.get(a.name, 0),
                 a.origin,
+                "dry_run" if dry_run[a.name] else "live",
+                breakers.get(a.name, "closed"),
             )
             for a in self.actions
         ]
         return ActionList(rows)
+
+    async def set_dry_run(self, name: str, on: bool, *, actor: str) -> DryRunSet:
+        self.actions.get(name)
+        was = (await self.dry_run_flags())[name]
+        await self.store.set_dry_run(name, on, actor=actor)
+        logger.info("action %s dry run %s by %s", name, "on" if on else "off", actor)
+        return DryRunSet(name, on, changed=was != on)
 
     async def show(self, name: str) -> ActionDetail:
         action = self.actions.get(name)
@@ -306,7 +370,8 @@ class Admin:
         flags = await self.active_flags()
         recent = await self.store.recent_activity(hours=WINDOW_HOURS)
         pairs = [(a.name, a.display_name) for a in self.actions]
-        return Console(console_rows(pairs, flags, recent), notice)
+        guards = guard_lines(pairs, await self.dry_run_flags(), await self.breaker_states())
+        return Console(console_rows(pairs, flags, recent), notice, guards)
 
     async def toggle_from_console(self, name: str, active: bool, *, actor: str) -> Console:
         """A console button: the toggle, then the console as it is now (to redraw)."""
@@ -334,5 +399,6 @@ class Admin:
             arguments,
             conversation=f"admin-test:{actor}",
             caller=caller_header(platform, "", user, ""),
+            forced=True,
         )
         return TestReport(dict(arguments), result, trim(result.body_text(), self.result_chars))

@@ -20,6 +20,8 @@ from bot.admin.results import (
     ActionProblems,
     ActionSaved,
     AdminResult,
+    AuditReport,
+    DryRunSet,
     Notice,
     Reloaded,
     StatsReport,
@@ -27,6 +29,7 @@ from bot.admin.results import (
     Toggled,
 )
 from bot.store import ActionStats
+from bot.types import Outcome, trim
 
 
 def render_text(result: AdminResult) -> str:
@@ -60,6 +63,10 @@ def render_text(result: AdminResult) -> str:
             return "Not saved:\n" + "\n".join(f"  - {p}" for p in result.problems)
         case ActionDeleted():
             return f"{result.name} is deleted; its calls stay in the stats."
+        case DryRunSet():
+            return render_dry_run(result)
+        case AuditReport():
+            return render_audit(result)
 
 
 def _render_list(result: ActionList) -> str:
@@ -72,12 +79,15 @@ def _render_list(result: ActionList) -> str:
             r.method,
             r.host,
             r.origin,
+            "dry run" if r.mode == "dry_run" else "live",
+            r.breaker.replace("_", "-"),
             "active" if r.active else "inactive",
             str(r.calls),
         ]
         for r in result.rows
     ]
-    return table(["NAME", "DISPLAY NAME", "METHOD", "HOST", "FROM", "STATE", "CALLS"], rows)
+    header = ["NAME", "DISPLAY NAME", "METHOD", "HOST", "FROM", "MODE", "BREAKER", "STATE"]
+    return table([*header, "CALLS"], rows)
 
 
 def _render_detail(detail: ActionDetail) -> str:
@@ -112,6 +122,7 @@ def _render_stats(report: StatsReport) -> str:
             str(s.calls),
             str(s.successes),
             _failures(s),
+            str(s.failures.get(Outcome.DRY_RUN.value, 0)),
             _ms(s.avg_latency_ms),
             _ms(s.p95_latency_ms),
             _when(s.last_call_at),
@@ -119,7 +130,7 @@ def _render_stats(report: StatsReport) -> str:
         ]
         for s in report.rows
     ]
-    header = ["ACTION", "CALLS", "OK", "FAILED", "AVG", "P95", "LAST CALL", "LAST ERROR"]
+    header = ["ACTION", "CALLS", "OK", "FAILED", "DRY RUN", "AVG", "P95", "LAST CALL", "LAST ERROR"]
     recent = activity_lines(report.recent) if report.recent else []
     return "\n".join([table(header, rows), "", *recent, *report.notes()])
 
@@ -136,7 +147,43 @@ def _render_test(report: TestReport) -> str:
 
 
 def _failures(stats: ActionStats) -> str:
-    return ", ".join(f"{k} {v}" for k, v in sorted(stats.failures.items())) or "0"
+    """Failures by outcome; dry runs have their own column (nothing was sent)."""
+    failed = sorted((k, v) for k, v in stats.failures.items() if k != Outcome.DRY_RUN.value)
+    return ", ".join(f"{k} {v}" for k, v in failed) or "0"
+
+
+def render_dry_run(result: DryRunSet) -> str:
+    already = "" if result.changed else " (it already was)"
+    if result.on:
+        return (
+            f"{result.name} is now in dry-run mode{already}: no request is sent; the AI is "
+            "shown what would have been sent and tells the customer it was a test."
+        )
+    return f"{result.name} is live again{already}: its calls are sent."
+
+
+def render_audit(report: AuditReport) -> str:
+    if not report.rows:
+        return f"No calls of {report.name} are recorded (or kept)."
+    rows = [
+        [
+            _when(r.recorded_at),
+            f"{r.platform or '-'}:{r.user_id or '-'}",
+            r.channel or "-",
+            r.outcome,
+            "-" if r.status is None else str(r.status),
+            _ms(r.latency_ms),
+            str(r.attempts),
+            r.idempotency_key[:12],
+            trim(r.arguments or "-", AUDIT_ARGUMENT_CHARS),
+        ]
+        for r in report.rows
+    ]
+    header = ["WHEN", "WHO", "CHANNEL", "OUTCOME", "STATUS", "LATENCY", "TRIES", "KEY", "ARGS"]
+    return f"Last {len(rows)} calls of {report.name}, newest first:\n" + table(header, rows)
+
+
+AUDIT_ARGUMENT_CHARS = 80
 
 
 def _ms(value: float | None) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 from bot.actions.models import Action, Parameter
 from bot.admin.console import Console, Resumed
 from bot.errors import Problem
-from bot.store import ActionStats, RecentActivity
+from bot.store import ActionStats, AuditRow, RecentActivity
 from bot.types import ActionResult
 
 
@@ -27,6 +27,10 @@ class ActionRow:
     calls: int
     origin: str = "file"
     """Where it was defined: `file` (the actions file) or `chat` (`/actions new`)."""
+    mode: str = "live"
+    """`live`, or `dry_run` (the file's `mode` or `/actions dryrun`)."""
+    breaker: str = "closed"
+    """The circuit breaker: `closed`, `open` or `half_open`."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,24 @@ class TestReport:
 
 
 @dataclass(frozen=True)
+class DryRunSet:
+    """`/actions dryrun NAME on|off`."""
+
+    name: str
+    on: bool
+    changed: bool
+    """False when the action already was in that mode."""
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """`/actions audit NAME`: its latest calls, newest first."""
+
+    name: str
+    rows: list[AuditRow]
+
+
+@dataclass(frozen=True)
 class Notice:
     """A message for the admin: usage help, or why a command was refused."""
 
@@ -179,4 +201,6 @@ AdminResult = (
     | ActionSaved
     | ActionProblems
     | ActionDeleted
+    | DryRunSet
+    | AuditReport
 )

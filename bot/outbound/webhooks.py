@@ -1,8 +1,10 @@
 """Outbound webhook calls: the one place ActionBot talks to an action's endpoint.
 
 `WebhookClient.call` turns an action and its arguments into an `ActionResult` (a failed call
-is a result, never an exception). A call first takes its slots (`bot/slots.py`: the action's
-`max_concurrency` and a pool connection, waited for at most the queue timeout, else `busy`).
+is a result, never an exception). The guard (`guard.py`) may stop it before anything is
+sent: a dry run, an open circuit breaker, the action's `rate`. A call first takes its slots
+(`bot/slots.py`: the action's `max_concurrency` and a pool connection, waited for at most the
+queue timeout, else `busy`).
 Every hop is HTTPS; redirects are followed by hand, each hop re-checked, and the action's own
 headers (its secrets) are dropped once a redirect leaves the first origin. `PinnedBackend`,
 under the connection pool, resolves a host once per new connection, refuses it if any address
@@ -22,28 +24,24 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
-import hmac
 import json
 import logging
 import os
 import ssl
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Self
 
-import certifi
 import httpcore2
 import httpx2
 from pydantic import SecretStr
 
 from bot import __version__
 from bot.actions.models import HEADER_VALUE, Action, Arguments, prepare_request
-from bot.errors import ConfigError
 from bot.outbound.body import (
     TRANSPORT_ERRORS,
     CallFailed,
@@ -54,8 +52,18 @@ from bot.outbound.body import (
     refusal,
 )
 from bot.outbound.egress import EgressPolicy
+from bot.outbound.guard import Guard, Pass
+from bot.outbound.hops import Hop, follow, redirect_target, retry_after, scrub_json
+from bot.outbound.parts import (
+    CallObserver,
+    CallRecorder,
+    canonical_json,
+    configured_keys,
+    default_ssl_context,
+    idempotency_key,
+)
 from bot.outbound.pinning import PinnedBackend, Resolver, pinned_pool, resolve_host
-from bot.outbound.signing import DEFAULT_KEY_ID, SigningKey, parse_keys, signed_headers
+from bot.outbound.signing import DEFAULT_KEY_ID, SigningKey, signed_headers
 from bot.outbound.slots import Busy, CallSlots
 from bot.runtime import config
 from bot.runtime.logs import Redactor
@@ -64,77 +72,23 @@ from bot.types import ActionResult, Outcome, caller_header
 logger = logging.getLogger(__name__)
 
 USER_AGENT = f"ActionBot/{__version__}"
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_KEEPS_METHOD = frozenset({307, 308})
 _LOG_LINE = "webhook %s: %s status=%s latency_ms=%.0f attempts=%d call_id=%s error=%s"
 NO_CALLER = caller_header("", "", "", "")
 """The caller of a call made without a platform user (never from a customer's turn)."""
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 """Answers that say "not now": the request may be sent again with the same key."""
+__all__ = [
+    "USER_AGENT",
+    "CallObserver",
+    "CallRecorder",
+    "WebhookClient",
+    "canonical_json",
+    "configured_keys",
+    "default_ssl_context",
+    "idempotency_key",
+]
 RETRY_BACKOFF = 0.25
 """Seconds before the first retry; doubled for each further one (unless `Retry-After`)."""
-
-
-class CallRecorder(Protocol):
-    """Where each call's result goes (the store), with the conversation and, for a call of
-    a customer's turn, the turn's event key (its journal row gets the result)."""
-
-    async def record_call(
-        self,
-        result: ActionResult,
-        *,
-        conversation: str | None = None,
-        event_key: str | None = None,
-    ) -> None:
-        """Record one finished call."""
-
-
-class CallObserver(Protocol):
-    """Watches capacity (the metrics): waits for a slot and calls in flight per action."""
-
-    def webhook_queued(self, action: str, seconds: float) -> None:
-        """A call of `action` waited `seconds` for its slots (got them, or ended busy)."""
-
-    def webhook_in_flight(self, action: str, change: int) -> None:
-        """A call of `action` started (+1) or finished (-1) being sent."""
-
-
-def configured_keys(settings: config.Settings) -> list[SigningKey]:
-    """The signing keys the operator set: `ACTIONBOT_WEBHOOK_SECRETS`, else
-    `ACTIONBOT_WEBHOOK_SECRET` as the key `default`, else none (calls go unsigned)."""
-    if settings.webhook_secrets is not None:
-        return parse_keys(settings.webhook_secrets.get_secret_value())
-    if settings.webhook_secret is not None:
-        return [SigningKey(DEFAULT_KEY_ID, settings.webhook_secret.get_secret_value().encode())]
-    return []
-
-
-def idempotency_key(
-    instance_key: bytes, event_key: str, action: str, arguments: str, n: int
-) -> str:
-    """The `Idempotency-Key` of a call made while answering one message: hex HMAC-SHA256
-    under the instance key of the event key, the action, the canonical JSON of the arguments
-    and `n` (how many identical calls came before it in the turn). The same message thus
-    gets the same keys on every retry, restart and replica."""
-    message = json.dumps([event_key, action, arguments, n], ensure_ascii=False)
-    return hmac.new(instance_key, message.encode("utf-8"), hashlib.sha256).hexdigest()
-
-
-def canonical_json(value: Any) -> str:
-    """Sorted keys, no spaces: equal arguments give equal text."""
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-
-
-def default_ssl_context(extra_ca_file: str | None = None) -> ssl.SSLContext:
-    """certifi's CA bundle plus, as extra trust, `extra_ca_file` (default `$SSL_CERT_FILE`)."""
-    context = ssl.create_default_context(cafile=certifi.where())
-    extra = extra_ca_file if extra_ca_file is not None else os.environ.get("SSL_CERT_FILE")
-    if extra:
-        try:
-            context.load_verify_locations(cafile=extra)
-        except OSError as exc:  # ssl.SSLError is an OSError too
-            raise ConfigError(f"Cannot load extra CA certificates from {extra}: {exc}") from None
-    return context
 
 
 @dataclass(frozen=True)
@@ -147,17 +101,6 @@ class _Call:
     """The `Idempotency-Key`."""
     caller: str
     """The `X-ActionBot-Caller` value."""
-
-
-@dataclass(frozen=True)
-class _Hop:
-    """One request of a call: the first, or one reached by following a redirect."""
-
-    method: str
-    url: httpx2.URL
-    body: bytes
-    same_origin: bool = True
-    redirected: bool = False
 
 
 class WebhookClient:
@@ -182,8 +125,10 @@ class WebhookClient:
         queue_timeout: float = config.DEFAULT_WEBHOOK_QUEUE_TIMEOUT,
         outside_policy: EgressPolicy | None = None,
         secrets: Iterable[str] = (),
+        guard: Guard | None = None,
     ) -> None:
         self._policy = policy
+        self.guard = guard or Guard()
         # The operator's allow list exempts the action's own endpoint. A redirect that leaves
         # that origin gets no exemptions by default: an outside server must not be able to
         # steer a call into the networks the operator opened for its own APIs.
@@ -221,6 +166,7 @@ class WebhookClient:
         recorder: CallRecorder | None = None,
         observer: CallObserver | None = None,
         secrets: Iterable[str] = (),
+        guard: Guard | None = None,
     ) -> Self:
         """A client configured from the operator's settings; `secrets` are the values to
         blank out of responses."""
@@ -234,6 +180,7 @@ class WebhookClient:
             max_body_bytes=settings.max_body_bytes,
             connections=settings.webhook_connections,
             queue_timeout=settings.webhook_queue_timeout,
+            guard=guard,
         )
 
     async def __aenter__(self) -> Self:
@@ -265,37 +212,56 @@ class WebhookClient:
         call_id: str | None = None,
         event_key: str | None = None,
         caller: str = "",
+        dry_run: bool | None = None,
+        forced: bool = False,
     ) -> ActionResult:
         """Call `action`'s endpoint with validated `arguments`; failures are results too.
 
         `call_id` is the `Idempotency-Key` (a fresh one when not given); `event_key` names
         the turn whose journal records the result; `caller` is the `X-ActionBot-Caller`.
-        The recorded latency is the call's own time once its slots are held; a `busy`
-        call's latency is the time it waited for them.
+        The guard (`guard.py`) may stop the call first: `dry_run` overrides the action's
+        `mode`, `forced` (an admin's test) skips the guard. The recorded latency is the
+        call's own time once its slots are held; a `busy` call's latency is the time it
+        waited for them; a call the guard stopped sent nothing (0 attempts).
         """
         call = _Call(action, arguments, call_id or uuid.uuid4().hex, caller or NO_CALLER)
         call_id = call.key
         started = time.perf_counter()
         tries = [0]
-        try:
-            async with self._slots.hold(action.name, limit=action.max_concurrency) as waited:
-                self._queued(action.name, waited)
-                started = time.perf_counter()
-                with self._in_flight(action.name):
-                    ending = await self._attempt(call, tries)
-        except Busy as busy:
-            self._queued(action.name, busy.waited)
-            ending = Ending(Outcome.BUSY, error=str(busy))
+        checked = await self.guard.check(action, arguments, dry_run=dry_run, forced=forced)
+        if isinstance(checked, Pass):
+            ending, started = await self._send_held(call, tries, started)
+        else:
+            ending = checked
         ending = self._scrub(ending)
         ms = round((time.perf_counter() - started) * 1000, 1)
-        attempts = max(tries[0], 1)
+        attempts = max(tries[0], 1) if isinstance(checked, Pass) else 0
         result = ActionResult(
             action=action.name, call_id=call_id, latency_ms=ms, attempts=attempts, **vars(ending)
         )
         outcome, status, error = result.outcome.value, result.status, result.error
         logger.info(_LOG_LINE, action.name, outcome, status, ms, attempts, call_id, error)
-        await self._record(result, conversation, event_key)
+        if isinstance(checked, Pass):
+            await self.guard.finished(action, checked, result)
+        shown = self._redactor.scrub(canonical_json(arguments))
+        await self._record(result, conversation, event_key, call.caller, shown)
         return result
+
+    async def _send_held(
+        self, call: _Call, tries: list[int], started: float
+    ) -> tuple[Ending, float]:
+        """The call sent once it holds its slots: its ending, and when its own time began
+        (when the slots were taken; `started` for a `busy` call, which waited)."""
+        action = call.action
+        try:
+            async with self._slots.hold(action.name, limit=action.max_concurrency) as waited:
+                self._queued(action.name, waited)
+                started = time.perf_counter()
+                with self._in_flight(action.name):
+                    return await self._attempt(call, tries), started
+        except Busy as busy:
+            self._queued(action.name, busy.waited)
+            return Ending(Outcome.BUSY, error=str(busy)), started
 
     def _scrub(self, ending: Ending) -> Ending:
         """The ending with every known secret value in its body and error replaced."""
@@ -304,7 +270,7 @@ class WebhookClient:
         scrub = self._redactor.scrub
         return dataclasses.replace(
             ending,
-            data=_scrub_json(ending.data, scrub),
+            data=scrub_json(ending.data, scrub),
             text=None if ending.text is None else scrub(ending.text),
             error=None if ending.error is None else scrub(ending.error),
         )
@@ -363,16 +329,16 @@ class WebhookClient:
         """The request, with redirects followed: its ending and the `Retry-After` seconds."""
         prepared = prepare_request(call.action, call.arguments)
         body = b"" if prepared.json_body is None else _json_bytes(prepared.json_body)
-        hop = _Hop(method=prepared.method.value, url=httpx2.URL(prepared.url), body=body)
+        hop = Hop(method=prepared.method.value, url=httpx2.URL(prepared.url), body=body)
         for _ in range(self._max_redirects + 1):
             self._check_destination(hop)
             status, target, content, retry_after = await self._send(call, hop)
             if target is None:
                 return interpret(status, content), retry_after
-            hop = _follow(hop, status, target)
+            hop = follow(hop, status, target)
         raise CallFailed(Outcome.ERROR, f"more than {self._max_redirects} redirects")
 
-    def _check_destination(self, hop: _Hop) -> None:
+    def _check_destination(self, hop: Hop) -> None:
         url = hop.url
         if url.scheme != "https":
             what = "a redirect to" if hop.redirected else "the URL"
@@ -384,7 +350,7 @@ class WebhookClient:
             raise CallFailed(Outcome.BLOCKED, refusal(problem, redirected=hop.redirected))
 
     async def _send(
-        self, call: _Call, hop: _Hop
+        self, call: _Call, hop: Hop
     ) -> tuple[int, httpx2.URL | None, bytes, float | None]:
         """One request: status, redirect target (if following one), the capped body and the
         seconds of a `Retry-After` header (None when absent or not a number of seconds)."""
@@ -401,7 +367,7 @@ class WebhookClient:
                 hop.method, url, headers=headers.raw, content=hop.body or None
             ) as response:
                 received = httpx2.Headers(response.headers)
-                target = _redirect_target(hop.url, response.status, received)
+                target = redirect_target(hop.url, response.status, received)
                 content = b"" if target is not None else await self._body(response, received)
         except TRANSPORT_ERRORS as exc:
             raise failure(
@@ -411,7 +377,7 @@ class WebhookClient:
                 redirected=hop.redirected,
                 extra_ca=self._extra_ca,
             ) from exc
-        return response.status, target, content, _retry_after(received)
+        return response.status, target, content, retry_after(received)
 
     async def _body(self, response: httpcore2.Response, headers: httpx2.Headers) -> bytes:
         chunks = response.aiter_stream()
@@ -419,7 +385,7 @@ class WebhookClient:
             chunks, headers=headers, status=response.status, cap=self._max_body_bytes
         )
 
-    def _headers(self, call: _Call, hop: _Hop) -> httpx2.Headers:
+    def _headers(self, call: _Call, hop: Hop) -> httpx2.Headers:
         headers = httpx2.Headers({"Host": hop.url.netloc.decode("ascii")})
         headers["User-Agent"] = USER_AGENT
         headers["Accept"] = "application/json"
@@ -448,12 +414,23 @@ class WebhookClient:
         return headers
 
     async def _record(
-        self, result: ActionResult, conversation: str | None, event_key: str | None
+        self,
+        result: ActionResult,
+        conversation: str | None,
+        event_key: str | None,
+        caller: str,
+        arguments: str,
     ) -> None:
         if self._recorder is None:
             return
         try:
-            await self._recorder.record_call(result, conversation=conversation, event_key=event_key)
+            await self._recorder.record_call(
+                result,
+                conversation=conversation,
+                event_key=event_key,
+                caller=caller,
+                arguments=arguments,
+            )
         except Exception:
             logger.warning(
                 "could not record call %s of %s", result.call_id, result.action, exc_info=True
@@ -468,51 +445,7 @@ def _pool(
     return pinned_pool(ssl_context=context, backend=backend, connections=connections)
 
 
-def _scrub_json(value: Any, scrub: Callable[[str], str]) -> Any:
-    """`value` with `scrub` applied to every string in it, keys included."""
-    if isinstance(value, str):
-        return scrub(value)
-    if isinstance(value, list):
-        return [_scrub_json(item, scrub) for item in value]
-    if isinstance(value, dict):
-        return {scrub(str(k)): _scrub_json(v, scrub) for k, v in value.items()}
-    return value
-
-
-def _retry_after(headers: httpx2.Headers) -> float | None:
-    """`Retry-After` in seconds, when it is a small number of seconds (dates are ignored)."""
-    value = headers.get("Retry-After", "").strip()
-    return float(value) if value.isdigit() and len(value) < 6 else None
-
-
 def _json_bytes(body: dict[str, Any]) -> bytes:
     """Serialised once, so the signed bytes are exactly the bytes sent."""
     text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return text.encode("utf-8")
-
-
-def _redirect_target(url: httpx2.URL, status: int, headers: httpx2.Headers) -> httpx2.URL | None:
-    location = headers.get("Location")
-    if status not in _REDIRECTS or not location:
-        return None
-    try:
-        return url.join(location).copy_with(fragment=None)
-    except httpx2.InvalidURL:
-        message = "the endpoint redirected to an invalid URL"
-        raise CallFailed(Outcome.INVALID_RESPONSE, message, status=status) from None
-
-
-def _follow(hop: _Hop, status: int, target: httpx2.URL) -> _Hop:
-    """307/308 repeat the request; 301/302/303 become a GET without a body."""
-    keep = status in _KEEPS_METHOD
-    return _Hop(
-        method=hop.method if keep else "GET",
-        url=target,
-        body=hop.body if keep else b"",
-        same_origin=hop.same_origin and _origin(hop.url) == _origin(target),
-        redirected=True,
-    )
-
-
-def _origin(url: httpx2.URL) -> tuple[str, str, int | None]:
-    return url.scheme, url.host, url.port or (443 if url.scheme == "https" else None)

@@ -12,6 +12,8 @@ from dotenv import dotenv_values
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.runtime.rates import parse_rate
+
 ENV_FILE = Path(".env")
 """Settings file read from the working directory; the environment wins over it."""
 DEFAULT_ACTIONS_PATH = Path("actions.toml")
@@ -21,6 +23,7 @@ DEFAULT_DB_POOL_MAX = 10
 """PostgreSQL connections per process: a turn holds one only for the length of a statement."""
 DEFAULT_HANDOFF_HOURS = 24.0
 DEFAULT_DISCORD_SHARDS = 1
+DEFAULT_BREAKER_FAILURES = 5
 DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_HTTP_PORT = 8080
 DEFAULT_HTTP_HOST = "127.0.0.1"
@@ -220,8 +223,21 @@ class Settings(BaseSettings):
         DEFAULT_HANDOFF_HOURS, gt=0, validation_alias=_env("ACTIONBOT_HANDOFF_HOURS")
     )
     """How long the bot stays silent in a conversation handed to a person, unless resumed."""
+    alert_channel: str = Field("", validation_alias=_env("ACTIONBOT_ALERT_CHANNEL"))
+    """Where admins are told of an action's breaker opening: `slack:C…` and/or `discord:…`."""
+    breaker_failures: int = Field(
+        DEFAULT_BREAKER_FAILURES, ge=1, validation_alias=_env("ACTIONBOT_BREAKER_FAILURES")
+    )
+    """Consecutive failures (timeout, connection error, 5xx) that open an action's breaker."""
+    user_rate: str = Field("", validation_alias=_env("ACTIONBOT_USER_RATE"))
+    """Turns per customer per platform, `20/minute` (per process); empty: no limit."""
 
-    @field_validator("handoff_channel", "handoff_mention")
+    @field_validator("user_rate")
+    @classmethod
+    def _check_user_rate(cls, value: str) -> str:
+        return parse_rate(value).text if value.strip() else ""
+
+    @field_validator("handoff_channel", "handoff_mention", "alert_channel")
     @classmethod
     def _per_platform(cls, value: str) -> str:
         for platform, target in _platform_pairs(value).items():
@@ -235,6 +251,11 @@ class Settings(BaseSettings):
     def handoff_channels(self) -> dict[str, str]:
         """Handoff channel per platform (`ACTIONBOT_HANDOFF_CHANNEL`)."""
         return _platform_pairs(self.handoff_channel)
+
+    @property
+    def alert_channels(self) -> dict[str, str]:
+        """Alert channel per platform (`ACTIONBOT_ALERT_CHANNEL`)."""
+        return _platform_pairs(self.alert_channel)
 
     @property
     def handoff_mentions(self) -> dict[str, str]:

@@ -48,6 +48,8 @@ class CallSink(Protocol):
         *,
         conversation: str | None = None,
         event_key: str | None = None,
+        caller: str = "",
+        arguments: str | None = None,
     ) -> None: ...
 
 
@@ -152,6 +154,18 @@ class Metrics:
             "Conversations handed to a person and not resumed or expired (database-wide).",
             registry=self.registry,
         )
+        self.breaker_open = Gauge(
+            "actionbot_breaker_open",
+            "1 while the action's circuit breaker is open or probing in this process, else 0.",
+            ["action"],
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "actionbot_customer_rate_limited",
+            "Customer messages not answered because the customer's rate was used up.",
+            ["platform"],
+            registry=self.registry,
+        )
 
     def observe_call(self, result: ActionResult) -> None:
         self.calls.labels(result.action, result.outcome.value).inc()
@@ -184,6 +198,14 @@ class MeteredRecorder:
         *,
         conversation: str | None = None,
         event_key: str | None = None,
+        caller: str = "",
+        arguments: str | None = None,
     ) -> None:
         self.metrics.observe_call(result)
-        await self.store.record_call(result, conversation=conversation, event_key=event_key)
+        await self.store.record_call(
+            result,
+            conversation=conversation,
+            event_key=event_key,
+            caller=caller,
+            arguments=arguments,
+        )
