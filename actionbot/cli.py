@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import getpass
 import logging
+import os
 import sys
 import urllib.request
+from datetime import UTC, datetime
+from enum import StrEnum
 from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated
@@ -27,6 +30,8 @@ from bot.actions.export import ExportFormat, TemplatesOnly, export_toml
 from bot.actions.models import ActionConfig
 from bot.actions.openapi import Imported, actions_file, import_operations, read_spec
 from bot.admin.operations import AdminCommand, AdminResult, Notice, TestReport, Verb, render_text
+from bot.audit import export as export_audit
+from bot.audit import parse_since
 from bot.delivery import Inbox
 from bot.errors import ActionBotError, ActionsFileError, DatabaseError, StartupError
 from bot.llm.client import OpenAIChatModel
@@ -215,6 +220,59 @@ def _blocked_hosts(imported: Imported, settings: Settings) -> list[str]:
     ]
 
 
+class AuditFormat(StrEnum):
+    JSONL = "jsonl"
+    CSV = "csv"
+
+
+@actions_app.command()
+def audit(
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only calls since then: 2026-01-01, 2026-01-01T09:30[Z], 24h, 7d."),
+    ] = None,
+    action: Annotated[str | None, typer.Option(help="Only this action's calls.")] = None,
+    output_format: Annotated[
+        AuditFormat, typer.Option("--format", help="JSON lines or CSV with a header row.")
+    ] = AuditFormat.JSONL,
+) -> None:
+    """Print every recorded call, oldest first: who asked (platform, team, user, channel),
+    the conversation, the arguments sent (secrets masked), the idempotency key, outcome,
+    status, latency and attempts. Streams: memory stays small however many calls there are."""
+    settings = load_settings()
+    try:
+        start = None if since is None else parse_since(since, now=datetime.now(UTC))
+    except ActionBotError as exc:
+        raise fail(str(exc), 2) from None
+    try:
+        asyncio.run(_audit(settings, since=start, action=action, fmt=output_format))
+    except BrokenPipeError:  # `actionbot actions audit | head`: the reader has had enough
+        _quiet_stdout()
+    except ActionBotError as exc:
+        raise fail(str(exc)) from None
+
+
+async def _audit(
+    settings: Settings, *, since: datetime | None, action: str | None, fmt: AuditFormat
+) -> None:
+    store = await open_store(settings)
+    try:
+        await export_audit(store, sys.stdout, fmt=fmt.value, since=since, action=action)
+        sys.stdout.flush()
+    finally:
+        await store.close()
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush into the closed pipe
+    does not print a second error."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass  # not a real file (a test's runner): nothing to flush
+
+
 def _simple(verb: Verb, name: str | None = None) -> None:
     admin_command(AdminCommand(verb, name))
 
@@ -272,6 +330,19 @@ def resume(
 def delete(name: NameArg) -> None:
     """Delete an action made in chat (actions of the file are removed in the file)."""
     _simple("delete", name)
+
+
+@actions_app.command()
+def dryrun(
+    name: NameArg,
+    mode: Annotated[
+        str, typer.Argument(help="on: nothing is sent, the AI sees what would be; off: live.")
+    ],
+) -> None:
+    """Put an action in dry-run mode (on) or back live (off), overriding the file's `mode`."""
+    if mode.lower() not in ("on", "off"):
+        raise fail(f"dryrun takes `on` or `off`, not {mode!r}.", 2)
+    admin_command(AdminCommand("dryrun", name, {"mode": mode.lower()}))
 
 
 @actions_app.command()
@@ -356,6 +427,7 @@ async def _serve(settings: Settings, model: OpenAIChatModel) -> None:
             admin=services.admin,
             store=services.store,
             metrics=services.metrics,
+            alerts=services.alerts,
             reloader=reloader,
         )
 
@@ -440,6 +512,7 @@ async def _platform_findings(settings: Settings) -> list[Finding]:
             turns=turns,
             inbox=Inbox(services.store, turns, metrics=services.metrics),
             http=HttpServer(port=0),
+            alerts=services.alerts,
         )
         findings = []
         for name, platform in platforms.items():

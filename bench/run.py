@@ -206,6 +206,12 @@ def store_table() -> str:
     return table("Store at scale", ["measure", "value"], rows)
 
 
+def audit_table() -> str:
+    from bench.audit import audit_table as measure_audit
+
+    return measure_audit()
+
+
 def ack_table(fakes: dict[str, str]) -> str:
     from bench.ack import ack_table as measure_acks
 
@@ -250,6 +256,7 @@ def main() -> None:
         fakes_process.stdin.close()
         fakes_process.wait(timeout=30)
     print(store_table(), flush=True)
+    print(audit_table(), flush=True)
     print(f"Total time: {time.perf_counter() - started:.0f} s")
 
 
