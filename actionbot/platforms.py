@@ -21,9 +21,11 @@ from bot.admin.operations import Admin
 from bot.delivery import CLAIM_BATCH, Inbox
 from bot.engine import Engine
 from bot.errors import ConfigError, StartupError
+from bot.runtime.alerts import Alerts
 from bot.runtime.config import Settings
 from bot.runtime.http import HttpServer
 from bot.runtime.metrics import CONTENT_TYPE, Metrics
+from bot.runtime.rates import CustomerLimits, parse_rate
 from bot.runtime.tasks import Turns
 from bot.store import Store
 
@@ -63,15 +65,19 @@ def configured_platforms(
     turns: Turns,
     inbox: Inbox,
     http: HttpServer,
+    alerts: Alerts,
 ) -> dict[str, Platform]:
-    """The adapters whose tokens are set; their HTTP routes are added to `http`."""
+    """The adapters whose tokens are set; their HTTP routes are added to `http`, and how
+    they post to a channel to `alerts`."""
     platforms: dict[str, Platform] = {}
     if settings.slack_bot_token is not None:
         from adapters.slack.adapter import SlackAdapter
+        from adapters.slack.alerts import alert_poster
 
         slack = SlackAdapter(
             settings=settings, engine=engine, admin=admin, store=store, turns=turns, inbox=inbox
         )
+        alerts.register("slack", alert_poster(slack.client))
         if not slack.socket_mode:
             http.add_route("POST", "/slack/events", slack.handle_http)
         platforms["slack"] = slack
@@ -92,13 +98,15 @@ def configured_platforms(
                 commands=commands,
             )
 
-        platforms["discord"] = DiscordShards(
+        shards = DiscordShards(
             count=settings.discord_shards,
             make=make,
             leases=store,
             inbox=inbox,
             owner=inbox.owner,
         )
+        alerts.register("discord", shards.post_alert)
+        platforms["discord"] = shards
     return platforms
 
 
@@ -109,6 +117,7 @@ async def serve(
     admin: Admin,
     store: Store,
     metrics: Metrics,
+    alerts: Alerts | None = None,
     reloader: Catalogue | None = None,
 ) -> None:
     """Run the HTTP server and every configured platform until SIGTERM or SIGINT.
@@ -128,6 +137,7 @@ async def serve(
         owner=process_owner(),
         started=False,
         handoff_seconds=settings.handoff_hours * 3600,
+        customers=CustomerLimits(parse_rate(settings.user_rate) if settings.user_rate else None),
     )
     http = HttpServer(port=settings.http_port, host=settings.http_host)
     token = settings.metrics_token
@@ -144,7 +154,14 @@ async def serve(
 
     http.add_route("GET", "/metrics", scrape)
     platforms = configured_platforms(
-        settings, engine=engine, admin=admin, store=store, turns=turns, inbox=inbox, http=http
+        settings,
+        engine=engine,
+        admin=admin,
+        store=store,
+        turns=turns,
+        inbox=inbox,
+        http=http,
+        alerts=alerts or Alerts(),
     )
     http.add_check("database", store.ping)
     for name, platform in platforms.items():

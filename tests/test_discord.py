@@ -465,6 +465,8 @@ async def test_commands_synced_to_the_configured_server(harness: Harness) -> Non
         "new",
         "edit",
         "delete",
+        "dryrun",
+        "audit",
     }
     assert group["default_member_permissions"] in (str(MANAGE_GUILD), MANAGE_GUILD)
 

@@ -45,6 +45,8 @@ from bot.store import Leases
 
 logger = logging.getLogger(__name__)
 
+ON_OFF = [app_commands.Choice(name="on", value="on"), app_commands.Choice(name="off", value="off")]
+
 
 class ActionsCommands:
     """The `/actions` group of one Discord bot account, running the admin operations."""
@@ -63,8 +65,8 @@ class ActionsCommands:
         )
 
     def group(self) -> app_commands.Group:
-        """`/actions list|show|enable|disable|stats|test|console|resume|reload|new|edit|delete`,
-        for the tree."""
+        """`/actions list|show|enable|disable|stats|test|dryrun|audit|console|resume|reload|new|
+        edit|delete`, for the tree."""
         group = app_commands.Group(
             name="actions",
             description="Inspect, toggle and test Custom Actions (admins only)",
@@ -103,6 +105,17 @@ class ActionsCommands:
         simple(
             "delete", "Delete an action made in chat (its calls stay in the stats)", chat_only=True
         )
+
+        simple("audit", "Its last 10 calls: who asked, with what, and how it went")
+
+        @group.command(name="dryrun", description="Send nothing: show the AI what would be sent")
+        @app_commands.describe(mode="on: nothing is sent; off: live again")
+        @app_commands.choices(mode=ON_OFF)
+        @app_commands.autocomplete(name=names)
+        async def dryrun(
+            interaction: discord.Interaction, name: str, mode: app_commands.Choice[str]
+        ) -> None:
+            await self._run(interaction, AdminCommand("dryrun", name, {"mode": mode.value}))
 
         @group.command(name="new", description="Make an action in a form")
         async def new(interaction: discord.Interaction) -> None:

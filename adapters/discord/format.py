@@ -5,9 +5,11 @@ Discord's 2000 characters, embeds within its embed limits (`embeds`). Long lists
 code-block table cut at a whole row. Text from admins and endpoints stays inert (`markdown`).
 Header values come only from `Action.masked_headers()`, never from the resolved secrets. Times
 are Discord timestamps (`<t:UNIX:f>`), shown in each reader's own time zone. The list and the
-console say where each action comes from (the actions file, or made in chat). The console is
-a field per action (its buttons are added by `console`); `stats NAME` adds the last 24 hours
-as a sparkline. A result without a Discord layout is shown as its plain text.
+console say where each action comes from (the actions file, or made in chat); the list shows
+each action's mode (live or dry run) and circuit breaker, the console the guardrails in
+effect. The console is a field per action (its buttons are added by `console`); `stats NAME`
+adds the last 24 hours as a sparkline. `dryrun` and `audit` are laid out by `guardrails`. A
+result without a Discord layout is shown as its plain text.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from adapters.discord.embeds import (
     pack,
     to_embeds,
 )
+from adapters.discord.guardrails import audit_cards, dry_run_content, guard_words
 from adapters.discord.markdown import (
     CLOSE,
     FENCE,
@@ -57,6 +60,8 @@ from bot.admin.operations import (
     ActionRow,
     ActionSaved,
     AdminResult,
+    AuditReport,
+    DryRunSet,
     Notice,
     Reloaded,
     StatsReport,
@@ -68,6 +73,8 @@ from bot.admin.render import render_saved
 from bot.store import ActionStats, RecentActivity
 
 MAX_CONTENT = 2000
+MAX_USAGE = MAX_CONTENT * 3 // 4
+"""The usage's code block in a notice; the rest is left for the reason it is shown."""
 MAX_ERROR_CHARS = 300
 """A last error longer than this is cut in the stats: the admin needs its gist, not a page."""
 MAX_TABLE_LINE = 120
@@ -103,6 +110,10 @@ def admin_reply(result: AdminResult) -> tuple[str | None, list[discord.Embed]]:
         case ActionDeleted():
             deleted = f"🗑️ {inline_code(result.name)} is deleted; its calls stay in the stats."
             return clip(deleted, MAX_CONTENT), []
+        case DryRunSet():
+            return dry_run_content(result), []
+        case AuditReport():
+            cards = audit_cards(result)
         case Reloaded():
             cards = _reloaded_cards(result)
         case ActionProblems():
@@ -135,7 +146,7 @@ def _notice(notice: Notice) -> str:
     warning = "⚠️ " if notice.error else ""
     has_usage = USAGE in notice.text
     message = notice.text.replace(USAGE, "").strip() if has_usage else notice.text.strip()
-    usage = code_block(USAGE, limit=MAX_CONTENT // 2) if has_usage else ""
+    usage = code_block(USAGE, limit=MAX_USAGE) if has_usage else ""
     if not message:
         return usage or f"{warning}(no details)"
     room = MAX_CONTENT - len(usage) - (2 if usage else 0)
@@ -157,17 +168,28 @@ def _list_cards(result: ActionList) -> list[Card]:
     if packed is not None:
         return packed
     rows = [
-        [r.name, "active" if r.active else "inactive", str(r.calls), r.origin, _endpoint(r)]
+        [
+            r.name,
+            "active" if r.active else "inactive",
+            "dry run" if r.mode == "dry_run" else "live",
+            r.breaker.replace("_", "-"),
+            str(r.calls),
+            r.origin,
+            _endpoint(r),
+        ]
         for r in result.rows
     ]
-    description = _table(["NAME", "STATE", "CALLS", "FROM", "ENDPOINT"], rows, command="list")
+    header = ["NAME", "STATE", "MODE", "BREAKER", "CALLS", "FROM", "ENDPOINT"]
+    description = _table(header, rows, command="list")
     return [Card(colour, LIST_TITLE, description, footer=footer)]
 
 
 def _row_value(row: ActionRow) -> str:
     state = ACTIVE if row.active else INACTIVE
     origin = ORIGINS.get(row.origin, row.origin)
-    return safe(f"{_endpoint(row)} · {state} · {_count(row.calls, 'call')} · {origin}")
+    line = f"{_endpoint(row)} · {state} · {_count(row.calls, 'call')} · {origin}"
+    guards = guard_words(row.mode, row.breaker)
+    return safe(f"{line}\n{guards}" if guards else line)
 
 
 def _endpoint(row: ActionRow) -> str:
@@ -283,8 +305,11 @@ def console_cards(console: Console, *, chat: Collection[str] = ()) -> list[Card]
         ]
         description = _table(["NAME", "STATE", "CALLS 24H", "SUCCESS"], rows, command="list")
         cards = [Card(colour, CONSOLE_TITLE, description, footer=footer)]
-    if console.notice:
-        cards[0].description = clip(safe(console.notice), MAX_DESCRIPTION // 4)
+    said = ([safe(console.notice)] if console.notice else []) + [
+        f"⚠️ {safe(line)}" for line in console.guards
+    ]
+    if said:
+        cards[0].description = clip("\n".join(said), MAX_DESCRIPTION // 4)
     return cards
 
 

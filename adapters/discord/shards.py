@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 
 from adapters.discord.adapter import PLATFORM, DiscordAdapter
+from adapters.discord.alerts import post_alert
 from bot.delivery import Inbox, owner_gone
 from bot.errors import ConfigError
 from bot.store import InboxEntry, Leases
@@ -136,6 +137,13 @@ class DiscordShards:
         if chosen is None:
             chosen = adapters[0] if adapters else await self._rest_client()
         return await chosen.answer(entry)
+
+    async def post_alert(self, channel_id: str, text: str) -> None:
+        """An admin alert (`bot.runtime.alerts`), posted through a connected shard's
+        client, else the REST-only one; raises when Discord refuses it."""
+        adapters = list(self.held.values())
+        chosen = adapters[0] if adapters else await self._rest_client()
+        await post_alert(chosen.client, channel_id, text)
 
     # -- leases --------------------------------------------------------------------------
 

@@ -13,7 +13,16 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from adapters.slack.blocks import MAX_BLOCKS, Block, button, context, header, section
+from adapters.slack.blocks import (
+    MAX_BLOCKS,
+    MAX_SECTION_TEXT,
+    Block,
+    button,
+    clip,
+    context,
+    header,
+    section,
+)
 from adapters.slack.format import escape
 from bot import wording
 from bot.admin.console import Console, ConsoleRow, milliseconds, percent, render_console
@@ -25,7 +34,8 @@ logger = logging.getLogger(__name__)
 TOGGLE_ACTION = "actionbot_console_toggle"
 """The `action_id` of every console button; its value is `enable:NAME` or `disable:NAME`."""
 MAX_ROWS = MAX_BLOCKS - 5
-"""Rows shown: the header, the notice, the "more" note and the footer take the rest."""
+"""Rows shown: the header, the notice, the guardrails, the "more" note and the footer take
+the rest."""
 FOOTER = "Last 24 hours. Each press is checked again: only admins can change an action."
 
 Respond = Callable[..., Awaitable[Any]]
@@ -36,6 +46,8 @@ def console_blocks(console: Console) -> list[Block]:
     blocks: list[Block] = [header("Custom Actions")]
     if console.notice:
         blocks.append(context(f":information_source: {escape(console.notice)}"))
+    if console.guards:
+        blocks.append(guards_block(console.guards))
     if not console.rows:
         return [*blocks, section(escape(render_console(Console([]))))]
     blocks += [_row(row) for row in console.rows[:MAX_ROWS]]
@@ -46,6 +58,12 @@ def console_blocks(console: Console) -> list[Block]:
         )
     blocks.append(context(FOOTER))
     return blocks
+
+
+def guards_block(lines: list[str]) -> Block:
+    """The guardrails in effect (an open breaker, a dry run), one line each, as context."""
+    text = "\n".join(f":warning: {escape(line)}" for line in lines)
+    return context(clip(text, MAX_SECTION_TEXT))
 
 
 def _row(row: ConsoleRow) -> Block:

@@ -26,7 +26,13 @@ from adapters.slack.console import console_blocks
 from adapters.slack.format import escape
 from bot.admin.console import Console, Resumed, sparkline
 from bot.admin.operations import USAGE
-from bot.admin.render import render_reloaded, render_saved, render_text
+from bot.admin.render import (
+    render_audit,
+    render_dry_run,
+    render_reloaded,
+    render_saved,
+    render_text,
+)
 from bot.admin.results import (
     ActionDeleted,
     ActionDetail,
@@ -35,6 +41,8 @@ from bot.admin.results import (
     ActionProblems,
     ActionSaved,
     AdminResult,
+    AuditReport,
+    DryRunSet,
     Notice,
     Reloaded,
     StatsReport,
@@ -90,6 +98,12 @@ def admin_blocks(result: AdminResult) -> list[Block]:
             blocks = line_sections(":warning: *Not saved:*", problems or ["• (no details)"])
         case ActionDeleted():
             blocks = [section(f":wastebasket: {escape(render_text(result))}")]
+        case DryRunSet():
+            emoji = ":test_tube:" if result.on else ":arrow_forward:"
+            said = escape(render_dry_run(result)).replace(escape(result.name), "", 1)
+            blocks = [section(f"{emoji} `{escape(result.name)}`{said}")]
+        case AuditReport():
+            blocks = _audit_blocks(result)
         case _:  # a result type without its own layout yet: its plain text, preformatted
             blocks = code_sections(render_text(result))
     return cap(blocks)
@@ -110,9 +124,38 @@ def _list_blocks(result: ActionList) -> list[Block]:
             section(
                 f"*{escape(row.display_name)}*  `{escape(row.name)}`\n"
                 f"{escape(row.method)} {escape(row.host)} · {state} · {calls}{origin}"
+                f"{_guard_text(row.mode, row.breaker)}"
             )
         )
     return blocks
+
+
+MODES = {"dry_run": ":test_tube: dry run: nothing is sent"}
+BREAKERS = {
+    "open": ":octagonal_sign: breaker open: calls paused",
+    "half_open": ":hourglass_flowing_sand: breaker half-open: one call is trying",
+}
+
+
+def _guard_text(mode: str, breaker: str) -> str:
+    """A list row's guardrails in effect (a dry run, a breaker not closed), on a line of
+    their own; "" for a live action with its breaker closed."""
+    said = [words for words in (MODES.get(mode, ""), BREAKERS.get(breaker, "")) if words]
+    return "\n" + " · ".join(said) if said else ""
+
+
+def _audit_blocks(report: AuditReport) -> list[Block]:
+    """`/actions audit NAME`: its latest calls as a preformatted table under a header."""
+    if not report.rows:
+        return [section(escape(render_audit(report)))]
+    title, _, table = render_audit(report).partition("\n")
+    note = "Arguments as sent, secrets masked. `actionbot actions audit` exports every call."
+    return [
+        header(f"Audit: {report.name}"),
+        context(escape(title)),
+        *code_sections(table),
+        context(note),
+    ]
 
 
 def _reloaded_blocks(result: Reloaded) -> list[Block]:
