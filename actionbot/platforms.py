@@ -138,6 +138,7 @@ async def serve(
         started=False,
         handoff_seconds=settings.handoff_hours * 3600,
         customers=CustomerLimits(parse_rate(settings.user_rate) if settings.user_rate else None),
+        handoff_platforms=frozenset(settings.handoff_channels),
     )
     http = HttpServer(port=settings.http_port, host=settings.http_host)
     token = settings.metrics_token

@@ -142,6 +142,7 @@ class Inbox:
         started: bool = True,
         handoff_seconds: float = HANDOFF_SECONDS,
         customers: CustomerLimits | None = None,
+        handoff_platforms: frozenset[str] | None = None,
     ) -> None:
         self.store = store
         self.turns = turns
@@ -150,6 +151,9 @@ class Inbox:
         self.owner = owner or host_owner()
         self.lease_seconds = lease_seconds
         self.handoff_seconds = handoff_seconds
+        self.handoff_platforms = handoff_platforms
+        """Platforms where a conversation can be with a person (a handoff channel is set):
+        only their messages cost the look-up; None: every platform's."""
         self.customers = customers or CustomerLimits(None)
         """`ACTIONBOT_USER_RATE`: turns per customer per platform, in this process."""
         self._answers: dict[str, Answer] = {}
@@ -258,7 +262,11 @@ class Inbox:
             await self._started.wait()
             if not await self._in_order(entry):
                 return
-            if entry.reply is None and await with_a_person(self.store, entry):
+            if (
+                entry.reply is None
+                and self._may_be_handed_off(entry)
+                and await with_a_person(self.store, entry)
+            ):
                 await self._settle(entry.key, failed=False, outcome="silent")
                 return
             if entry.reply is None and entry.attempts <= 1:
@@ -290,6 +298,10 @@ class Inbox:
             await hand_over(self.store, entry, reply.handoff, self.handoff_seconds, self.metrics)
         failed = reply is None or reply.failed
         await self._settle(entry.key, failed=failed)
+
+    def _may_be_handed_off(self, entry: InboxEntry) -> bool:
+        platforms = self.handoff_platforms
+        return platforms is None or entry.message.platform in platforms
 
     async def _customer_rate(self, entry: InboxEntry) -> str:
         """`ok`, or (over `ACTIONBOT_USER_RATE`) `tell` the customer once, then `quiet`:
