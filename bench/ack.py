@@ -31,9 +31,11 @@ from typing import Any
 
 import aiohttp
 
-SIZES = (200, 500)
-BURST_SECONDS = 1.0
 TARGET_P99_MS = 100.0
+"""The p99 target of 500 events in one second (also per database in `bench/replicas.py`)."""
+SCENARIOS = ((200, 0.0, 50.0), (200, 1.0, None), (500, 1.0, TARGET_P99_MS))
+"""(events, seconds they are spread over, p99 target in ms): 200 sent at once (concurrent),
+then 200 and 500 open-loop over one second."""
 SIGNING_SECRET = "bench-signing-secret"  # noqa: S105 - the benchmark deployment's own
 ACTIONBOT = str(Path(sys.executable).parent / "actionbot")
 ACTIONS = """\
@@ -135,9 +137,11 @@ async def answered(session: aiohttp.ClientSession, slack: str) -> int:
         return int(await response.json())
 
 
-async def burst(port: int, n: int, slack: str) -> tuple[list[float], list[int], float]:
-    """Latencies (ms) and statuses of n events sent open-loop over `BURST_SECONDS`, and the
-    seconds from the first event until all n turns have answered."""
+async def burst(
+    port: int, n: int, slack: str, spread: float
+) -> tuple[list[float], list[int], float]:
+    """Latencies (ms) and statuses of n events sent open-loop over `spread` seconds (0: all
+    at once), and the seconds from the first event until all n turns have answered."""
     url = f"http://127.0.0.1:{port}/slack/events"
     bodies = [event(i) for i in range(n)]
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
@@ -151,7 +155,7 @@ async def burst(port: int, n: int, slack: str) -> tuple[list[float], list[int], 
             return (time.perf_counter() - started) * 1000, response.status
 
         start = time.perf_counter() + 0.2
-        sends = [send(i, start + i * BURST_SECONDS / n) for i in range(n)]
+        sends = [send(i, start + i * spread / n) for i in range(n)]
         results = await asyncio.gather(*sends)
         limit = start + 120
         # A counter in another process: there is no event to wait on.
@@ -166,11 +170,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
-def measure(fakes: dict[str, str], n: int) -> dict[str, Any]:
+def measure(fakes: dict[str, str], n: int, spread: float = 1.0) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="actionbot-ack-") as name:
         process, port = start_bot(fakes, Path(name))
         try:
-            latencies, statuses, seconds = asyncio.run(burst(port, n, fakes["slack"]))
+            latencies, statuses, seconds = asyncio.run(burst(port, n, fakes["slack"], spread))
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
@@ -188,12 +192,12 @@ def ack_table(fakes: dict[str, str]) -> str:
     from bench.run import table, verdict
 
     rows = []
-    for n in SIZES:
-        r = measure(fakes, n)
-        target = f"{verdict(r['p99'] < TARGET_P99_MS)}" if n == max(SIZES) else "—"
+    for n, spread, goal in SCENARIOS:
+        r = measure(fakes, n, spread)
+        target = "—" if goal is None else f"< {goal:g}: {verdict(r['p99'] < goal)}"
         rows.append(
             [
-                str(n),
+                f"{n} at once" if spread == 0 else f"{n} in {spread:g} s",
                 f"{r['ok']}/{n}",
                 f"{r['p50']:.1f}",
                 f"{r['p99']:.1f}",
@@ -202,7 +206,7 @@ def ack_table(fakes: dict[str, str]) -> str:
                 f"{r['answered']:.1f}",
             ]
         )
-    header = ["events in 1 s", "acknowledged", "p50 ms", "p99 ms", "max ms", "p99 < 100 ms"]
+    header = ["events", "acknowledged", "p50 ms", "p99 ms", "max ms", "p99 target ms"]
     header.append("all answered after s")
     return table("Slack HTTP mode: acknowledgement latency under a burst", header, rows)
 

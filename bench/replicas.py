@@ -934,7 +934,7 @@ def ack_tables(fakes: dict[str, str], postgres: Postgres) -> str:
         with tempfile.TemporaryDirectory(prefix="actionbot-ack-") as name:
             process, port = start_bot(fakes, Path(name), env)
             try:
-                latencies, statuses, _ = asyncio.run(burst(port, ACK_BURST, fakes["slack"]))
+                latencies, statuses, _ = asyncio.run(burst(port, ACK_BURST, fakes["slack"], 1.0))
             finally:
                 process.send_signal(signal.SIGTERM)
                 process.wait(timeout=60)

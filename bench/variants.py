@@ -14,7 +14,10 @@ asks for `check_inventory`, the HTTPS webhook call, a second request for the fin
   file) — the `actionbot` variant answers in the caller's task instead (`run_inline`);
 - `langchain`: LangChain's tool-calling agent (`create_agent` + `ChatOpenAI` on Chat
   Completions) with an equivalent tool calling the webhook through httpx;
-- `floor`: the `openai` SDK and one httpx call by hand, no persistence, no framework.
+- `floor`: the `openai` SDK and one httpx call by hand, no persistence, no framework;
+- `raw-floor`: the same turn with `httpx` and `json` only: two Chat Completions requests
+  posted as JSON and read as dicts, one HTTPS call — no SDK objects, no persistence. The
+  least a Python implementation of the turn can cost; the reference of the CPU targets.
 """
 
 from __future__ import annotations
@@ -164,7 +167,12 @@ class ActionBotVariant:
         )
         if background:
             signal = _SettleSignal(store)
-            inbox = Inbox(signal, Turns(limit=DEFAULT_MAX_TURNS), metrics=metrics)
+            inbox = Inbox(  # as `actionbot run` without a handoff channel
+                signal,
+                Turns(limit=DEFAULT_MAX_TURNS),
+                metrics=metrics,
+                handoff_platforms=frozenset(),
+            )
             variant = cls(engine, store, webhooks, client, inbox, signal)
             inbox.register("bench", variant._answer_in_background)
             return variant
@@ -318,6 +326,43 @@ class FloorVariant:
         await self.http.aclose()
 
 
+class RawFloorVariant:
+    """Two completions and one HTTPS call with `httpx` and `json` alone."""
+
+    def __init__(self, *, llm: str, webhook: str, ca: str) -> None:
+        self.llm = httpx.AsyncClient(
+            base_url=llm.rstrip("/"), headers={"Authorization": "Bearer bench"}
+        )
+        self.http = httpx.AsyncClient(verify=trust(ca))
+        self.url = f"{webhook}/inventory"
+
+    async def _complete(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        body = json.dumps({"model": "bench", "messages": messages, "tools": [TOOL]})
+        response = await self.llm.post(
+            "/chat/completions", content=body, headers={"Content-Type": "application/json"}
+        )
+        message: dict[str, Any] = json.loads(response.content)["choices"][0]["message"]
+        return message
+
+    async def turn(self, conversation: str, text: str = QUESTION) -> str:
+        messages: list[dict[str, Any]] = [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": text},
+        ]
+        first = await self._complete(messages)
+        call = first["tool_calls"][0]
+        arguments = json.loads(call["function"]["arguments"])
+        response = await self.http.get(self.url, params=arguments)
+        messages.append(first)
+        messages.append({"role": "tool", "tool_call_id": call["id"], "content": response.text})
+        final = await self._complete(messages)
+        return str(final.get("content") or "")
+
+    async def close(self) -> None:
+        await self.llm.aclose()
+        await self.http.aclose()
+
+
 async def create(
     name: str, *, llm: str, webhook: str, ca: str, database_url: str | None = None
 ) -> Any:
@@ -336,4 +381,6 @@ async def create(
         return LangChainVariant(llm=llm, webhook=webhook, ca=ca)
     if name == "floor":
         return FloorVariant(llm=llm, webhook=webhook, ca=ca)
+    if name == "raw-floor":
+        return RawFloorVariant(llm=llm, webhook=webhook, ca=ca)
     raise ValueError(f"unknown variant {name!r}")
