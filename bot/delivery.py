@@ -28,26 +28,22 @@ down are written unleased and left for the next start.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-import os
-import socket
-import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
 from typing import Literal
 
 from bot import wording
 from bot.handoff import hand_over, with_a_person
 from bot.runtime.metrics import Metrics
+from bot.runtime.owners import host_owner, owner_gone, this_place
 from bot.runtime.rates import CustomerLimits
 from bot.runtime.tasks import Turns
 from bot.store import DeliveryStore, InboxEntry
 from bot.types import Confirmation, IncomingMessage, Reply
 
 logger = logging.getLogger(__name__)
+__all__ = ["CLAIM_BATCH", "Inbox", "host_owner", "owner_gone", "this_place"]
 
 LEASE_SECONDS = 60.0
 """How long a process may hold a message without renewing; then another may take it over."""
@@ -68,63 +64,6 @@ Decision = Literal["decided", "not_yours", "expired", "answered", "unknown"]
 Answer = Callable[[InboxEntry], Awaitable[Reply | None]]
 """An adapter's turn for one entry: run the engine unless `entry.reply` is set, post the
 answer where `entry.route` says, and return the reply (None when it could not be posted)."""
-
-
-def owner_gone(owner: str, *, me: str) -> bool:
-    """Whether the process named `owner` (`host:pid:place-random`) is an earlier process of
-    this host and place (`me`'s) that has ended: it had this process's own pid (a restarted
-    container: same host name, same pid, same file system), or its pid is not running. A
-    live process of the place is not gone; nor is a replica in another container that
-    shares the host name (host networking: its pids are in another namespace), nor a
-    process of another host (their leases must expire)."""
-    host, pid, mine = [*me.split(":"), "", ""][:3]
-    parts = owner.split(":")
-    if owner == me or len(parts) < 3 or parts[0] != host or _place(parts[2]) != _place(mine):
-        return False  # another host, or another container (its pids are not ours to see)
-    return parts[1] == pid or _process_gone(parts[1])
-
-
-def _place(tail: str) -> str:
-    return tail.split("-", 1)[0]
-
-
-def _process_gone(pid: str) -> bool:
-    """Whether process `pid` of this host has ended."""
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except (ValueError, OSError):  # not a number, or alive under another user
-        return False
-    return False
-
-
-@functools.cache
-def this_place() -> str:
-    """An id of where this process runs (its container, or its user on a machine), kept in
-    a file in the temporary folder: a restarted container finds the id its previous run
-    wrote, while a replica in another container gets its own. Random for this process alone
-    when the folder is not writable (then a restart waits for the leases to expire)."""
-    path = Path(tempfile.gettempdir()) / f"actionbot-{os.getuid()}.place"
-    try:
-        found = path.read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError):
-        found = ""
-    if found.isalnum():
-        return found
-    made = uuid.uuid4().hex[:8]
-    try:
-        path.write_text(made, encoding="ascii")
-    except OSError:
-        logger.debug("cannot keep this process's place in %s", path)
-    return made
-
-
-def host_owner() -> str:
-    """This process's lease owner name, `host:pid:place-random`: unique even when a
-    restarted container's process has the same host name, pid and place as the one that
-    died."""
-    return f"{socket.gethostname()}:{os.getpid()}:{this_place()}-{uuid.uuid4().hex[:8]}"
 
 
 class Inbox:

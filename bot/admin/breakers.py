@@ -5,6 +5,7 @@ it), and, once per opening, an alert to the admins (`ACTIONBOT_ALERT_CHANNEL`)."
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Protocol
 
 from bot.actions.models import ActionSet
@@ -12,8 +13,24 @@ from bot.errors import ActionNotFoundError
 from bot.outbound.breaker import BreakerChange
 from bot.runtime.alerts import Alerts
 from bot.runtime.metrics import Metrics
+from bot.store import BreakerRecord
 
 logger = logging.getLogger(__name__)
+
+STALE_BREAKER = 3600.0
+"""A stored open breaker older than this past its cool-down is not shown: the process that
+opened it has not said since (it stopped, or no call came to probe)."""
+
+
+def stored_open(records: Mapping[str, BreakerRecord], *, now: float) -> dict[str, str]:
+    """The breakers the store last heard of as not closed (by any process), but not those
+    long past their cool-down (`STALE_BREAKER`)."""
+    return {
+        name: record.state
+        for name, record in records.items()
+        if record.state != "closed"
+        and (record.open_until is None or record.open_until.timestamp() > now - STALE_BREAKER)
+    }
 
 
 class BreakerSink(Protocol):

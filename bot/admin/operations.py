@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from bot.actions.models import ActionSet, parse_arguments
+from bot.admin.breakers import stored_open
 from bot.admin.console import (
     WINDOW_HOURS,
     Console,
@@ -84,9 +85,6 @@ logger = logging.getLogger(__name__)
 
 AUDIT_ROWS = 10
 """Calls `/actions audit NAME` shows; `actionbot actions audit` exports them all."""
-STALE_BREAKER = 3600.0
-"""A stored open breaker older than this past its cool-down is not shown: the process that
-opened it has not said since (it stopped, or no call came to probe)."""
 
 NO_RELOAD = (
     "Only the running bot reloads its actions: it does so by itself when the actions file "
@@ -298,14 +296,8 @@ class Admin:
     async def breaker_states(self) -> dict[str, str]:
         """Breakers not closed: this process's own, else what the store last heard (another
         process, or replica, opened it)."""
-        now = time.time()
-        found: dict[str, str] = {
-            name: record.state
-            for name, record in (await self.store.breakers()).items()
-            if record.state != "closed"
-            and (record.open_until is None or record.open_until.timestamp() > now - STALE_BREAKER)
-        }
-        return found | dict(self.webhooks.guard.breakers.open_actions())
+        stored = stored_open(await self.store.breakers(), now=time.time())
+        return stored | dict(self.webhooks.guard.breakers.open_actions())
 
     async def list_actions(self) -> ActionList:
         flags = await self.active_flags()
