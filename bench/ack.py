@@ -5,10 +5,12 @@ fakes of `bench/fakes.py`, in their own process) receives a burst of N signed `a
 events, each in its own thread, so each starts a turn. The burst is open-loop: event i is sent
 at i/N of a second whatever happened to the earlier ones (Slack does not wait for our
 answers either), so turns started by the first events run while the later ones arrive. The
-latency of an event is the time from sending it to its HTTP answer, measured by this process
-(a separate one). Slack retries an event not acknowledged within 3 s. The table also shows
-how long after the first event the last of the N turns posted its answer: holding turns
-back to keep acknowledgements fast must not slow the answers down.
+latency of an event is the time from writing it to reading its whole HTTP answer, measured by
+this process (a separate one) over connections opened before the burst, as a load balancer's
+are; the first row is the same burst against an aiohttp route that only reads the body, the
+floor of this measure on this machine. Slack retries an event not acknowledged within 3 s.
+The table also shows how long after the first event the last of the N turns posted its
+answer: holding turns back to keep acknowledgements fast must not slow the answers down.
 
 Run alone: `python -m bench.ack` (starts its own fakes).
 """
@@ -137,31 +139,54 @@ async def answered(session: aiohttp.ClientSession, slack: str) -> int:
         return int(await response.json())
 
 
+def request_bytes(port: int, path: str, body: bytes) -> bytes:
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {len(body)}\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in signed(body).items())
+    return (head + "Connection: close\r\n\r\n").encode() + body
+
+
+async def post(
+    connection: tuple[asyncio.StreamReader, asyncio.StreamWriter], request: bytes
+) -> tuple[float, int]:
+    """Write one request on an open connection; its latency (ms) and status."""
+    reader, writer = connection
+    started = time.perf_counter()
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    await reader.readexactly(int(length.group(1)) if length else 0)
+    latency = (time.perf_counter() - started) * 1000
+    writer.close()
+    return latency, int(head.split(b" ", 2)[1])
+
+
 async def burst(
-    port: int, n: int, slack: str, spread: float
+    port: int, n: int, slack: str | None, spread: float, path: str = "/slack/events"
 ) -> tuple[list[float], list[int], float]:
     """Latencies (ms) and statuses of n events sent open-loop over `spread` seconds (0: all
-    at once), and the seconds from the first event until all n turns have answered."""
-    url = f"http://127.0.0.1:{port}/slack/events"
-    bodies = [event(i) for i in range(n)]
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        before = await answered(session, slack)
+    at once), and the seconds from the first event until all n turns have answered (0 when
+    `slack` is None: nothing to wait for).
+
+    The connections are open before the burst (as a load balancer's are) and each request is
+    written in one piece, so the measure is the server's time and not this client's."""
+    requests = [request_bytes(port, path, event(i)) for i in range(n)]
+    connections = [await asyncio.open_connection("127.0.0.1", port) for _ in range(n)]
+    async with aiohttp.ClientSession() as session:
+        before = await answered(session, slack) if slack else 0
 
         async def send(i: int, at: float) -> tuple[float, int]:
             await asyncio.sleep(max(0.0, at - time.perf_counter()))
-            started = time.perf_counter()
-            async with session.post(url, data=bodies[i], headers=signed(bodies[i])) as response:
-                await response.read()
-            return (time.perf_counter() - started) * 1000, response.status
+            return await post(connections[i], requests[i])
 
         start = time.perf_counter() + 0.2
-        sends = [send(i, start + i * spread / n) for i in range(n)]
-        results = await asyncio.gather(*sends)
+        results = await asyncio.gather(*[send(i, start + i * spread / n) for i in range(n)])
         limit = start + 120
         # A counter in another process: there is no event to wait on.
-        while await answered(session, slack) - before < n and time.perf_counter() < limit:  # noqa: ASYNC110
+        while slack and await answered(session, slack) - before < n:
+            if time.perf_counter() > limit:
+                break
             await asyncio.sleep(0.05)
-        all_answered = time.perf_counter() - start
+        all_answered = time.perf_counter() - start if slack else 0.0
     return [r[0] for r in results], [r[1] for r in results], all_answered
 
 
@@ -170,14 +195,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
-def measure(fakes: dict[str, str], n: int, spread: float = 1.0) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="actionbot-ack-") as name:
-        process, port = start_bot(fakes, Path(name))
-        try:
-            latencies, statuses, seconds = asyncio.run(burst(port, n, fakes["slack"], spread))
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=60)
+def summary(n: int, latencies: list[float], statuses: list[int], seconds: float) -> dict[str, Any]:
     return {
         "n": n,
         "ok": sum(status == 200 for status in statuses),
@@ -188,24 +206,39 @@ def measure(fakes: dict[str, str], n: int, spread: float = 1.0) -> dict[str, Any
     }
 
 
+def measure(fakes: dict[str, str], n: int, spread: float = 1.0) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="actionbot-ack-") as name:
+        process, port = start_bot(fakes, Path(name))
+        try:
+            result = asyncio.run(burst(port, n, fakes["slack"], spread))
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+    return summary(n, *result)
+
+
+def measure_floor(fakes: dict[str, str], n: int) -> dict[str, Any]:
+    """The same burst at once against a route of the fakes' aiohttp server that only reads
+    the body: what this client and an aiohttp server cost on this machine."""
+    port = int(fakes["slack"].rsplit(":", 1)[1].split("/", 1)[0])
+    return summary(n, *asyncio.run(burst(port, n, None, 0.0, path="/floor")))
+
+
+def row(name: str, r: dict[str, Any], target: str) -> list[str]:
+    answered = f"{r['answered']:.1f}" if r["answered"] else "—"
+    cells = [f"{r['ok']}/{r['n']}", f"{r['p50']:.1f}", f"{r['p99']:.1f}", f"{r['max']:.1f}"]
+    return [name, *cells, target, answered]
+
+
 def ack_table(fakes: dict[str, str]) -> str:
     from bench.run import table, verdict
 
-    rows = []
+    floor = measure_floor(fakes, SCENARIOS[0][0])
+    rows = [row(f"{floor['n']} at once, floor: an aiohttp route that only reads", floor, "—")]
     for n, spread, goal in SCENARIOS:
         r = measure(fakes, n, spread)
         target = "—" if goal is None else f"< {goal:g}: {verdict(r['p99'] < goal)}"
-        rows.append(
-            [
-                f"{n} at once" if spread == 0 else f"{n} in {spread:g} s",
-                f"{r['ok']}/{n}",
-                f"{r['p50']:.1f}",
-                f"{r['p99']:.1f}",
-                f"{r['max']:.1f}",
-                target,
-                f"{r['answered']:.1f}",
-            ]
-        )
+        rows.append(row(f"{n} at once" if spread == 0 else f"{n} in {spread:g} s", r, target))
     header = ["events", "acknowledged", "p50 ms", "p99 ms", "max ms", "p99 target ms"]
     header.append("all answered after s")
     return table("Slack HTTP mode: acknowledgement latency under a burst", header, rows)

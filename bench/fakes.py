@@ -100,7 +100,8 @@ def slack_app() -> web.Application:
     `GET /api/answers` counts the `chat.update` calls (a turn with an action makes two: the
     progress status and the final answer). Posts and updates whose text carries a `ref-TAG`
     are final answers: `GET /api/finals` counts them (`?detail=1`: how many per tag, and the
-    tags in the order they were answered per channel); `POST /api/finals/reset` forgets them."""
+    tags in the order they were answered per channel); `POST /api/finals/reset` forgets them.
+    `POST /floor` reads the body and answers 200: the floor of `bench/ack.py`'s measure."""
     ts = itertools.count(1)
     answers = [0]
     finals: dict[str, int] = {}
@@ -140,7 +141,12 @@ def slack_app() -> web.Application:
             record(json.loads(raw) if raw.startswith(b"{") else dict(await request.post()))
         return web.json_response({"ok": True, "channel": "C1", "ts": f"{next(ts)}.000100"})
 
+    async def floor(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response()
+
     app = web.Application()
+    app.router.add_post("/floor", floor)
     app.router.add_post("/api/{method}", method)
     app.router.add_get("/api/answers", count)
     app.router.add_get("/api/finals", get_finals)

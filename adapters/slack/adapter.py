@@ -1,16 +1,14 @@
 """The Slack adapter: slack-bolt events in, engine turns and `/actions` results out.
 
 Socket Mode when `SLACK_APP_TOKEN` is set, otherwise HTTP mode on `POST /slack/events` of the
-bot's HTTP server (signed requests only). Bolt runs our listeners before it acknowledges
-(`process_before_response`), and they only check the event and write it to the inbox
+bot's HTTP server (signed requests only). The listeners run before the event is
+acknowledged (`process_before_response`), and they only check the event and write it to the inbox
 (`bot.delivery`), which deduplicates it and starts its turn in the background: Slack gets its
 acknowledgement within its 3 seconds only once the event is written down, and every event id
 is answered once, also across a crash (a replay edits the placeholder it had posted).
 
-Conversations as Slack users expect: a mention in a channel is answered in a thread, and the
-thread is the conversation; later messages in that thread continue it without a mention;
-a top-level direct message belongs to the DM's one conversation, and each thread of the DM
-(an AI-app assistant thread) is its own. Answers in assistant threads are streamed
+Messages and mentions become inbox entries in `callbacks`, which also acknowledges them
+without bolt's dispatch in HTTP mode. Answers in assistant threads are streamed
 (`assistant`); everywhere else, and where the workspace lacks the feature, a placeholder is
 edited into the answer (`placeholder`). Handoffs to a person go to `handoff`, the `/actions`
 console's buttons to `console`, confirmation cards to `cards`.
@@ -19,7 +17,6 @@ console's buttons to `console`, confirmation cards to `cards`.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -36,6 +33,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import wording as slack_wording
 from adapters.slack.api import Api
 from adapters.slack.assistant import AssistantThreads, StreamTurn
+from adapters.slack.callbacks import EventCallbacks
 from adapters.slack.cards import CANCEL_ACTION, CONFIRM_ACTION, Cards
 from adapters.slack.console import TOGGLE_ACTION, ConsoleButtons
 from adapters.slack.form_view import CALLBACK_ID
@@ -54,15 +52,13 @@ from bot.runtime.config import Settings
 from bot.runtime.logs import turn_scope
 from bot.runtime.tasks import Turns
 from bot.store import AdapterStore, InboxEntry
-from bot.types import IncomingMessage, Reply
+from bot.types import Reply
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["MESSAGE_LIMIT", "SlackAdapter"]
 
 PLATFORM = "slack"
-HANDLED_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
-CONVERSATION_CHANNELS = frozenset({"channel", "group", "mpim"})
 
 
 class SlackAdapter:
@@ -93,11 +89,12 @@ class SlackAdapter:
         self.team_id = ""
         self.connected = False
         signing = settings.slack_signing_secret
+        self._signing_secret = signing.get_secret_value() if signing else None
         # The app builds its own client from the token: given a client too, bolt warns that
         # the token (which it also reads from SLACK_BOT_TOKEN) is unused.
         self.app = AsyncApp(
             token=settings.slack_bot_token.get_secret_value(),
-            signing_secret=signing.get_secret_value() if signing else None,
+            signing_secret=self._signing_secret,
             process_before_response=True,
             request_verification_enabled=settings.slack_app_token is None,
         )
@@ -129,6 +126,12 @@ class SlackAdapter:
             team=lambda: self.team_id,
             turns=turns,
         )
+        self.callbacks = EventCallbacks(
+            store=store,
+            inbox=inbox,
+            signing_secret=self._signing_secret,
+            bot_user_id=lambda: self.bot_user_id,
+        )
         self._listen()
         self._socket: AsyncSocketModeHandler | None = None
 
@@ -141,8 +144,8 @@ class SlackAdapter:
         return self.settings.slack_api_url or AsyncWebClient.BASE_URL
 
     def _listen(self) -> None:
-        self.app.event("app_mention")(self._on_mention)
-        self.app.event("message")(self._on_message)
+        for name, listener in self.callbacks.listeners.items():
+            self.app.event(name)(listener)
         self.app.event("assistant_thread_started")(self.assistant.on_thread_started)
         self.app.event("assistant_thread_context_changed")(self.assistant.on_context_changed)
         self.app.command("/actions")(self._on_actions)
@@ -226,78 +229,20 @@ class SlackAdapter:
             raise ConfigError(wording.unreachable("Slack", self.api_url, exc)) from None
 
     async def handle_http(self, request: web.Request) -> web.Response:
-        """`POST /slack/events` in HTTP mode: bolt verifies the signature (401 otherwise).
+        """`POST /slack/events` in HTTP mode: signed messages and mentions are taken by
+        `callbacks`, everything else by bolt, which answers a bad signature 401.
 
         While shutting down, events are still written to the inbox and acknowledged, and
         answered after the restart. The time to answer is observed as
         `actionbot_slack_ack_seconds`.
         """
         started = time.perf_counter()
-        response = await self.app.async_dispatch(await to_bolt_request(request))
-        answer = await to_aiohttp_response(response)
+        answer = await self.callbacks.answer(request.headers, await request.read())
+        if answer is None:
+            response = await self.app.async_dispatch(await to_bolt_request(request))
+            answer = await to_aiohttp_response(response)
         self.engine.metrics.slack_ack.observe(time.perf_counter() - started)
         return answer
-
-    # --- events -------------------------------------------------------------------------
-
-    async def _on_mention(self, event: dict[str, Any], body: dict[str, Any]) -> None:
-        channel, ts = event["channel"], event["ts"]
-        thread_ts = event.get("thread_ts") or ts
-        if event.get("bot_id"):
-            return
-        text = self._without_mention(event.get("text", ""))
-        conversation = f"{channel}:{thread_ts}"
-        await self._receive(event, body, conversation=conversation, thread_ts=thread_ts, text=text)
-
-    async def _on_message(self, event: dict[str, Any], body: dict[str, Any]) -> None:
-        if event.get("bot_id") or event.get("subtype") not in HANDLED_SUBTYPES:
-            return
-        text = event.get("text") or ""
-        channel, kind = event.get("channel", ""), event.get("channel_type")
-        thread_ts = event.get("thread_ts")
-        if kind == "im":  # a DM thread (an assistant thread) is a conversation of its own
-            conversation = f"{channel}:{thread_ts}" if thread_ts else channel
-        elif kind in CONVERSATION_CHANNELS and thread_ts and not self._mentions_me(text):
-            conversation = f"{channel}:{thread_ts}"
-            if not await self.store.has_conversation(f"{PLATFORM}:{conversation}"):
-                return
-        else:
-            return
-        if not text.strip():
-            return
-        await self._receive(event, body, conversation=conversation, thread_ts=thread_ts, text=text)
-
-    def _mentions_me(self, text: str) -> bool:
-        return bool(self.bot_user_id) and f"<@{self.bot_user_id}>" in text
-
-    def _without_mention(self, text: str) -> str:
-        return re.sub(rf"<@{re.escape(self.bot_user_id)}(\|[^>]*)?>", "", text).strip()
-
-    async def _receive(
-        self,
-        event: dict[str, Any],
-        body: dict[str, Any],
-        *,
-        conversation: str,
-        thread_ts: str | None,
-        text: str,
-    ) -> None:
-        """Write the event to the inbox (before bolt acknowledges it); the inbox starts its
-        turn. Slack's `event_id` is the same on every retry of one event."""
-        event_id = body.get("event_id") or event.get("client_msg_id") or event.get("ts")
-        message = IncomingMessage(
-            platform=PLATFORM,
-            conversation=conversation,
-            user_id=str(event.get("user", "")),
-            text=text,
-            event_id=str(event_id),
-            team_id=str(body.get("team_id") or event.get("team") or ""),
-            channel_id=str(event["channel"]),
-        )
-        route = {"channel": event["channel"], "thread_ts": thread_ts, "ts": event.get("ts")}
-        if event.get("channel_type") == "im" and thread_ts:
-            route["assistant"] = True
-        await self.inbox.receive(message, route)
 
     async def _answer(self, entry: InboxEntry) -> Reply | None:
         with turn_scope(PLATFORM, entry.message.conversation):
