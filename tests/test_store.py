@@ -16,6 +16,7 @@ import pytest
 from bot.errors import ConfigError, DatabaseError
 from bot.store import ActionState, ActionStats, Store
 from bot.store import sqlite as store_module
+from bot.store.queries import EARLIER_PENDING, INBOX_INSERT
 from bot.store.rows import MAX_ERROR_CHARS, P95_WINDOW
 from bot.store.sqlite import MIGRATIONS, SQLiteStore
 from bot.types import ActionResult, IncomingMessage, Outcome
@@ -442,3 +443,37 @@ async def test_p95_of_many_actions_matches_nearest_rank(store: Store) -> None:
         assert stats[action].p95_latency_ms == expected, action
         assert stats[action].calls == sizes[action]
     assert (await store.stats("b"))[0].p95_latency_ms == stats["b"].p95_latency_ms
+
+
+async def test_a_new_message_counts_only_its_own_conversations_pending_messages(
+    tmp_path: Path,
+) -> None:
+    """Writing a message down (before its acknowledgement) searches the pending messages of
+    its conversation by index, never every pending message: with a backlog, a scan would
+    make each acknowledgement slower than the last."""
+    path = tmp_path / "plan.db"
+    async with await SQLiteStore.open(path):
+        pass
+    params = {
+        "key": "slack:Ev1",
+        "platform": "slack",
+        "conversation": "C1:1.0",
+        "user_id": "U1",
+        "user_name": None,
+        "team_id": "T1",
+        "channel_id": "C1",
+        "is_admin": 0,
+        "text": "hi",
+        "route": "{}",
+        "now": T0,
+        "attempts": 1,
+        "owner": "host:1",
+        "until": T0 + 60,
+    }
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        insert = db.execute("EXPLAIN QUERY PLAN " + INBOX_INSERT, params).fetchall()
+        earlier = db.execute("EXPLAIN QUERY PLAN " + EARLIER_PENDING, (T0, "k")).fetchall()
+    for plan in (insert, earlier):
+        steps = [str(row[3]) for row in plan if "earlier" in str(row[3])]
+        assert steps, plan
+        assert all("inbox_pending_conversation (conversation=?" in step for step in steps), plan

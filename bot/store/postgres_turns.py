@@ -28,7 +28,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13, $14)
 ON CONFLICT (event_key) DO NOTHING
 RETURNING seq, (
     SELECT COUNT(*) FROM inbox AS earlier
-    WHERE earlier.conversation = inbox.conversation AND earlier.platform = inbox.platform
+    WHERE earlier.conversation = $3 AND earlier.platform = $2
       AND earlier.state = 'pending' AND earlier.seq < inbox.seq
       AND COALESCE(earlier.lease_owner, '') != 'confirmation'
 )

@@ -64,6 +64,9 @@ VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT (event_key, idempotency_key) DO NOTHING
 """
 
+# The count of earlier pending messages names the conversation by its parameters: SQLite's
+# planner then searches `inbox_pending_conversation` (referring to the new row's columns it
+# scanned every pending message, one acknowledgement slower per message waiting).
 INBOX_INSERT = """
 INSERT INTO inbox (event_key, platform, conversation, user_id, user_name, team_id,
                    channel_id, is_admin, text, route, received_at, state, attempts,
@@ -73,7 +76,7 @@ VALUES (:key, :platform, :conversation, :user_id, :user_name, :team_id, :channel
 ON CONFLICT (event_key) DO NOTHING
 RETURNING seq, (
     SELECT COUNT(*) FROM inbox AS earlier
-    WHERE earlier.conversation = inbox.conversation AND earlier.platform = inbox.platform
+    WHERE earlier.conversation = :conversation AND earlier.platform = :platform
       AND earlier.state = 'pending' AND earlier.seq < inbox.seq
       AND COALESCE(earlier.lease_owner, '') != 'confirmation'
 )
