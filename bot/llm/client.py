@@ -11,6 +11,7 @@ from typing import Any, Literal, Protocol
 import openai
 
 from bot.errors import ConfigError, LLMRejectedError, LLMResponseError
+from bot.llm.direct import DirectPost
 from bot.llm.history import Message
 from bot.llm.tool_prompt import looks_like_a_call, parse_envelope, to_prompt_messages
 from bot.outbound.webhooks import default_ssl_context
@@ -80,6 +81,7 @@ class OpenAIChatModel:
         self.tool_mode = tool_mode
         self.prompt_tools = tool_mode == "prompt"
         self._causes: set[tuple[int, str]] = set()
+        self._direct = DirectPost.over(client)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OpenAIChatModel:
@@ -114,10 +116,12 @@ class OpenAIChatModel:
             )
 
     async def complete(self, messages: list[Message], tools: list[dict[str, Any]]) -> ModelTurn:
-        """POST /chat/completions through the SDK (its retries, timeout and error types),
-        with our already well-formed body sent as is and the JSON answer read directly:
-        the SDK's typed request transform and response models cost more CPU than the rest
-        of a turn together, and add nothing for messages we built ourselves."""
+        """POST /chat/completions with our already well-formed body sent as is and the JSON
+        answer read directly: the SDK's typed request transform and response models cost
+        more CPU than the rest of a turn together, and add nothing for messages we built
+        ourselves. A plain client's requests go straight to its connection pool
+        (`bot.llm.direct`, with the SDK's headers, retries and errors); any other goes
+        through the SDK's `post`."""
         try:
             return await self._complete(messages, tools)
         except LLMRejectedError as exc:
@@ -136,7 +140,10 @@ class OpenAIChatModel:
             # Serialised here: given bytes, the SDK sends them as they are instead of copying
             # the whole prompt and encoding it with its own (slower) encoder.
             content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-            raw = await self.client.post("/chat/completions", cast_to=bytes, content=content)
+            if self._direct is not None:
+                raw = await self._direct.post(content)
+            else:
+                raw = await self.client.post("/chat/completions", cast_to=bytes, content=content)
         except openai.APIStatusError as exc:
             raise self._rejected(exc) from exc
         turn = parse_completion(raw)
