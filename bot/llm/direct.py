@@ -4,8 +4,9 @@ For each request the `openai` SDK builds and copies an options model, merges and
 headers, parses and joins URLs and wraps the answer: together more CPU than the rest of a
 turn. `OpenAIChatModel` builds its bodies itself and reads the answers as JSON, so on the hot
 path it only needs the HTTP exchange. `DirectPost` does that exchange on the client's own
-`httpx2` client (its pool, TLS trust, proxies and limits) with the client's own headers, key,
-timeout and `max_retries`, and keeps the SDK's meaning:
+`httpx2` client (its pool, TLS trust, proxies and limits) with the client's own headers
+(less the SDK's `X-Stainless-*` telemetry), key, timeout and `max_retries`, and keeps the
+SDK's meaning:
 
 - connection errors, timeouts, 408, 409, 429 and 5xx are retried (an `x-should-retry`
   header decides when present), after `retry-after-ms`/`Retry-After` when the server gives
@@ -29,6 +30,7 @@ import random
 import ssl
 import time
 from collections.abc import Mapping
+from typing import Any
 
 import httpx2
 import openai
@@ -58,14 +60,22 @@ class DirectPost:
         if client.default_query:
             url = url.copy_merge_params({k: str(v) for k, v in client.default_query.items()})
         self._url = url
-        headers = {k: v for k, v in client.default_headers.items() if isinstance(v, str)}
+        # The SDK's own telemetry (`X-Stainless-*`: its version, the OS, the runtime, the
+        # retry count) is left out: a dozen headers on every request that no server acts on.
+        telemetry = {*client.platform_headers(), "X-Stainless-Async"}
+        headers = {
+            name: value
+            for name, value in client.default_headers.items()
+            if isinstance(value, str) and name not in telemetry
+        }
         headers.update(client.auth_headers)
-        timeout = client.timeout
-        read = timeout.read if isinstance(timeout, httpx2.Timeout) else timeout
-        if isinstance(read, int | float):
-            headers["x-stainless-read-timeout"] = str(read)
         self._headers = headers
-        self._timeout = timeout if isinstance(timeout, httpx2.Timeout | int | float) else None
+        timeout = client.timeout
+        self._timeout: Any = (
+            timeout
+            if isinstance(timeout, httpx2.Timeout | int | float)
+            else httpx2.USE_CLIENT_DEFAULT
+        )
         self._retries = client.max_retries
 
     @classmethod
@@ -87,9 +97,8 @@ class DirectPost:
         """The answer's body; the SDK's errors when it fails (after its retries)."""
         for retried in range(self._retries + 1):
             last = retried == self._retries
-            headers = {**self._headers, "x-stainless-retry-count": str(retried)}
             request = self._http.build_request(
-                "POST", self._url, content=content, headers=headers, timeout=self._timeout
+                "POST", self._url, content=content, headers=self._headers, timeout=self._timeout
             )
             try:
                 response = await self._http.send(request)

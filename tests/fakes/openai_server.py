@@ -98,6 +98,7 @@ class ScriptedLLM(LoopbackServer):
         self.models = models
         self.requests: list[dict[str, Any]] = []
         self.request_headers: list[dict[str, str]] = []
+        self.request_paths: list[str] = []
         self.failures: list[str] = []
         self._steps: deque[Step | Respond] = deque()
         self._otherwise: Responder | None = None
@@ -219,6 +220,7 @@ class ScriptedLLM(LoopbackServer):
         async with self._received:
             self.requests.append(body)
             self.request_headers.append({k.lower(): v for k, v in request.headers.items()})
+            self.request_paths.append(request.path_qs)
             self._received.notify_all()
 
     async def _resolve(self, step: Step | Respond, body: dict[str, Any]) -> Step:
