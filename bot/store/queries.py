@@ -58,10 +58,13 @@ UPDATE journal SET result = ?, finished_at = ?
 WHERE event_key = ? AND idempotency_key = ? AND result IS NULL
 """
 
+# One statement: a new row, or (on a replay) the row already there with its result. The
+# no-op update makes the conflicting row one RETURNING can give back.
 JOURNAL_START = """
 INSERT INTO journal (event_key, idempotency_key, ordinal, action, arguments, started_at)
 VALUES (?, ?, ?, ?, ?, ?)
-ON CONFLICT (event_key, idempotency_key) DO NOTHING
+ON CONFLICT (event_key, idempotency_key) DO UPDATE SET ordinal = journal.ordinal
+RETURNING result
 """
 
 # The count of earlier pending messages names the conversation by its parameters: SQLite's

@@ -270,12 +270,10 @@ class TurnRows(Connection):
     async def start_call(
         self, event_key: str, idempotency_key: str, *, ordinal: int, action: str, arguments: str
     ) -> ActionResult | None:
-        """Journal a call before it is sent; its recorded result if it has one."""
-        with self._transaction(write=True) as db:
-            params = (event_key, idempotency_key, ordinal, action, arguments, self._clock())
-            db.execute(JOURNAL_START, params)
-            sql = "SELECT result FROM journal WHERE event_key = ? AND idempotency_key = ?"
-            rows = db.execute(sql, (event_key, idempotency_key)).fetchall()
+        """Journal a call before it is sent (one statement); its recorded result if it has
+        one."""
+        params = (event_key, idempotency_key, ordinal, action, arguments, self._clock())
+        rows = self._db.execute(JOURNAL_START, params).fetchall()
         recorded = rows[0][0] if rows else None
         return None if recorded is None else ActionResult.model_validate_json(recorded)
 
