@@ -15,9 +15,10 @@
      the pool and the server counts each `Sync` and simple `Query` message: every one is a wait
      for the server's answer; among them asyncpg's reset of a connection released to the pool
      and the preparing of a statement new to a connection).
-   CPU per turn at concurrency 1 and 16 is `time.process_time()` of the measuring process (a
-   fresh one per measurement, `bench/measure.py`), and for PostgreSQL also the CPU of the
-   database server's processes (`/proc`), since SQLite does that work inside the bot.
+   CPU per turn at concurrency 1, 16 and 128 is `time.process_time()` of the measuring
+   process (a fresh one per measurement, `bench/measure.py`), and for PostgreSQL also the CPU
+   of the database server's processes (`/proc`), since SQLite does that work inside the bot.
+   The bot's CPU is compared with the raw floor's (`raw-floor`, measured alongside).
 2. **Turns/s for 1, 2 and 3 replicas**: real `actionbot run` processes in Slack HTTP mode on
    one throwaway PostgreSQL database, signed events spread round-robin over their
    `/slack/events` (600 events each in its own thread; then 20 DM conversations of 30 messages,
@@ -61,9 +62,12 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 
 TESTS = Path(__file__).resolve().parent.parent / "tests"
-COST_TURNS = {1: 120, 16: 192}
+COST_TURNS = {1: 120, 16: 192, 128: 384}
 COST_REPEATS = 2
 TRIP_TURNS = 50
+RAW_FLOOR_TARGET = 1.3
+"""The bot's CPU per turn on either database, at most this many times the raw floor's
+(`bench/variants.py`), measured alongside."""
 TARGET_ROUND_TRIPS = 6
 SINGLE_EVENTS = 600
 CONVERSATIONS, MESSAGES = 20, 30
@@ -463,6 +467,9 @@ def database_tables(fakes: dict[str, str], postgres: Postgres) -> str:
             options = ["--variant", "actionbot-receive", "--concurrency", str(concurrency)]
             options += ["--turns", str(turns)]
             runs.setdefault(("SQLite", concurrency), []).append(measure(fakes, "cost", *options))
+            floor = ("--variant", "raw-floor", "--concurrency", str(concurrency))
+            floor += ("--turns", str(turns))
+            runs.setdefault(("raw floor", concurrency), []).append(measure(fakes, "cost", *floor))
             options += ["--database-url", postgres.new_database()]
             options += ["--server-pid", str(postgres.postmaster)]
             runs.setdefault(("PostgreSQL", concurrency), []).append(
@@ -525,13 +532,17 @@ def database_tables(fakes: dict[str, str], postgres: Postgres) -> str:
     for (database, concurrency), r in sorted(
         costs.items(), key=lambda kv: (kv[0][1], kv[0][0] != "SQLite")
     ):
+        if database == "raw floor":
+            continue
         server = r.get("server_cpu_ms_per_turn")
+        ratio = r["cpu_ms_per_turn"] / costs["raw floor", concurrency]["cpu_ms_per_turn"]
         cost_rows.append(
             [
                 database,
                 str(concurrency),
                 f"{r['cpu_ms_per_turn']:.2f}",
                 "— (in the bot)" if server is None else f"{server:.2f}",
+                f"{ratio:.2f} ({verdict(ratio <= RAW_FLOOR_TARGET)})",
                 f"{r['p50_ms']:.1f}",
                 f"{r['p99_ms']:.1f}",
                 f"{r['turns_per_s']:.0f}",
@@ -571,6 +582,7 @@ def database_tables(fakes: dict[str, str], postgres: Postgres) -> str:
                 "concurrency",
                 "bot CPU ms/turn",
                 "PostgreSQL server CPU ms/turn",
+                f"bot / raw floor (≤ {RAW_FLOOR_TARGET})",
                 "p50 ms",
                 "p99 ms",
                 "turns/s",
