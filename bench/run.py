@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 CONCURRENCY_TURNS = {1: 120, 16: 192, 128: 384}
-REPEATS = 2
+REPEATS = 3
 """Each cost measurement runs this many times, interleaved with the other variants; the run
 with the least CPU is reported, since interference from the machine only ever adds."""
 PARALLEL_TARGET = 1.1
