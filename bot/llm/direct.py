@@ -32,6 +32,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import anyio
 import httpx2
 import openai
 
@@ -107,7 +108,8 @@ class DirectPost:
                     raise openai.APITimeoutError(request=request) from exc
                 await asyncio.sleep(backoff(retried))
                 continue
-            except (httpx2.RequestError, ssl.SSLError) as exc:
+            except (httpx2.RequestError, ssl.SSLError, anyio.EndOfStream) as exc:
+                # (TLS failures anyio does not map to an httpx2 error, as the SDK counts them)
                 if last:
                     raise openai.APIConnectionError(request=request) from exc
                 await asyncio.sleep(backoff(retried))
