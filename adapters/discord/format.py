@@ -8,8 +8,9 @@ are Discord timestamps (`<t:UNIX:f>`), shown in each reader's own time zone. The
 console say where each action comes from (the actions file, or made in chat); the list shows
 each action's mode (live or dry run) and circuit breaker, the console the guardrails in
 effect. The console is a field per action (its buttons are added by `console`); `stats NAME`
-adds the last 24 hours as a sparkline. `dryrun` and `audit` are laid out by `guardrails`. A
-result without a Discord layout is shown as its plain text.
+adds the last 24 hours as a sparkline. `dryrun` and `audit` are laid out by `guardrails`;
+`reload`, an unsaved form and `test` by `checks`. A result without a Discord layout is shown
+as its plain text.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from datetime import datetime
 
 import discord
 
+from adapters.discord.checks import call_test_cards, problems_cards, reloaded_cards
 from adapters.discord.embeds import (
     MAX_DESCRIPTION,
-    MAX_FIELD_VALUE,
     Card,
     EmbedField,
     embed_field,
@@ -88,9 +89,6 @@ the AI description within the message's 6000 characters."""
 LIST_TITLE = "Custom Actions"
 CONSOLE_TITLE = "Custom Actions: console"
 STATS_TITLE = "Action stats"
-RELOADED_TITLE = "Actions reloaded"
-NOT_RELOADED_TITLE = "Actions file not reloaded"
-NOT_SAVED_TITLE = "Not saved"
 ORIGINS = {"file": "actions file", "chat": "made in chat"}
 ACTIVE = "🟢 active"
 INACTIVE = "⚪ inactive"
@@ -115,9 +113,9 @@ def admin_reply(result: AdminResult) -> tuple[str | None, list[discord.Embed]]:
         case AuditReport():
             cards = audit_cards(result)
         case Reloaded():
-            cards = _reloaded_cards(result)
+            cards = reloaded_cards(result)
         case ActionProblems():
-            cards = _problems_cards(result)
+            cards = problems_cards(result)
         case Console():
             cards = console_cards(result)
         case ActionList():
@@ -127,7 +125,7 @@ def admin_reply(result: AdminResult) -> tuple[str | None, list[discord.Embed]]:
         case StatsReport():
             cards = _stats_cards(result)
         case TestReport():
-            cards = _test_cards(result)
+            cards = call_test_cards(result)
         case _:  # a result without a Discord layout (yet): its plain text
             return clip(safe(render_text(result)), MAX_CONTENT), []
     return None, to_embeds(cards)
@@ -321,66 +319,6 @@ def _console_field(row: ConsoleRow, *, made_in_chat: bool) -> EmbedField:
         f"{percent(row.success_rate)} ok · p95 {milliseconds(row.p95_latency_ms)}"
     )
     return embed_field(safe(row.display_name), value, inline=True)
-
-
-def _reloaded_cards(result: Reloaded) -> list[Card]:
-    """`/actions reload`: what changed, or every problem that kept the actions in use."""
-    if not result.ok:
-        lines = [f"• {prose(problem)}" for problem in result.problems]
-        intro = "The actions in use stay as they were. Fix these, save, and the bot reloads:"
-        return [
-            Card(
-                discord.Colour.orange(),
-                NOT_RELOADED_TITLE,
-                safe(f"{result.source}: {intro}"),
-                line_fields("Problems", lines),
-            )
-        ]
-    changes = [
-        embed_field(what, ", ".join(inline_code(n) for n in names))
-        for what, names in (
-            ("Added", result.added),
-            ("Removed", result.removed),
-            ("Changed", result.changed),
-        )
-        if names
-    ]
-    said = f"From {safe(result.source)}." + ("" if changes else " No change.")
-    return [Card(discord.Colour.green(), RELOADED_TITLE, said, changes)]
-
-
-def _problems_cards(result: ActionProblems) -> list[Card]:
-    """A form that was not saved: each problem with its field."""
-    lines = [
-        f"**{safe(problem.field or 'action')}**: {safe(problem.message)}"
-        for problem in result.problems
-    ]
-    return [Card(discord.Colour.orange(), NOT_SAVED_TITLE, None, line_fields("Fix these", lines))]
-
-
-def _test_cards(report: TestReport) -> list[Card]:
-    result = report.result
-    emoji = "✅" if result.ok else "⚠️"
-    colour = discord.Colour.green() if result.ok else discord.Colour.orange()
-    status = f"HTTP {result.status}" if result.status is not None else "no HTTP status"
-    fields = [
-        embed_field("Status", status, inline=True),
-        embed_field("Latency", f"{result.latency_ms:.0f} ms", inline=True),
-    ]
-    if report.arguments:
-        pairs = "\n".join(f"{k}={v}" for k, v in report.arguments.items())
-        fields.append(embed_field("Arguments", code_block(safe(pairs), limit=MAX_FIELD_VALUE)))
-    if result.error:
-        fields.append(embed_field("Error", prose(result.error)))
-    title = safe(f"{emoji} {result.action}: {result.outcome.value}")
-    language = "json" if result.data is not None else ""
-    body = report.body.strip()
-    description = (
-        code_block(safe(body), limit=MAX_DESCRIPTION, language=language)
-        if body
-        else "*The response had no body.*"
-    )
-    return [Card(colour, title, description, fields)]
 
 
 # --- tables and small pieces --------------------------------------------------------------
